@@ -1,0 +1,34 @@
+//! `adamant`: the command-line entry for people evaluating the library.
+//!
+//! Each subcommand lives in its own module with `pub fn run(args: &[String]) -> Result<(), String>`;
+//! an `Err` is printed to stderr and the process exits with status 1.
+
+mod demo;
+
+const USAGE: &str = "\
+usage: adamant <command> [options]
+
+commands:
+  demo      train a small model with every optimizer; print losses, state bytes, hashes
+  help      print this message
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("demo", &[][..]),
+    };
+    let result = match cmd {
+        "demo" => demo::run(rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    if let Err(e) = result {
+        eprintln!("adamant: {e}");
+        std::process::exit(1);
+    }
+}
