@@ -93,21 +93,25 @@ fn case() -> impl Strategy<Value = Case> {
             ),
             0usize..4,
             0usize..=1000,
-            proptest::option::of(prop::sample::select(vec![1.0f32, 1024.0, 3.0, 65536.0, 1e-30])),
+            proptest::option::of(prop::sample::select(vec![
+                1.0f32, 1024.0, 3.0, 65536.0, 1e-30,
+            ])),
             proptest::option::of(prop::sample::select(vec![1.0f32, 0.5, 0.0, 0.123, 1e30])),
             proptest::option::of((any::<u64>(), any::<u64>())),
         )
-            .prop_map(|((p, g, m, v), off, split, grad_scale, clip_coef, sr)| Case {
-                p,
-                g,
-                m,
-                v,
-                off,
-                split,
-                grad_scale,
-                clip_coef,
-                sr,
-            })
+            .prop_map(
+                |((p, g, m, v), off, split, grad_scale, clip_coef, sr)| Case {
+                    p,
+                    g,
+                    m,
+                    v,
+                    off,
+                    split,
+                    grad_scale,
+                    clip_coef,
+                    sr,
+                },
+            )
     })
 }
 
@@ -153,19 +157,21 @@ fn adam_hyper() -> impl Strategy<Value = AdamHyper> {
         prop::sample::select(vec![0.0f64, 1e-3, 0.1, 10.0]),
         t_values(),
     )
-        .prop_map(|(beta1, beta2, eps, weight_decay, decoupled, lr, t)| AdamHyper {
-            config: AdamConfig {
+        .prop_map(
+            |(beta1, beta2, eps, weight_decay, decoupled, lr, t)| AdamHyper {
+                config: AdamConfig {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    decoupled,
+                    stochastic_rounding_seed: None,
+                },
                 lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                decoupled,
-                stochastic_rounding_seed: None,
+                t,
             },
-            lr,
-            t,
-        })
+        )
 }
 
 fn check_adam<P: Element, G: Element, S: StateElement>(
@@ -505,7 +511,11 @@ fn every_family_pattern_through_both_paths() {
                 if !P::from_bits_u32(x).widen().is_nan() {
                     continue;
                 }
-                let canon = if w == adamant_core::Dtype::F32 { 0x7FFF_FFFF } else { 0x7FFF };
+                let canon = if w == adamant_core::Dtype::F32 {
+                    0x7FFF_FFFF
+                } else {
+                    0x7FFF
+                };
                 assert_eq!(x, canon, "non-canonical stored NaN {x:#x} ({w})");
             }
         }
