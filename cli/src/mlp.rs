@@ -10,6 +10,9 @@
 //! Data: [`Dataset::synthetic`] draws inputs from a fixed-seed generator and labels them with
 //! a fixed random "teacher" network, so the task is learnable but not linearly trivial.
 
+// Loops index the matrices as the formulas do, and `a = a + b` reads as one f32 rounding.
+#![allow(clippy::assign_op_pattern, clippy::needless_range_loop)]
+
 use adamant_core::Element;
 
 /// Input features.

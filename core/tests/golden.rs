@@ -207,6 +207,7 @@ fn compute() -> String {
 #[test]
 fn golden_hashes_match_the_pinned_contract() {
     let got = compute();
+    check_stochastic_rounding_rows(&got);
     if std::env::var("ADAMANT_BLESS").as_deref() == Ok("1") {
         std::fs::write(FILE, &got).expect("write golden file");
         eprintln!("golden: wrote {FILE}");
@@ -238,6 +239,31 @@ fn golden_hashes_match_the_pinned_contract() {
         changed.len(),
         got.len()
     );
+}
+
+/// Stochastic rounding applies to bf16 parameters only: its rows equal the nearest-rounding
+/// rows for f32 and f16 parameters and differ for bf16 ones.
+fn check_stochastic_rounding_rows(table: &str) {
+    let hash = |key: &str| -> &str {
+        table
+            .lines()
+            .find_map(|l| l.strip_prefix(key).map(str::trim))
+            .unwrap_or_else(|| panic!("no row `{key}`"))
+    };
+    for (plain, sr) in [("adamw", "adamw_sr"), ("lion", "lion_sr")] {
+        for p in ["f32", "bf16", "f16"] {
+            for g in ["f32", "bf16", "f16"] {
+                for s in ["f32", "bf16"] {
+                    let shape = format!(" p={p} g={g} s={s} ");
+                    let (a, b) = (
+                        hash(&format!("{plain}{shape}")),
+                        hash(&format!("{sr}{shape}")),
+                    );
+                    assert_eq!(a == b, p != "bf16", "{plain} vs {sr}{shape}: {a} {b}");
+                }
+            }
+        }
+    }
 }
 
 /// The hashes see every buffer: one flipped bit in a state changes the hash.

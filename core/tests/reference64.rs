@@ -27,6 +27,9 @@
 //! comparison after that step; fewer than 1% may be excluded, and every other sign decision
 //! must agree (a flipped sign moves `p` by `2*lr`, far outside the budget).
 
+// Element-wise loops index several parallel buffers, as the formulas do.
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use adamant_core::{Adam, AdamConfig, Lion, LionConfig, Sgd, SgdConfig, StepOptions};
