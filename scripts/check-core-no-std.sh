@@ -55,7 +55,7 @@ fi
 # Link core into a binary without std or alloc, and run it.
 probe="scripts/no-std-probe"
 cp Cargo.lock "$probe/Cargo.lock"
-if cargo build --release --offline --quiet --manifest-path "$probe/Cargo.toml" \
+if cargo build --release --quiet --manifest-path "$probe/Cargo.toml" \
         --target-dir target/no-std-probe; then
     if ! ./target/no-std-probe/release/adamant-no-std-probe; then
         echo "check-core-no-std: the no_std probe ran but its AdamW step failed" >&2
