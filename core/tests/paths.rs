@@ -2,7 +2,7 @@
 //! adversarial inputs (NaN payloads of both signs, +-0, subnormals, +-inf, extremes, random
 //! bit patterns mixed with ordinary values), odd lengths, unaligned starting offsets, with
 //! and without loss scale / clip coefficient / stochastic rounding, and for any split of
-//! the slice into two calls (`StochasticRounding::offset_by` keys the second part).
+//! the slice into up to five calls (`StochasticRounding::offset_by` keys each piece).
 //!
 //! `PROPTEST_CASES` sets the number of cases per property (default 256).
 
@@ -53,8 +53,9 @@ struct Case {
     v: Vec<Raw>,
     /// Leading elements before the slice under test (unaligned starts).
     off: usize,
-    /// Split point as a fraction of the length (0..=1000 per mille).
-    split: usize,
+    /// Cut points as fractions of the length (per mille, 0..=1000), up to 4: the fast path
+    /// also runs as one call per piece.
+    cuts: Vec<usize>,
     grad_scale: Option<f32>,
     clip_coef: Option<f32>,
     sr: Option<(u64, u64)>,
@@ -64,8 +65,17 @@ impl Case {
     fn n(&self) -> usize {
         self.p.len()
     }
-    fn split_at(&self) -> usize {
-        self.n() * self.split / 1000
+    /// `(start, end)` of every piece, covering `0..n` in order (empty pieces allowed).
+    fn pieces(&self) -> Vec<(usize, usize)> {
+        let mut at: Vec<usize> = self.cuts.iter().map(|c| self.n() * c / 1000).collect();
+        at.sort_unstable();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for a in at.into_iter().chain([self.n()]) {
+            out.push((start, a));
+            start = a;
+        }
+        out
     }
     fn prep(&self) -> GradPrep {
         GradPrep {
@@ -92,7 +102,7 @@ fn case() -> impl Strategy<Value = Case> {
                 proptest::collection::vec(raw(), n),
             ),
             0usize..4,
-            0usize..=1000,
+            proptest::collection::vec(0usize..=1000, 1..=4),
             proptest::option::of(prop::sample::select(vec![
                 1.0f32, 1024.0, 3.0, 65536.0, 1e-30,
             ])),
@@ -100,13 +110,13 @@ fn case() -> impl Strategy<Value = Case> {
             proptest::option::of((any::<u64>(), any::<u64>())),
         )
             .prop_map(
-                |((p, g, m, v), off, split, grad_scale, clip_coef, sr)| Case {
+                |((p, g, m, v), off, cuts, grad_scale, clip_coef, sr)| Case {
                     p,
                     g,
                     m,
                     v,
                     off,
-                    split,
+                    cuts,
                     grad_scale,
                     clip_coef,
                     sr,
@@ -184,7 +194,7 @@ fn check_adam<P: Element, G: Element, S: StateElement>(
         prep: c.prep(),
         sr: c.sr(h.t),
     };
-    let (n, off, k) = (c.n(), c.off, c.split_at());
+    let (n, off) = (c.n(), c.off);
     let p0: Vec<P> = padded(&c.p, off, false);
     let g0: Vec<G> = padded(&c.g, off, false);
     let m0: Vec<S> = padded(&c.m, off, false);
@@ -214,18 +224,22 @@ fn check_adam<P: Element, G: Element, S: StateElement>(
     // Filler in front is untouched.
     check_eq("adam filler", &p0[..off], &fp[..off])?;
 
-    // Fast path in two calls split at k.
+    // Fast path, one call per piece; stochastic rounding keyed by each piece's start.
     let (mut sp, mut sm, mut sv) = (p0[off..].to_vec(), m0[off..].to_vec(), v0[off..].to_vec());
     let g = &g0[off..];
-    let (p_a, p_b) = sp.split_at_mut(k);
-    let (m_a, m_b) = sm.split_at_mut(k);
-    let (v_a, v_b) = sv.split_at_mut(k);
-    adam_slice::<P, G, S, LibmSqrt>(p_a, &g[..k], m_a, v_a, &plan);
-    let second = Plan {
-        sr: plan.sr.map(|s| s.offset_by(k)),
-        ..plan
-    };
-    adam_slice::<P, G, S, LibmSqrt>(p_b, &g[k..], m_b, v_b, &second);
+    for (a, b) in c.pieces() {
+        let piece = Plan {
+            sr: plan.sr.map(|s| s.offset_by(a)),
+            ..plan
+        };
+        adam_slice::<P, G, S, LibmSqrt>(
+            &mut sp[a..b],
+            &g[a..b],
+            &mut sm[a..b],
+            &mut sv[a..b],
+            &piece,
+        );
+    }
     check_eq("adam split param", &rp, &sp)?;
     check_eq("adam split exp_avg", &rm, &sm)?;
     check_eq("adam split exp_avg_sq", &rv, &sv)?;
@@ -276,7 +290,7 @@ fn check_sgd<P: Element, G: Element, S: StateElement>(
         prep: c.prep(),
         sr: c.sr(h.t),
     };
-    let (off, k) = (c.off, c.split_at());
+    let off = c.off;
     let with_buf = h.config.has_momentum();
     let p0: Vec<P> = padded(&c.p, off, false);
     let g0: Vec<G> = padded(&c.g, off, false);
@@ -297,18 +311,14 @@ fn check_sgd<P: Element, G: Element, S: StateElement>(
 
     let (mut sp, mut sb) = (p0[off..].to_vec(), b0[boff..].to_vec());
     let g = &g0[off..];
-    let (p_a, p_b) = sp.split_at_mut(k);
-    let (b_a, b_b) = if with_buf {
-        sb.split_at_mut(k)
-    } else {
-        sb.split_at_mut(0)
-    };
-    sgd_slice(p_a, &g[..k], b_a, &plan);
-    let second = Plan {
-        sr: plan.sr.map(|s| s.offset_by(k)),
-        ..plan
-    };
-    sgd_slice(p_b, &g[k..], b_b, &second);
+    for (a, b) in c.pieces() {
+        let piece = Plan {
+            sr: plan.sr.map(|s| s.offset_by(a)),
+            ..plan
+        };
+        let buf = if with_buf { &mut sb[a..b] } else { &mut sb[..] };
+        sgd_slice(&mut sp[a..b], &g[a..b], buf, &piece);
+    }
     check_eq("sgd split param", &rp, &sp)?;
     check_eq("sgd split momentum_buffer", &rb, &sb)?;
     Ok(())
@@ -350,7 +360,7 @@ fn check_lion<P: Element, G: Element, S: StateElement>(
         prep: c.prep(),
         sr: c.sr(t),
     };
-    let (off, k) = (c.off, c.split_at());
+    let off = c.off;
     let p0: Vec<P> = padded(&c.p, off, false);
     let g0: Vec<G> = padded(&c.g, off, false);
     let m0: Vec<S> = padded(&c.m, off, false);
@@ -365,14 +375,13 @@ fn check_lion<P: Element, G: Element, S: StateElement>(
 
     let (mut sp, mut sm) = (p0[off..].to_vec(), m0[off..].to_vec());
     let g = &g0[off..];
-    let (p_a, p_b) = sp.split_at_mut(k);
-    let (m_a, m_b) = sm.split_at_mut(k);
-    lion_slice(p_a, &g[..k], m_a, &plan);
-    let second = Plan {
-        sr: plan.sr.map(|s| s.offset_by(k)),
-        ..plan
-    };
-    lion_slice(p_b, &g[k..], m_b, &second);
+    for (a, b) in c.pieces() {
+        let piece = Plan {
+            sr: plan.sr.map(|s| s.offset_by(a)),
+            ..plan
+        };
+        lion_slice(&mut sp[a..b], &g[a..b], &mut sm[a..b], &piece);
+    }
     check_eq("lion split param", &rp, &sp)?;
     check_eq("lion split exp_avg", &rm, &sm)?;
     Ok(())
