@@ -564,10 +564,10 @@ pub fn render_text(r: &Report) -> String {
     }
     let _ = writeln!(
         w,
-        "\nThe hash is FNV-1a 64 over the bits of every final parameter. adamant's numeric contract \
-         (version {NUMERIC_CONTRACT_VERSION})\nfixes every rounding of every step, so the same \
-         run gives the same hashes on every run and machine, and adamant's\nCPU threads and CUDA \
-         kernels produce the same bits as this single-threaded run. Run it twice and compare.\n"
+        "\nThe hash is FNV-1a 64 over the bits of every final parameter. adamant's numeric contract\n\
+         (version {NUMERIC_CONTRACT_VERSION}) fixes every rounding of every step, so this run prints the same hashes on every\n\
+         run and machine, and adamant's CPU threads and CUDA kernels produce the same bits as this\n\
+         single-threaded run. Run it twice and compare.\n"
     );
     let k = &r.skip;
     let _ = writeln!(
