@@ -4,6 +4,7 @@
 //! an `Err` is printed to stderr and the process exits with status 1.
 
 mod demo;
+mod mlp;
 
 const USAGE: &str = "\
 usage: adamant <command> [options]
