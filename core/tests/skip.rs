@@ -563,3 +563,18 @@ fn warnings_are_reported_and_do_not_stop_the_step() {
         assert!(p.iter().all(|&x| x < 1.0));
     }
 }
+
+#[test]
+fn config_edited_after_new_is_rechecked_and_nothing_is_written() {
+    use adamant_core::{Adam, AdamConfig, StepOptions};
+    let mut opt = Adam::new(AdamConfig::adamw()).unwrap();
+    opt.config.eps = -1.0;
+    let mut p = [1.0f32; 5];
+    let g = [0.5f32; 5];
+    let (mut m, mut v) = ([0.0f32; 5], [0.0f32; 5]);
+    let err = opt.step(&mut p, &g, &mut m, &mut v, &StepOptions::new(1e-3));
+    assert!(err.is_err());
+    assert_eq!(p, [1.0; 5]);
+    assert_eq!(m, [0.0; 5]);
+    assert_eq!(opt.state.step, 0);
+}

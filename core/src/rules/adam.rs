@@ -327,6 +327,8 @@ impl Adam {
     where
         I: IntoIterator<Item = &'a [G]>,
     {
+        // `config` is a public field: re-check it so a later edit cannot slip past `new`.
+        self.config.validate()?;
         let t = match begin_common(self.state.step, opts, grads)? {
             Ok(t) => t,
             Err(r) => return Ok(Begin::Skip(r)),
