@@ -158,6 +158,13 @@ pub enum LayoutError {
         /// Block length that does not fit.
         block_len: usize,
     },
+    /// Explicit block segments that do not cover the tensor exactly.
+    BlocksDoNotTile {
+        /// Tensor length.
+        len: usize,
+        /// Elements the segments cover.
+        covered: usize,
+    },
 }
 
 impl fmt::Display for LayoutError {
@@ -178,6 +185,11 @@ impl fmt::Display for LayoutError {
                 f,
                 "block length {} does not tile a tensor of {} elements",
                 block_len, len
+            ),
+            LayoutError::BlocksDoNotTile { len, covered } => write!(
+                f,
+                "block segments cover {} elements of a tensor of {}",
+                covered, len
             ),
         }
     }

@@ -32,7 +32,9 @@
 // Formulas spell `a = a + b` so each line reads as one rounded operation of the contract.
 #![allow(clippy::assign_op_pattern)]
 
+pub mod clip;
 pub mod error;
+pub mod partition;
 pub mod reduce;
 pub mod rules;
 pub mod scalars;
@@ -46,6 +48,7 @@ pub const NUMERIC_CONTRACT_VERSION: u32 = 1;
 
 pub use error::{ConfigError, LayoutError, SkipReason, StepError, StepOutcome, Warnings};
 pub use rules::adam::{Adam, AdamConfig};
+pub use rules::adam_mini::{AdamMini, AdamMiniConfig, BlockLayout, Segment};
 pub use rules::lion::{Lion, LionConfig};
 pub use rules::sgd::{Sgd, SgdConfig};
 pub use rules::{Begin, Plan};
