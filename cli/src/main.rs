@@ -4,12 +4,15 @@
 //! an `Err` is printed to stderr and the process exits with status 1.
 
 mod demo;
+mod memory;
 
 const USAGE: &str = "\
 usage: adamant <command> [options]
 
 commands:
   demo      train a small model with every optimizer; print losses, state bytes, hashes
+  memory    optimizer state bytes of AdamW, Adam-mini and Lion for a real model
+            [--json] [--model llama2-7b|llama2-13b|gpt2-124m]
   help      print this message
 ";
 
@@ -21,6 +24,7 @@ fn main() {
     };
     let result = match cmd {
         "demo" => demo::run(rest),
+        "memory" => memory::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
