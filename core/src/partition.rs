@@ -12,7 +12,7 @@
 //! Weight decay is off when the name contains `norm`, `ln` or `bias`. Grouped-query K works by
 //! the head rule because `k_proj`'s element count is `n_kv_heads * head_numel`.
 //! An explicit descriptor (exact name) overrides the rules, e.g. a fused QKV projection with
-//! grouped-query heads: Q heads, K heads, V rows as [`Segment`]s.
+//! grouped-query heads: Q heads, K heads, V rows as [`crate::rules::adam_mini::Segment`]s.
 //!
 //! No allocation: descriptors go into a caller-provided slice of `params.len()` entries, and
 //! nothing is written unless every parameter partitions without error.
@@ -223,7 +223,7 @@ pub fn classify<'a>(
             || any_in(name, rules.attn_proj_names)
         {
             let rows = param.shape.first().copied().unwrap_or(1);
-            let row_len = if rows == 0 { 0 } else { numel / rows };
+            let row_len = numel.checked_div(rows).unwrap_or(0);
             (BlockRule::Row, BlockLayout::Rows { row_len })
         } else {
             (BlockRule::Tensor, BlockLayout::Tensor)

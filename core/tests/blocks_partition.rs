@@ -37,8 +37,15 @@ fn spec_ascii_case_insensitive_substring() {
 
 #[test]
 fn spec_official_rules_first_match_wins() {
-    let hd = 16;
-    let cases: &[(&str, &[usize], BlockRule, BlockLayout, bool, usize)] = &[
+    type Case = (
+        &'static str,
+        &'static [usize],
+        BlockRule,
+        BlockLayout<'static>,
+        bool,
+        usize,
+    );
+    let cases: &[Case] = &[
         (
             "model.embed_tokens.weight",
             &[40, 64],
@@ -58,7 +65,7 @@ fn spec_official_rules_first_match_wins() {
         // Grouped-query K: n_kv_heads * head_dim rows -> 2 heads of dim*dim/n_heads.
         (
             "model.layers.0.self_attn.k_proj.weight",
-            &[2 * hd, 64],
+            &[32, 64],
             BlockRule::Head,
             BlockLayout::Heads { head_numel: 1024 },
             true,
@@ -66,7 +73,7 @@ fn spec_official_rules_first_match_wins() {
         ),
         (
             "model.layers.0.self_attn.v_proj.weight",
-            &[2 * hd, 64],
+            &[32, 64],
             BlockRule::Row,
             BlockLayout::Rows { row_len: 64 },
             true,
