@@ -364,6 +364,30 @@ impl BlockLayout<'_> {
     }
 }
 
+impl BlockLayout<'_> {
+    /// Visit the pieces of blocks that fall inside the element range `start..end` of a tensor
+    /// of `numel` elements (a shard's or a thread's range): `f(block, lo, hi)` with
+    /// `block.offset <= lo < hi <= block.offset + block.len` and `start <= lo`, `hi <= end`.
+    /// A shard computes [`grad_sq_partials`] of each piece; partials of one block gathered from
+    /// all pieces in order and combined give the block's sum (the unsharded bits when every cut
+    /// lies a multiple of 4096 elements from the block's start).
+    pub fn for_each_piece<F: FnMut(Block, usize, usize)>(
+        &self,
+        numel: usize,
+        start: usize,
+        end: usize,
+        mut f: F,
+    ) {
+        self.for_each_block(numel, |b| {
+            let lo = b.offset.max(start);
+            let hi = (b.offset + b.len).min(end);
+            if lo < hi {
+                f(b, lo, hi)
+            }
+        })
+    }
+}
+
 /// Canonical sum of the prepared squares `((g/grad_scale)*clip_coef)^2` over one whole block.
 pub fn grad_sq_sum<G: Element>(grad: &[G], prep: GradPrep) -> f32 {
     reduce::sum_by(grad, |v| {
