@@ -21,6 +21,8 @@
 //!   scalars, the element function, a reference path and a fast slice path, and an optimizer
 //!   value (`Copy` hyper-parameters plus `Copy` scalar state with a stable byte encoding).
 //! - [`reduce`]: the canonical reduction; [`schedule`]: learning-rate schedules.
+//! - [`clip`]: AdaGC and global-norm clipping applied inside the rules' passes;
+//!   [`partition`]: Adam-mini's name rules and block descriptors.
 //!
 //! Core is single-threaded and splittable: `begin` plans a step without writing, any split
 //! of the slices runs the fast path, `commit` records it. The `adamant-cpu` crate spreads one

@@ -17,6 +17,40 @@
 //! operation sequences (documented per function), so a GPU reproduces them bit for bit.
 //! A non-finite norm gives coefficient 1 and a plan marked not finite: with finite-checking on
 //! (always with a loss scale) the rule skips the step, and the clip state is not committed.
+//!
+//! ```
+//! use adamant_core::clip::{tensor_sum_sq, AdaGc, AdaGcConfig};
+//! use adamant_core::rules::adam_mini::{apply_tensor, Path};
+//! use adamant_core::{AdamMini, AdamMiniConfig, Begin, BlockLayout, StepOptions};
+//!
+//! // Two tensors: a 4x8 matrix with per-row blocks and a norm weight (one block).
+//! let layouts = [BlockLayout::Rows { row_len: 8 }, BlockLayout::Tensor];
+//! let mut params = [vec![0.5f32; 32], vec![1.0f32; 8]];
+//! let grads = [vec![0.01f32; 32], vec![3.0f32; 8]];
+//! let mut exp_avg = [vec![0.0f32; 32], vec![0.0f32; 8]];
+//! let mut exp_avg_sq = [vec![0.0f32; 4], vec![0.0f32; 1]];
+//! let mut opt = AdamMini::new(AdamMiniConfig::default()).unwrap();
+//! let mut clip = AdaGc::new(AdaGcConfig::default()).unwrap();
+//! let mut gamma = [0.0f32; 2];
+//!
+//! let opts = StepOptions::new(1e-3);
+//! // 1-3: norms of the unscaled gradients, then one coefficient per tensor.
+//! let sums = [tensor_sum_sq(&grads[0], 1.0), tensor_sum_sq(&grads[1], 1.0)];
+//! let mut coefs = [0.0f32; 2];
+//! let clip_plan = clip.plan(&sums, &gamma, &mut coefs).unwrap();
+//! // 4: the rule's own pass applies each coefficient; then both commit.
+//! if let Begin::Apply(plan) = opt.begin(&opts, grads.iter().map(|g| g.as_slice())).unwrap() {
+//!     for i in 0..2 {
+//!         let mut p = plan;
+//!         p.prep.clip_coef = coefs[i];
+//!         apply_tensor(&mut params[i], &grads[i], &mut exp_avg[i], &mut exp_avg_sq[i],
+//!                      &layouts[i], i == 0, &p, Path::Fast).unwrap();
+//!     }
+//!     opt.commit(&plan);
+//!     clip.commit(&sums, &mut gamma, &clip_plan).unwrap();
+//! }
+//! assert!(coefs[1] < 1.0); // the global norm sqrt(72) > max_norm 1 during warm-up
+//! ```
 
 pub mod adagc;
 pub mod global_norm;
