@@ -136,7 +136,9 @@ impl AdamMiniScalars {
     }
 
     /// The scalars of an element block ([`BlockLayout::Element`]), which the official code runs
-    /// as PyTorch's single-tensor AdamW: [`crate::rules::adam::adam_elem`] with these values.
+    /// as PyTorch's single-tensor AdamW: [`crate::rules::adam::adam_elem`] with these values
+    /// (`v = beta2*v + (1-beta2)*(g*g)`; the official `addcmul_` rounds `value*g*g` in its own
+    /// order, `p - (lr/bc1)*(m/h)` as its `addcdiv_`).
     pub fn element_scalars(&self) -> AdamScalars {
         AdamScalars {
             decay: self.decay,
@@ -540,7 +542,8 @@ pub fn check_tensor(
 /// Apply a plan to one whole tensor held locally: every block's statistic, second moment and
 /// element update. Validates the buffers against `layout` before writing anything.
 /// `weight_decay` is the descriptor's flag (the official code turns it off for norms and
-/// biases). Element blocks run [`crate::rules::adam::adam_elem`] with [`AdamMiniScalars::element_scalars`].
+/// biases). For a model, run [`check_tensor`] on every tensor before applying any, so that a
+/// bad tensor leaves the whole model unwritten. Element blocks run [`crate::rules::adam::adam_elem`] with [`AdamMiniScalars::element_scalars`].
 pub fn apply_tensor<P: Element, G: Element, S: StateElement>(
     param: &mut [P],
     grad: &[G],
