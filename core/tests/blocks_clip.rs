@@ -363,3 +363,64 @@ fn spec_global_mode_has_one_gamma_and_one_coefficient() {
     assert!(coefs[0] < 1.0 && coefs.iter().all(|c| c.to_bits() == coefs[0].to_bits()));
     assert_eq!(p.global_coef, 1.0);
 }
+
+/// The contract's tree written out independently: tiles of 4096, 256 lanes adding
+/// `tile_start + 256*i + l` in increasing `i`, then the halving tree; tile results reduced the
+/// same way, recursively.
+fn spec_tree(x: &[f32]) -> f32 {
+    fn tile(t: &[f32]) -> f32 {
+        let mut acc = [0.0f32; 256];
+        for i in 0..16 {
+            for (l, a) in acc.iter_mut().enumerate() {
+                if let Some(v) = t.get(256 * i + l) {
+                    *a += *v;
+                }
+            }
+        }
+        let mut s = 128;
+        while s >= 1 {
+            for l in 0..s {
+                acc[l] = acc[l] + acc[l + s];
+            }
+            s /= 2;
+        }
+        acc[0]
+    }
+    let mut v = x.to_vec();
+    if v.is_empty() {
+        return 0.0;
+    }
+    loop {
+        let t: Vec<f32> = v.chunks(4096).map(tile).collect();
+        if t.len() == 1 {
+            return t[0];
+        }
+        v = t;
+    }
+}
+
+#[test]
+fn conformance_tensor_norm_is_the_contract_tree_of_unscaled_squares() {
+    for (n, scale) in [
+        (1usize, 1.0f32),
+        (4097, 1024.0),
+        (3 * TILE + 11, 3.0),
+        (TILE * TILE / 512 + 9, 0.5),
+    ] {
+        let g = vals(n, n as u64);
+        let sq: Vec<f32> = g
+            .iter()
+            .map(|v| {
+                let u = v / scale;
+                u * u
+            })
+            .collect();
+        assert_eq!(
+            tensor_sum_sq(&g, scale).to_bits(),
+            spec_tree(&sq).to_bits(),
+            "n {n}"
+        );
+    }
+    let sums: Vec<f32> = (0..9000).map(|i| vals(1, i)[0].abs()).collect();
+    assert_eq!(global_sum_sq(&sums).to_bits(), spec_tree(&sums).to_bits());
+}
