@@ -380,7 +380,7 @@ fn spec_tree(x: &[f32]) -> f32 {
         let mut s = 128;
         while s >= 1 {
             for l in 0..s {
-                acc[l] = acc[l] + acc[l + s];
+                acc[l] += acc[l + s];
             }
             s /= 2;
         }
