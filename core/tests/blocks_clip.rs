@@ -341,6 +341,13 @@ fn spec_adagc_errors_and_nonfinite_write_nothing() {
     ] {
         assert!(AdaGc::new(cfg).is_err(), "{cfg:?}");
     }
+    let e = AdaGc::new(AdaGcConfig {
+        beta: 1.0,
+        ..AdaGcConfig::default()
+    })
+    .unwrap_err();
+    assert_eq!(e.to_string(), "clip_beta = 1 is outside [0, 1)");
+    {}
 }
 
 #[test]

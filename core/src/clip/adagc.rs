@@ -68,7 +68,7 @@ impl AdaGcConfig {
     /// Typed errors for impossible values.
     pub fn validate(&self) -> Result<(), ConfigError> {
         positive(Hyper::Clip, self.lambda_rel)?;
-        beta(Hyper::Beta1, self.beta)?;
+        beta(Hyper::ClipBeta, self.beta)?;
         positive(Hyper::Eps, self.eps)?;
         positive(Hyper::Clip, self.max_norm)?;
         Ok(())
