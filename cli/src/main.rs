@@ -4,6 +4,7 @@
 //! an `Err` is printed to stderr and the process exits with status 1.
 
 mod demo;
+mod memory;
 mod mlp;
 
 const USAGE: &str = "\
@@ -11,6 +12,8 @@ usage: adamant <command> [options]
 
 commands:
   demo      train a small model with every optimizer; print losses, state bytes, hashes
+  memory    optimizer state bytes of AdamW, Adam-mini and Lion for a real model
+            [--json] [--model llama2-7b|llama2-13b|gpt2-124m]
   help      print this message
 ";
 
@@ -22,6 +25,7 @@ fn main() {
     };
     let result = match cmd {
         "demo" => demo::run(rest),
+        "memory" => memory::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

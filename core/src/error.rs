@@ -28,6 +28,8 @@ pub enum Hyper {
     Schedule,
     /// A block or group length.
     BlockLen,
+    /// AdaGC's threshold EMA decay (`--clip-beta`).
+    ClipBeta,
 }
 
 impl Hyper {
@@ -45,6 +47,7 @@ impl Hyper {
             Hyper::Clip => "clip",
             Hyper::Schedule => "schedule",
             Hyper::BlockLen => "block_len",
+            Hyper::ClipBeta => "clip_beta",
         }
     }
 }
@@ -81,7 +84,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::OutOfRange { which, value } => {
                 let range = match which {
-                    Hyper::Beta1 | Hyper::Beta2 => "[0, 1)",
+                    Hyper::Beta1 | Hyper::Beta2 | Hyper::ClipBeta => "[0, 1)",
                     Hyper::Eps => "(0, inf)",
                     Hyper::GradScale => "(0, inf)",
                     Hyper::Dampening => "[0, 1]",
@@ -158,6 +161,13 @@ pub enum LayoutError {
         /// Block length that does not fit.
         block_len: usize,
     },
+    /// Explicit block segments that do not cover the tensor exactly.
+    BlocksDoNotTile {
+        /// Tensor length.
+        len: usize,
+        /// Elements the segments cover.
+        covered: usize,
+    },
 }
 
 impl fmt::Display for LayoutError {
@@ -178,6 +188,11 @@ impl fmt::Display for LayoutError {
                 f,
                 "block length {} does not tile a tensor of {} elements",
                 block_len, len
+            ),
+            LayoutError::BlocksDoNotTile { len, covered } => write!(
+                f,
+                "block segments cover {} elements of a tensor of {}",
+                covered, len
             ),
         }
     }

@@ -21,6 +21,8 @@
 //!   scalars, the element function, a reference path and a fast slice path, and an optimizer
 //!   value (`Copy` hyper-parameters plus `Copy` scalar state with a stable byte encoding).
 //! - [`reduce`]: the canonical reduction; [`schedule`]: learning-rate schedules.
+//! - [`clip`]: AdaGC and global-norm clipping applied inside the rules' passes;
+//!   [`partition`]: Adam-mini's name rules and block descriptors.
 //!
 //! Core is single-threaded and splittable: `begin` plans a step without writing, any split
 //! of the slices runs the fast path, `commit` records it. The `adamant-cpu` crate spreads one
@@ -32,7 +34,9 @@
 // Formulas spell `a = a + b` so each line reads as one rounded operation of the contract.
 #![allow(clippy::assign_op_pattern)]
 
+pub mod clip;
 pub mod error;
+pub mod partition;
 pub mod reduce;
 pub mod rules;
 pub mod scalars;
@@ -46,6 +50,7 @@ pub const NUMERIC_CONTRACT_VERSION: u32 = 1;
 
 pub use error::{ConfigError, LayoutError, SkipReason, StepError, StepOutcome, Warnings};
 pub use rules::adam::{Adam, AdamConfig};
+pub use rules::adam_mini::{AdamMini, AdamMiniConfig, BlockLayout, Segment};
 pub use rules::lion::{Lion, LionConfig};
 pub use rules::sgd::{Sgd, SgdConfig};
 pub use rules::{Begin, Plan};

@@ -3,6 +3,7 @@
 //! kernels and the CUDA mirror follow), a reference path and a fast slice path.
 
 pub mod adam;
+pub mod adam_mini;
 pub mod lion;
 pub mod sgd;
 
