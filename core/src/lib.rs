@@ -33,6 +33,9 @@
 #![allow(clippy::assign_op_pattern)]
 
 pub mod error;
+pub mod feedback;
+pub mod loco;
+pub mod quant;
 pub mod reduce;
 pub mod rules;
 pub mod scalars;
@@ -44,7 +47,9 @@ pub mod store;
 /// scalar recipe, a rounding rule or the reduction tree changes (and the golden hashes with it).
 pub const NUMERIC_CONTRACT_VERSION: u32 = 1;
 
-pub use error::{ConfigError, LayoutError, SkipReason, StepError, StepOutcome, Warnings};
+pub use error::{
+    ConfigError, LayoutError, QuantError, SkipReason, StepError, StepOutcome, Warnings,
+};
 pub use rules::adam::{Adam, AdamConfig};
 pub use rules::lion::{Lion, LionConfig};
 pub use rules::sgd::{Sgd, SgdConfig};
