@@ -50,7 +50,9 @@ impl Ranks {
         };
         Ranks {
             intra: (0..l.world).map(|_| fill(l.error_len(storage))).collect(),
-            inter: (0..l.world).map(|_| fill(l.inter_error_len(storage))).collect(),
+            inter: (0..l.world)
+                .map(|_| fill(l.inter_error_len(storage)))
+                .collect(),
         }
     }
 }
@@ -126,7 +128,11 @@ fn grads_for(step: usize, w: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
 #[test]
 fn fast_equals_reference_and_per_shard_split() {
     let mut cases = 0;
-    for (n, w, gl, reset_every) in [(96usize, 4usize, 5usize, 3u64), (64, 1, 64, 0), (210, 3, 7, 2)] {
+    for (n, w, gl, reset_every) in [
+        (96usize, 4usize, 5usize, 3u64),
+        (64, 1, 64, 0),
+        (210, 3, 7, 2),
+    ] {
         let cfg = LocoConfig {
             group_len: gl,
             error_storage: ErrorStorage::F32,
@@ -156,7 +162,14 @@ fn fast_equals_reference_and_per_shard_split() {
             for k in 0..w {
                 let mut p = vec![0u8; one.compress_len()];
                 let e = &mut e_split[k * s..(k + 1) * s];
-                compress(&plan, &one, &g[k * s..(k + 1) * s], ErrorBuf::F32(e), &mut p).unwrap();
+                compress(
+                    &plan,
+                    &one,
+                    &g[k * s..(k + 1) * s],
+                    ErrorBuf::F32(e),
+                    &mut p,
+                )
+                .unwrap();
                 assert_eq!(&p[..], &p_fast[k * l.chunk_len()..(k + 1) * l.chunk_len()]);
             }
             assert_eq!(e_split, e_fast);
@@ -168,7 +181,14 @@ fn fast_equals_reference_and_per_shard_split() {
 }
 
 /// Test-side model of one 8-bit-stored compression of one chunk (f32, the documented order).
-fn model_int8(g: &[f32], e8: &[u8], reset: bool, gl: usize, beta: f32, omb: f32) -> (Vec<u8>, Vec<u8>) {
+fn model_int8(
+    g: &[f32],
+    e8: &[u8],
+    reset: bool,
+    gl: usize,
+    beta: f32,
+    omb: f32,
+) -> (Vec<u8>, Vec<u8>) {
     let n = g.len();
     let l4 = QuantLayout::new(n, gl, Bits::Four).unwrap();
     let l8 = QuantLayout::new(n, gl, Bits::Eight).unwrap();
@@ -181,7 +201,9 @@ fn model_int8(g: &[f32], e8: &[u8], reset: bool, gl: usize, beta: f32, omb: f32)
     adamant_core::quant::quantize(&x, &l4, &mut p).unwrap();
     let mut xh = vec![0.0f32; n];
     dequantize(&p, &l4, &mut xh).unwrap();
-    let e_new: Vec<f32> = (0..n).map(|i| beta * e_old[i] + omb * (x[i] - xh[i])).collect();
+    let e_new: Vec<f32> = (0..n)
+        .map(|i| beta * e_old[i] + omb * (x[i] - xh[i]))
+        .collect();
     let mut q8 = vec![0u8; l8.packed_len()];
     adamant_core::quant::quantize(&e_new, &l8, &mut q8).unwrap();
     (p, q8)
@@ -226,7 +248,10 @@ fn reset_policy() {
         resets.push(p.reset);
         loco.commit(&p);
     }
-    assert_eq!(resets, [true, false, false, true, false, false, true, false]);
+    assert_eq!(
+        resets,
+        [true, false, false, true, false, false, true, false]
+    );
     let mut never = Loco::new(LocoConfig {
         reset_every: 0,
         ..LocoConfig::default()
@@ -306,7 +331,13 @@ fn typed_errors_write_nothing() {
         Err(QuantError::Layout(_))
     ));
     assert!(matches!(
-        compress(&plan, &l, &[0.0f32; 16], ErrorBuf::F32(&mut e[..15]), &mut p),
+        compress(
+            &plan,
+            &l,
+            &[0.0f32; 16],
+            ErrorBuf::F32(&mut e[..15]),
+            &mut p
+        ),
         Err(QuantError::Layout(_))
     ));
     assert_eq!((e, p), snap);
@@ -322,7 +353,10 @@ fn two_hop_chunk_order() {
     // local = 4: chunk j*2 + n holds shard n*4 + j.
     assert_eq!(order, [0, 4, 1, 5, 2, 6, 3, 7]);
     let one = LocoLayout::new(64, 8, 1, 4, Bits::Four).unwrap();
-    assert_eq!((0..8).map(|c| one.shard_of_chunk(c)).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
+    assert_eq!(
+        (0..8).map(|c| one.shard_of_chunk(c)).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
 }
 
 /// The exchange is deterministic: simulated twice (as every rank of a real run would compute
@@ -365,9 +399,14 @@ fn exchanges_are_deterministic_and_track_the_mean() {
         }
         // Error feedback: the accumulated output stays within a few quantization steps of
         // the accumulated true mean (each element's step is at most absmax/8 ~ 0.1 here).
-        let worst = (0..n).map(|i| (sum_out[i] - sum_true[i]).abs()).fold(0.0, f64::max);
+        let worst = (0..n)
+            .map(|i| (sum_out[i] - sum_true[i]).abs())
+            .fold(0.0, f64::max);
         let scale = sum_true.iter().map(|v| v.abs()).fold(0.0, f64::max);
-        assert!(worst < 0.1 * scale.max(1e-3) + 0.05, "w {w} nodes {nodes}: {worst} vs {scale}");
+        assert!(
+            worst < 0.1 * scale.max(1e-3) + 0.05,
+            "w {w} nodes {nodes}: {worst} vs {scale}"
+        );
     }
 }
 
@@ -382,7 +421,11 @@ fn q64(x: &[f64], gl: usize, bits: u32) -> Vec<f64> {
     let mut out = vec![0.0; x.len()];
     for (xs, os) in x.chunks(gl).zip(out.chunks_mut(gl)) {
         let absmax = xs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let scale = if absmax == 0.0 { 1.0 } else { (2.0 * h) / (2.0 * absmax) };
+        let scale = if absmax == 0.0 {
+            1.0
+        } else {
+            (2.0 * h) / (2.0 * absmax)
+        };
         let inv = 1.0 / scale;
         for (v, o) in xs.iter().zip(os.iter_mut()) {
             let q = rne64(v * scale).clamp(-h, h - 1.0);
@@ -396,7 +439,9 @@ fn q64(x: &[f64], gl: usize, bits: u32) -> Vec<f64> {
 fn stage64(base: &[f64], e: &mut [f64], gl: usize, beta: f64) -> Vec<f64> {
     let x: Vec<f64> = base.iter().zip(e.iter()).map(|(a, b)| a + b).collect();
     let xh = q64(&x, gl, 4);
-    let e_new: Vec<f64> = (0..x.len()).map(|i| beta * e[i] + (1.0 - beta) * (x[i] - xh[i])).collect();
+    let e_new: Vec<f64> = (0..x.len())
+        .map(|i| beta * e[i] + (1.0 - beta) * (x[i] - xh[i]))
+        .collect();
     e.copy_from_slice(&q64(&e_new, gl, 8));
     xh
 }
@@ -408,14 +453,23 @@ struct Ds64 {
 
 /// DeepSpeed's two stages; `one_stage` drops the second compression (the paper's single
 /// exchange, what adamant's one-hop layout computes). Returns the averaged gradient.
-fn ds_step(ds: &mut Ds64, l: &LocoLayout, grads: &[Vec<f32>], beta: f64, one_stage: bool) -> Vec<f64> {
+fn ds_step(
+    ds: &mut Ds64,
+    l: &LocoLayout,
+    grads: &[Vec<f32>],
+    beta: f64,
+    one_stage: bool,
+) -> Vec<f64> {
     let (w, s, gl) = (l.world, l.shard_len(), l.group_len);
     let (nodes, local) = (l.nodes, l.local());
     // Stage 1: every rank compresses every shard.
     let mut xh = vec![vec![0.0f64; l.len]; w];
     for r in 0..w {
         for k in 0..w {
-            let base: Vec<f64> = grads[r][k * s..(k + 1) * s].iter().map(|v| *v as f64).collect();
+            let base: Vec<f64> = grads[r][k * s..(k + 1) * s]
+                .iter()
+                .map(|v| *v as f64)
+                .collect();
             let out = stage64(&base, &mut ds.intra[r][k * s..(k + 1) * s], gl, beta);
             xh[r][k * s..(k + 1) * s].copy_from_slice(&out);
         }
@@ -473,7 +527,8 @@ fn agrees_with_float64_deepspeed_arithmetic() {
             intra: vec![vec![0.0; n]; w],
             inter: vec![vec![0.0; n / l.local()]; w],
         };
-        let (mut acc32, mut acc64, mut acc_true) = (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
+        let (mut acc32, mut acc64, mut acc_true) =
+            (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
         let mut worst_rel = 0.0f64;
         let mut mean_rel = 0.0f64;
         let steps = 60;
@@ -505,8 +560,14 @@ fn agrees_with_float64_deepspeed_arithmetic() {
         );
         // Measured (w, nodes) = (4,1) (4,2) (8,2): mean 1.5e-6 1.1e-5 5e-8, worst 3.7e-5
         // 1.0e-4 6e-8, accumulated 7e-7 7e-6 1e-8; the bounds leave room for other seeds.
-        assert!(mean_rel < 2e-4, "mean per-step relative difference {mean_rel}");
-        assert!(worst_rel < 2e-3, "worst per-step relative difference {worst_rel}");
+        assert!(
+            mean_rel < 2e-4,
+            "mean per-step relative difference {mean_rel}"
+        );
+        assert!(
+            worst_rel < 2e-3,
+            "worst per-step relative difference {worst_rel}"
+        );
         assert!(acc_rel < 1e-4, "accumulated relative difference {acc_rel}");
         // And the reference itself does what LoCo promises: the accumulated exchange is
         // within 1% of the accumulated true mean.

@@ -5,8 +5,8 @@ mod loco_util;
 
 use adamant_core::error::Buffer;
 use adamant_core::quant::{
-    code_at, dequantize, dequantize_reduce, group_scale, pack_nibbles, packed_len, quantize, quantize_elem,
-    quantize_reference, round_half_even, unpack_nibbles, Bits, QuantLayout,
+    code_at, dequantize, dequantize_reduce, group_scale, pack_nibbles, packed_len, quantize,
+    quantize_elem, quantize_reference, round_half_even, unpack_nibbles, Bits, QuantLayout,
 };
 use adamant_core::{bf16, f16, QuantError};
 use loco_util::{adversarial, Lcg};
@@ -30,8 +30,23 @@ fn unpack(p: &[u8], n: usize, gl: usize, bits: Bits) -> Vec<f32> {
 fn round_half_even_equals_std() {
     let mut r = Lcg(1);
     let mut cases: Vec<f32> = vec![
-        0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, 8388607.5, -8388607.5,
-        8388608.0, 4194303.5, 1e30, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE,
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.5,
+        -1.5,
+        2.5,
+        -2.5,
+        0.49999997,
+        8388607.5,
+        -8388607.5,
+        8388608.0,
+        4194303.5,
+        1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE,
         f32::from_bits(1),
     ];
     for k in -300..300 {
@@ -162,7 +177,10 @@ fn packed_layout_is_the_documented_one() {
     assert_eq!(p[7], 0); // padding
     let l = QuantLayout::new(11, 5, Bits::Four).unwrap();
     assert_eq!(l.scale(&p, 0), 1.0);
-    assert_eq!(l.scale(&p, 1).to_bits(), (1.0f32 / (8.0f32 / 7.0)).to_bits());
+    assert_eq!(
+        l.scale(&p, 1).to_bits(),
+        (1.0f32 / (8.0f32 / 7.0)).to_bits()
+    );
     assert_eq!(&p[8..12], &1.0f32.to_le_bytes());
     // Codes of every element decode back to quantize_elem's code.
     for g in 0..l.groups() {
@@ -266,7 +284,10 @@ fn bf16_and_f16_inputs_widen_exactly() {
     // f16 inputs with infinities are refused.
     let l = QuantLayout::new(300, 16, Bits::Four).unwrap();
     let mut p = vec![7u8; l.packed_len()];
-    let first = xh.iter().position(|v| !v.is_finite()).expect("f16 overflows on 3e38");
+    let first = xh
+        .iter()
+        .position(|v| !v.is_finite())
+        .expect("f16 overflows on 3e38");
     assert_eq!(
         quantize(&xh, &l, &mut p),
         Err(QuantError::NonFinite {
@@ -280,7 +301,12 @@ fn bf16_and_f16_inputs_widen_exactly() {
 #[test]
 fn non_finite_and_bad_lengths_write_nothing() {
     let l = QuantLayout::new(9, 4, Bits::Four).unwrap();
-    for bad in [f32::NAN, f32::from_bits(0xFFC0_0001), f32::INFINITY, f32::NEG_INFINITY] {
+    for bad in [
+        f32::NAN,
+        f32::from_bits(0xFFC0_0001),
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ] {
         let mut x = vec![1.0f32; 9];
         x[6] = bad;
         let mut p = vec![0xEEu8; l.packed_len()];
