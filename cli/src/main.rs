@@ -4,12 +4,14 @@
 //! an `Err` is printed to stderr and the process exits with status 1.
 
 mod demo;
+mod dp_sim;
 
 const USAGE: &str = "\
 usage: adamant <command> [options]
 
 commands:
   demo      train a small model with every optimizer; print losses, state bytes, hashes
+  dp-sim    data-parallel training with f32, plain 4-bit and LoCo gradient exchange
   help      print this message
 ";
 
@@ -21,6 +23,7 @@ fn main() {
     };
     let result = match cmd {
         "demo" => demo::run(rest),
+        "dp-sim" => dp_sim::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
