@@ -236,7 +236,7 @@ fn train<M: Model>(model: &M, init: &[f32], set: &Settings, ex: Exchange) -> Res
                 for (i, a) in avg.iter_mut().enumerate() {
                     let mut acc = 0.0f32;
                     for g in &grads {
-                        acc = acc + g[i];
+                        acc += g[i];
                     }
                     *a = acc / w as f32;
                 }

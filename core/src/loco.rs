@@ -356,6 +356,7 @@ pub fn compress<G: Element>(
 
 /// Reference path of [`compress`] for f32 errors: one element at a time with plain indexed
 /// loops and no shared engine. Gives the same bits (tested); f32 storage only.
+#[allow(clippy::needless_range_loop)] // an indexed loop on purpose: the plain reading
 pub fn compress_reference(
     plan: &LocoPlan,
     layout: &LocoLayout,

@@ -225,7 +225,7 @@ pub fn round_half_even(y: f32) -> f32 {
     const TWO_23: f32 = 8_388_608.0;
     let bits = y.to_bits();
     let a = f32::from_bits(bits & 0x7FFF_FFFF);
-    if !(a < TWO_23) {
+    if a.is_nan() || a >= TWO_23 {
         return y;
     }
     let r = (a + TWO_23) - TWO_23;
@@ -360,6 +360,7 @@ pub fn quantize<G: Element>(
 
 /// Reference path of [`quantize`]: an indexed loop, one element at a time, with the group
 /// absmax found by comparing magnitudes. Gives the same bytes.
+#[allow(clippy::needless_range_loop)] // an indexed loop on purpose: the plain reading
 pub fn quantize_reference<G: Element>(
     x: &[G],
     layout: &QuantLayout,

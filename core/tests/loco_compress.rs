@@ -1,6 +1,9 @@
 //! LoCo: reference == fast == per-shard split, error storage, reset, typed errors, the
 //! one-hop and two-hop exchanges simulated rank by rank, and agreement with a float64
 //! evaluation of DeepSpeed's LoCo arithmetic.
+// Sums spell `s = s + v` so each line reads as one rounded operation; indexed loops mirror
+// the formulas.
+#![allow(clippy::assign_op_pattern, clippy::needless_range_loop)]
 
 mod loco_util;
 

@@ -1,5 +1,8 @@
 //! Two-way error feedback (Efficient-Adam style): exact update rules, a parameter-server
 //! simulation whose accumulated broadcast tracks the accumulated mean, and typed errors.
+// Sums spell `s = s + v` so each line reads as one rounded operation; indexed loops mirror
+// the formulas.
+#![allow(clippy::assign_op_pattern, clippy::needless_range_loop)]
 
 mod loco_util;
 

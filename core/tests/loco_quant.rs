@@ -1,5 +1,8 @@
 //! Quantizer properties: rounding, error bounds, reference == fast == any split, the packed
 //! layout, typed errors with nothing written, and the rank-order reduction.
+// Sums spell `s = s + v` so each line reads as one rounded operation; indexed loops mirror
+// the formulas.
+#![allow(clippy::assign_op_pattern, clippy::needless_range_loop)]
 
 mod loco_util;
 
