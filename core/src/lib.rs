@@ -21,6 +21,9 @@
 //!   scalars, the element function, a reference path and a fast slice path, and an optimizer
 //!   value (`Copy` hyper-parameters plus `Copy` scalar state with a stable byte encoding).
 //! - [`reduce`]: the canonical reduction; [`schedule`]: learning-rate schedules.
+//! - [`quant`]: symmetric 4/8-bit block quantizers and their packed layout;
+//!   [`feedback`]: error feedback (shared engine, two-way EF); [`loco`]: LoCo's compressed
+//!   gradient exchange (`compress` -> the caller's all-to-all -> `decompress_reduce`).
 //!
 //! Core is single-threaded and splittable: `begin` plans a step without writing, any split
 //! of the slices runs the fast path, `commit` records it. The `adamant-cpu` crate spreads one

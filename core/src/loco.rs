@@ -400,8 +400,9 @@ pub fn compress_reference(
             let mut absmax = 0.0f32;
             for i in start..end {
                 let x = grad[k * chunk.len + i] + e_old(k * chunk.len + i, err);
-                if x.abs() > absmax {
-                    absmax = x.abs();
+                let a = f32::from_bits(x.to_bits() & 0x7FFF_FFFF);
+                if a > absmax {
+                    absmax = a;
                 }
             }
             let (scale, inv) = crate::quant::group_scale(absmax, chunk.bits);

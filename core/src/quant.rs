@@ -381,7 +381,7 @@ pub fn quantize_reference<G: Element>(
         let (start, end) = layout.group_range(g);
         let mut absmax = 0.0f32;
         for v in &x[start..end] {
-            let a = v.widen().abs();
+            let a = f32::from_bits(v.widen().to_bits() & 0x7FFF_FFFF);
             if a > absmax {
                 absmax = a;
             }
@@ -513,7 +513,7 @@ pub(crate) fn fold_may_overflow(
 
 /// Decode and reduce `count` packed chunks of `layout` (concatenated in rank order, as an
 /// all-to-all or all-gather delivers them): `out[i] = fold_r(deQ_r[i]) / divisor` with the
-/// rank-order fold of [`fold_peers`] and one f32 division (`divisor = 1` gives the sum).
+/// rank-order fold `s = +0.0; for r in 0..count: s = s + deQ_r[i]` and one f32 division (`divisor = 1` gives the sum).
 /// Errors, before anything is written: a divisor that is not finite and positive, wrong
 /// lengths, a bad scale, a sum that overflows.
 pub fn dequantize_reduce(
