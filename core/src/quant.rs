@@ -513,7 +513,8 @@ pub(crate) fn fold_may_overflow(
 
 /// Decode and reduce `count` packed chunks of `layout` (concatenated in rank order, as an
 /// all-to-all or all-gather delivers them): `out[i] = fold_r(deQ_r[i]) / divisor` with the
-/// rank-order fold `s = +0.0; for r in 0..count: s = s + deQ_r[i]` and one f32 division (`divisor = 1` gives the sum).
+/// rank-order fold `s = +0.0; for r in 0..count: s = s + deQ_r[i]` and one f32 division
+/// (`divisor = 1` gives the sum).
 /// Errors, before anything is written: a divisor that is not finite and positive, wrong
 /// lengths, a bad scale, a sum that overflows.
 pub fn dequantize_reduce(
