@@ -222,8 +222,24 @@ pub(crate) fn ef_compress_chunk<F: Fn(usize) -> f32>(
     }
     for g in 0..layout.groups() {
         let (start, end) = layout.group_range(g);
+        // The old 8-bit error of this group: its scale read once, codes by offset (the same
+        // bits as `ErrChunk::old`).
+        let inv8_old = match err {
+            ErrChunk::Int8(e) if !reset => l8.scale(e, g),
+            _ => 0.0,
+        };
+        let c8 = l8.group_code_offset(g);
         let x_at = |err: &ErrChunk<'_>, i: usize| {
-            let e_old = err.old(&l8, reset, i);
+            let e_old = if reset {
+                0.0
+            } else {
+                match err {
+                    ErrChunk::F32(e) => e[i],
+                    ErrChunk::Int8(e) => {
+                        crate::quant::dequantize_elem(e[c8 + i - start] as i8, inv8_old)
+                    }
+                }
+            };
             (base(i) + e_old, e_old)
         };
         let mut m = 0u32;
@@ -276,8 +292,7 @@ pub(crate) fn ef_compress_chunk<F: Fn(usize) -> f32>(
                     let (q, e_new) = update(&*err, i);
                     put_code(out, i, q);
                     if let ErrChunk::Int8(e) = err {
-                        e[l8.group_code_offset(g) + (i - start)] =
-                            quantize_elem(e_new, scale8, Bits::Eight) as u8;
+                        e[c8 + (i - start)] = quantize_elem(e_new, scale8, Bits::Eight) as u8;
                     }
                 }
                 if let ErrChunk::Int8(e) = err {
