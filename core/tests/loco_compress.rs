@@ -577,3 +577,58 @@ fn agrees_with_float64_deepspeed_arithmetic() {
         assert!(norm(&err64) / norm(&acc_true) < 0.01);
     }
 }
+
+mod props {
+    use super::*;
+    use adamant_core::bf16;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(debug_assertions) { 48 } else { 256 }))]
+
+        /// Random layouts, steps, resets and adversarial gradients: the fast path equals the
+        /// reference path bit for bit, and bf16 gradients equal their f32 widening.
+        #[test]
+        fn fast_equals_reference_random(
+            shard in 1usize..60, w in 1usize..5, gl in 1usize..40, reset_every in 0u64..4,
+            beta in 0.0f64..0.99, seed in any::<u64>(),
+        ) {
+            let n = shard * w;
+            let cfg = LocoConfig {
+                group_len: gl,
+                err_beta: beta,
+                error_storage: ErrorStorage::F32,
+                reset_every,
+                ..LocoConfig::default()
+            };
+            let mut loco = Loco::new(cfg).unwrap();
+            let l = loco.layout(n, w, 1).unwrap();
+            let mut e_fast = vec![0.0f32; n];
+            let mut e_ref = vec![0.0f32; n];
+            let mut e_bf = vec![0.0f32; n];
+            for step in 0..4u64 {
+                let plan = loco.begin().unwrap();
+                // bf16-representable values (with a wide exponent range and signed zeros) so
+                // the bf16 run sees the same inputs; halved so g + e cannot overflow.
+                let g: Vec<f32> = loco_util::adversarial(n, seed ^ step)
+                    .iter()
+                    .map(|v| bf16::from_f32(*v * 0.25).to_f32())
+                    .map(|v| if v.is_finite() { v } else { 1.0 })
+                    .collect();
+                let gb: Vec<bf16> = g.iter().map(|v| bf16::from_f32(*v)).collect();
+                let mut p_fast = vec![0u8; l.compress_len()];
+                let mut p_ref = vec![0u8; l.compress_len()];
+                let mut p_bf = vec![0u8; l.compress_len()];
+                compress(&plan, &l, &g, ErrorBuf::F32(&mut e_fast), &mut p_fast).unwrap();
+                compress_reference(&plan, &l, &g, &mut e_ref, &mut p_ref).unwrap();
+                compress(&plan, &l, &gb, ErrorBuf::F32(&mut e_bf), &mut p_bf).unwrap();
+                prop_assert_eq!(&p_fast, &p_ref);
+                prop_assert_eq!(&p_fast, &p_bf);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&e_fast), bits(&e_ref));
+                prop_assert_eq!(bits(&e_fast), bits(&e_bf));
+                loco.commit(&plan);
+            }
+        }
+    }
+}
