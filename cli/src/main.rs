@@ -4,6 +4,7 @@
 //! an `Err` is printed to stderr and the process exits with status 1.
 
 mod demo;
+mod dp_sim;
 mod memory;
 mod mlp;
 
@@ -14,6 +15,7 @@ commands:
   demo      train a small model with every optimizer; print losses, state bytes, hashes
   memory    optimizer state bytes of AdamW, Adam-mini and Lion for a real model
             [--json] [--model llama2-7b|llama2-13b|gpt2-124m]
+  dp-sim    data-parallel training with f32, plain 4-bit and LoCo gradient exchange
   help      print this message
 ";
 
@@ -26,6 +28,7 @@ fn main() {
     let result = match cmd {
         "demo" => demo::run(rest),
         "memory" => memory::run(rest),
+        "dp-sim" => dp_sim::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -30,6 +30,10 @@ pub enum Hyper {
     BlockLen,
     /// AdaGC's threshold EMA decay (`--clip-beta`).
     ClipBeta,
+    /// LoCo's error moving-average coefficient (`err_beta`).
+    ErrBeta,
+    /// Number of ranks (or nodes) in a collective, or a divisor derived from it.
+    WorldSize,
 }
 
 impl Hyper {
@@ -48,6 +52,8 @@ impl Hyper {
             Hyper::Schedule => "schedule",
             Hyper::BlockLen => "block_len",
             Hyper::ClipBeta => "clip_beta",
+            Hyper::ErrBeta => "err_beta",
+            Hyper::WorldSize => "world_size",
         }
     }
 }
@@ -84,7 +90,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::OutOfRange { which, value } => {
                 let range = match which {
-                    Hyper::Beta1 | Hyper::Beta2 | Hyper::ClipBeta => "[0, 1)",
+                    Hyper::Beta1 | Hyper::Beta2 | Hyper::ClipBeta | Hyper::ErrBeta => "[0, 1)",
                     Hyper::Eps => "(0, inf)",
                     Hyper::GradScale => "(0, inf)",
                     Hyper::Dampening => "[0, 1]",
@@ -230,6 +236,75 @@ impl fmt::Display for StepError {
 }
 
 impl core::error::Error for StepError {}
+
+/// Why a quantization, compression or decompression call refused to write (nothing was
+/// written).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum QuantError {
+    /// Bad hyper-parameters.
+    Config(ConfigError),
+    /// Buffers that do not fit the layout.
+    Layout(LayoutError),
+    /// A value to be quantized is NaN or infinite: `buffer[index]`, or the error-compensated
+    /// value formed from it (`g + e` overflowing counts too). Non-finite values are never packed.
+    NonFinite {
+        /// Which input buffer.
+        buffer: Buffer,
+        /// Element index within that buffer.
+        index: usize,
+    },
+    /// A packed buffer holds a group scale that is not finite and positive (corrupt bytes).
+    BadScale {
+        /// Which packed buffer.
+        buffer: Buffer,
+        /// Group index (counted over the whole buffer, chunk by chunk).
+        group: usize,
+    },
+    /// An error buffer's storage (f32 or 8-bit) differs from the configured one.
+    WrongStorage {
+        /// Which buffer.
+        buffer: Buffer,
+    },
+}
+
+impl From<ConfigError> for QuantError {
+    fn from(e: ConfigError) -> Self {
+        QuantError::Config(e)
+    }
+}
+impl From<LayoutError> for QuantError {
+    fn from(e: LayoutError) -> Self {
+        QuantError::Layout(e)
+    }
+}
+
+impl fmt::Display for QuantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            QuantError::Config(e) => e.fmt(f),
+            QuantError::Layout(e) => e.fmt(f),
+            QuantError::NonFinite { buffer, index } => write!(
+                f,
+                "non-finite value at `{}`[{}]; nothing was quantized",
+                buffer.name(),
+                index
+            ),
+            QuantError::BadScale { buffer, group } => write!(
+                f,
+                "packed buffer `{}` holds a non-finite or non-positive scale in group {}",
+                buffer.name(),
+                group
+            ),
+            QuantError::WrongStorage { buffer } => write!(
+                f,
+                "buffer `{}` is stored differently from the configured error storage",
+                buffer.name()
+            ),
+        }
+    }
+}
+
+impl core::error::Error for QuantError {}
 
 /// Why a step was skipped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,6 +23,9 @@
 //! - [`reduce`]: the canonical reduction; [`schedule`]: learning-rate schedules.
 //! - [`clip`]: AdaGC and global-norm clipping applied inside the rules' passes;
 //!   [`partition`]: Adam-mini's name rules and block descriptors.
+//! - [`quant`]: symmetric 4/8-bit block quantizers and their packed layout;
+//!   [`feedback`]: error feedback (shared engine, two-way EF); [`loco`]: LoCo's compressed
+//!   gradient exchange (`compress` -> the caller's all-to-all -> `decompress_reduce`).
 //!
 //! Core is single-threaded and splittable: `begin` plans a step without writing, any split
 //! of the slices runs the fast path, `commit` records it. The `adamant-cpu` crate spreads one
@@ -36,7 +39,10 @@
 
 pub mod clip;
 pub mod error;
+pub mod feedback;
+pub mod loco;
 pub mod partition;
+pub mod quant;
 pub mod reduce;
 pub mod rules;
 pub mod scalars;
@@ -48,7 +54,9 @@ pub mod store;
 /// scalar recipe, a rounding rule or the reduction tree changes (and the golden hashes with it).
 pub const NUMERIC_CONTRACT_VERSION: u32 = 1;
 
-pub use error::{ConfigError, LayoutError, SkipReason, StepError, StepOutcome, Warnings};
+pub use error::{
+    ConfigError, LayoutError, QuantError, SkipReason, StepError, StepOutcome, Warnings,
+};
 pub use rules::adam::{Adam, AdamConfig};
 pub use rules::adam_mini::{AdamMini, AdamMiniConfig, BlockLayout, Segment};
 pub use rules::lion::{Lion, LionConfig};

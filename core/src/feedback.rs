@@ -1,0 +1,476 @@
+//! Error feedback around the block quantizers of [`crate::quant`]: the shared engine that
+//! LoCo ([`crate::loco`]) builds on, and two-way error feedback in the style of Efficient-Adam
+//! (Chen, Shen, Liu, Luo, arXiv 2205.14473): an error memory on every worker and one on the
+//! server (or on each shard owner of a two-hop all-reduce).
+//!
+//! ## Two-way error feedback
+//! ```text
+//! worker i:  u_i = x_i + e_i ;  q_i = Q_w(u_i) ;  e_i <- u_i - deQ(q_i) ;  send q_i
+//! server:    ū = (fold_r deQ(q_r)) / N ;  w = ū + e_s ;  Δ = Q_s(w) ;  e_s <- w - deQ(Δ)
+//!            broadcast Δ ;  every worker uses deQ(Δ)
+//! ```
+//! `Q_w`, `Q_s` are any of the block quantizers (4 or 8 bits, any `group_len`), with the packed
+//! layout of [`crate::quant`]. The fold is the rank-order sum of [`crate::quant`]. What the
+//! papers confirm is the structure (two error memories, a class of quantizers); their exact
+//! quantizer and where the Adam moments live are not confirmed (reference/algorithms.md §7),
+//! so this module compresses whatever the caller exchanges (gradients or Adam updates).
+//!
+//! ## Error storage
+//! An error buffer is f32 (one value per element) or 8-bit: the packed layout of
+//! [`crate::quant`] with [`Bits::Eight`] and the same `group_len`, one packed chunk per shard,
+//! as DeepSpeed persists LoCo's errors. An 8-bit error is requantized per group after every
+//! update (its own absmax and scale).
+//!
+//! ## Order of operations of one compressed group (f32, nearest even, no FMA)
+//! ```text
+//! 1. e_old = 0 (reset) | e[i] (f32) | deQ8(e)[i] (8-bit)
+//! 2. x = base + e_old                 (base: the gradient, or the peers' fold)
+//! 3. absmax, scale, inv_scale of the group of x; q = Q(x); x̂ = f32(q) * inv_scale
+//! 4. e_new = error_elem(x, x̂, e_old)  (ef_error_elem or loco_error_elem)
+//! 5. f32 storage: e[i] = e_new ; 8-bit: absmax8/scale8 of the group's e_new, e = Q8(e_new)
+//! ```
+//! Before anything is written, every `x` of the call is formed and checked finite.
+
+use crate::error::{Buffer, LayoutError, QuantError};
+use crate::quant::{
+    check_len, check_scales, dequantized_at, fold_peers, group_scale, packed_len, quantize_elem,
+    write_f32, Bits, QuantLayout,
+};
+use crate::store::Element;
+
+/// How an error buffer is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorStorage {
+    /// One f32 per element.
+    F32,
+    /// Packed 8-bit per group, as DeepSpeed's LoCo (`packed_len(len, group_len, 8)` bytes per shard).
+    Int8,
+}
+
+/// A caller-owned error buffer.
+#[derive(Debug)]
+pub enum ErrorBuf<'a> {
+    /// f32 storage.
+    F32(&'a mut [f32]),
+    /// 8-bit packed storage.
+    Int8(&'a mut [u8]),
+}
+
+impl ErrorBuf<'_> {
+    /// The storage kind.
+    pub fn storage(&self) -> ErrorStorage {
+        match self {
+            ErrorBuf::F32(_) => ErrorStorage::F32,
+            ErrorBuf::Int8(_) => ErrorStorage::Int8,
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            ErrorBuf::F32(e) => e.len(),
+            ErrorBuf::Int8(e) => e.len(),
+        }
+    }
+}
+
+/// Length of an error buffer for `chunks` shards of `shard_len` elements: f32 values, or bytes
+/// of 8-bit packed chunks.
+pub const fn error_len(
+    storage: ErrorStorage,
+    shard_len: usize,
+    chunks: usize,
+    group_len: usize,
+) -> usize {
+    match storage {
+        ErrorStorage::F32 => chunks * shard_len,
+        ErrorStorage::Int8 => chunks * packed_len(shard_len, group_len, Bits::Eight),
+    }
+}
+
+/// Which error update a compressor applies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ErrorRule {
+    /// Classic error feedback: [`ef_error_elem`].
+    Plain,
+    /// LoCo's moving average of errors: [`loco_error_elem`].
+    Ema {
+        /// `err_beta` rounded to f32.
+        err_beta: f32,
+        /// `1 - err_beta` computed in f64 and rounded once to f32.
+        one_minus_err_beta: f32,
+    },
+}
+
+/// Classic error feedback: `e_new = x - x̂` (one f32 subtraction).
+/// CUDA mirror: `ef_error_elem` in the LoCo kernels.
+#[inline(always)]
+pub fn ef_error_elem(x: f32, x_hat: f32) -> f32 {
+    x - x_hat
+}
+
+/// LoCo's error update, in order: `1. d = x - x̂ ; 2. a = err_beta*e_old ;
+/// 3. b = one_minus_err_beta*d ; 4. e_new = a + b` (f32, nearest even, no FMA).
+/// CUDA mirror: `loco_error_elem` in the LoCo kernels.
+#[inline(always)]
+pub fn loco_error_elem(
+    x: f32,
+    x_hat: f32,
+    e_old: f32,
+    err_beta: f32,
+    one_minus_err_beta: f32,
+) -> f32 {
+    let d = x - x_hat;
+    err_beta * e_old + one_minus_err_beta * d
+}
+
+#[inline(always)]
+fn error_elem(x: f32, x_hat: f32, e_old: f32, rule: ErrorRule) -> f32 {
+    match rule {
+        ErrorRule::Plain => ef_error_elem(x, x_hat),
+        ErrorRule::Ema {
+            err_beta,
+            one_minus_err_beta,
+        } => loco_error_elem(x, x_hat, e_old, err_beta, one_minus_err_beta),
+    }
+}
+
+/// One chunk's view of an error buffer.
+pub(crate) enum ErrChunk<'a> {
+    F32(&'a mut [f32]),
+    Int8(&'a mut [u8]),
+}
+
+impl ErrChunk<'_> {
+    #[inline(always)]
+    fn old(&self, layout8: &QuantLayout, reset: bool, i: usize) -> f32 {
+        if reset {
+            return 0.0;
+        }
+        match self {
+            ErrChunk::F32(e) => e[i],
+            ErrChunk::Int8(e) => dequantized_at(e, layout8, i),
+        }
+    }
+}
+
+/// The `c`-th chunk of an error buffer (shards of `layout.len`).
+pub(crate) fn err_chunk<'a>(
+    err: &'a mut ErrorBuf<'_>,
+    layout: &QuantLayout,
+    c: usize,
+) -> ErrChunk<'a> {
+    match err {
+        ErrorBuf::F32(e) => ErrChunk::F32(&mut e[c * layout.len..(c + 1) * layout.len]),
+        ErrorBuf::Int8(e) => {
+            let p = packed_len(layout.len, layout.group_len, Bits::Eight);
+            ErrChunk::Int8(&mut e[c * p..(c + 1) * p])
+        }
+    }
+}
+
+/// Check an error buffer's length for `chunks` shards, and its 8-bit scales (unless the step
+/// resets it, when it is not read).
+pub(crate) fn check_err(
+    err: &ErrorBuf<'_>,
+    layout: &QuantLayout,
+    chunks: usize,
+    reset: bool,
+) -> Result<(), QuantError> {
+    let want = error_len(err.storage(), layout.len, chunks, layout.group_len);
+    check_len(Buffer::ErrorFeedback, want, err.len())?;
+    if let (ErrorBuf::Int8(e), false) = (err, reset) {
+        let l8 = QuantLayout {
+            bits: Bits::Eight,
+            ..*layout
+        };
+        check_scales(Buffer::ErrorFeedback, e, &l8, chunks)?;
+    }
+    Ok(())
+}
+
+/// Index of the first element whose compensated value `base(i) + e_old(i)` is not finite.
+pub(crate) fn first_bad<F: Fn(usize) -> f32>(
+    layout: &QuantLayout,
+    base: &F,
+    err: &ErrChunk<'_>,
+    reset: bool,
+) -> Option<usize> {
+    let l8 = QuantLayout {
+        bits: Bits::Eight,
+        ..*layout
+    };
+    (0..layout.len).find(|&i| !(base(i) + err.old(&l8, reset, i)).is_finite())
+}
+
+/// Compress one chunk with error feedback (no checks; [`first_bad`] must have passed):
+/// writes the packed chunk `out` and updates the error chunk, in the order of the module doc.
+pub(crate) fn ef_compress_chunk<F: Fn(usize) -> f32>(
+    layout: &QuantLayout,
+    base: &F,
+    err: &mut ErrChunk<'_>,
+    reset: bool,
+    rule: ErrorRule,
+    out: &mut [u8],
+) {
+    let l8 = QuantLayout {
+        bits: Bits::Eight,
+        ..*layout
+    };
+    let bits = layout.bits;
+    let so = layout.scales_offset();
+    for b in out[layout.code_bytes()..so].iter_mut() {
+        *b = 0;
+    }
+    for g in 0..layout.groups() {
+        let (start, end) = layout.group_range(g);
+        // The old 8-bit error of this group: its scale read once, codes by offset (the same
+        // bits as `ErrChunk::old`).
+        let inv8_old = match err {
+            ErrChunk::Int8(e) if !reset => l8.scale(e, g),
+            _ => 0.0,
+        };
+        let c8 = l8.group_code_offset(g);
+        let x_at = |err: &ErrChunk<'_>, i: usize| {
+            let e_old = if reset {
+                0.0
+            } else {
+                match err {
+                    ErrChunk::F32(e) => e[i],
+                    ErrChunk::Int8(e) => {
+                        crate::quant::dequantize_elem(e[c8 + i - start] as i8, inv8_old)
+                    }
+                }
+            };
+            (base(i) + e_old, e_old)
+        };
+        let mut m = 0u32;
+        for i in start..end {
+            m = m.max(x_at(&*err, i).0.to_bits() & 0x7FFF_FFFF);
+        }
+        let (scale, inv) = group_scale(f32::from_bits(m), bits);
+        // x, x̂ and e_new of element i (recomputed identically in each pass).
+        let update = |err: &ErrChunk<'_>, i: usize| {
+            let (x, e_old) = x_at(err, i);
+            let q = quantize_elem(x, scale, bits);
+            let x_hat = crate::quant::dequantize_elem(q, inv);
+            (q, error_elem(x, x_hat, e_old, rule))
+        };
+        let code_base = layout.group_code_offset(g);
+        let put_code = |out: &mut [u8], i: usize, q: i8| {
+            let j = i - start;
+            match bits {
+                Bits::Eight => out[code_base + j] = q as u8,
+                Bits::Four => {
+                    let nib = (q as u8) & 0x0F;
+                    if j % 2 == 0 {
+                        out[code_base + j / 2] = nib << 4;
+                    } else {
+                        out[code_base + j / 2] |= nib;
+                    }
+                }
+            }
+        };
+        match err {
+            ErrChunk::F32(_) => {
+                for i in start..end {
+                    let (q, e_new) = update(&*err, i);
+                    put_code(out, i, q);
+                    if let ErrChunk::F32(e) = err {
+                        e[i] = e_new;
+                    }
+                }
+            }
+            ErrChunk::Int8(_) => {
+                let mut m8 = 0u32;
+                for i in start..end {
+                    m8 = m8.max(update(&*err, i).1.to_bits() & 0x7FFF_FFFF);
+                }
+                let (scale8, inv8) = group_scale(f32::from_bits(m8), Bits::Eight);
+                // Codes are rewritten in place one element at a time: element i's old code is
+                // read (with the old scale, still stored) before it is replaced; the new
+                // scale is stored after the last element.
+                for i in start..end {
+                    let (q, e_new) = update(&*err, i);
+                    put_code(out, i, q);
+                    if let ErrChunk::Int8(e) = err {
+                        e[c8 + (i - start)] = quantize_elem(e_new, scale8, Bits::Eight) as u8;
+                    }
+                }
+                if let ErrChunk::Int8(e) = err {
+                    let s8 = l8.scales_offset() + 4 * g;
+                    write_f32(e, s8, inv8);
+                }
+            }
+        }
+        write_f32(out, so + 4 * g, inv);
+    }
+    if let ErrChunk::Int8(e) = err {
+        for b in e[l8.code_bytes()..l8.scales_offset()].iter_mut() {
+            *b = 0;
+        }
+    }
+}
+
+/// A tensor of `len` elements cut into `shards` equal shards, each packed on its own with
+/// `group_len` and `bits` (groups restart at every shard). Chunk `c` of a packed buffer is
+/// shard `c` (one destination rank of a reduce-scatter, or the whole tensor when `shards = 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardLayout {
+    /// Elements of the whole tensor.
+    pub len: usize,
+    /// Number of shards (`len % shards == 0`).
+    pub shards: usize,
+    /// Elements per group.
+    pub group_len: usize,
+    /// Bit width of the codes.
+    pub bits: Bits,
+}
+
+impl ShardLayout {
+    /// Validate: `shards > 0`, `len % shards == 0`, `group_len > 0`.
+    pub fn new(
+        len: usize,
+        shards: usize,
+        group_len: usize,
+        bits: Bits,
+    ) -> Result<ShardLayout, LayoutError> {
+        if shards == 0 || len % shards != 0 {
+            return Err(LayoutError::BadBlocks {
+                len,
+                block_len: shards,
+            });
+        }
+        QuantLayout::new(len / shards, group_len, bits)?;
+        Ok(ShardLayout {
+            len,
+            shards,
+            group_len,
+            bits,
+        })
+    }
+    /// Elements per shard.
+    pub const fn shard_len(&self) -> usize {
+        self.len / self.shards
+    }
+    /// Layout of one shard's packed chunk.
+    pub const fn chunk(&self) -> QuantLayout {
+        QuantLayout {
+            len: self.shard_len(),
+            group_len: self.group_len,
+            bits: self.bits,
+        }
+    }
+    /// Bytes of one chunk.
+    pub const fn chunk_len(&self) -> usize {
+        self.chunk().packed_len()
+    }
+    /// Bytes of the packed buffer (all shards).
+    pub const fn packed_len(&self) -> usize {
+        self.shards * self.chunk_len()
+    }
+    /// Length of an error buffer for this layout.
+    pub const fn error_len(&self, storage: ErrorStorage) -> usize {
+        error_len(storage, self.shard_len(), self.shards, self.group_len)
+    }
+}
+
+/// Worker side of two-way error feedback: `u = x + e_w`, `q = Q_w(u)`, `e_w <- u - deQ(q)`,
+/// shard by shard into `packed` (chunk `c` = shard `c`). Errors before anything is written:
+/// wrong lengths, a non-finite `x` or `u`, a bad 8-bit error scale.
+pub fn ef_worker_compress<G: Element>(
+    layout: &ShardLayout,
+    x: &[G],
+    mut err: ErrorBuf<'_>,
+    packed: &mut [u8],
+) -> Result<(), QuantError> {
+    let chunk = layout.chunk();
+    let s = layout.shard_len();
+    check_len(Buffer::Grad, layout.len, x.len())?;
+    check_len(Buffer::Packed, layout.packed_len(), packed.len())?;
+    check_err(&err, &chunk, layout.shards, false)?;
+    if let Some(index) = crate::quant::first_non_finite(x) {
+        return Err(QuantError::NonFinite {
+            buffer: Buffer::Grad,
+            index,
+        });
+    }
+    for c in 0..layout.shards {
+        let base = |i: usize| x[c * s + i].widen();
+        let e = err_chunk(&mut err, &chunk, c);
+        if let Some(i) = first_bad(&chunk, &base, &e, false) {
+            return Err(QuantError::NonFinite {
+                buffer: Buffer::ErrorFeedback,
+                index: c * s + i,
+            });
+        }
+    }
+    let cl = layout.chunk_len();
+    for (c, out) in packed.chunks_mut(cl).enumerate() {
+        let base = |i: usize| x[c * s + i].widen();
+        let mut e = err_chunk(&mut err, &chunk, c);
+        ef_compress_chunk(&chunk, &base, &mut e, false, ErrorRule::Plain, out);
+    }
+    Ok(())
+}
+
+/// Server side of two-way error feedback for one shard: `received` holds `workers` packed
+/// chunks of `worker` (in rank order); `ū = fold_r(deQ_r) / workers` (rank-order fold, one
+/// f32 division), `w = ū + e_s`, `Δ = Q_s(w)` with `server_bits`, `e_s <- w - deQ(Δ)`; `Δ`
+/// goes to `packed` (one chunk of `worker.len` elements with `server_bits`). Errors before
+/// anything is written: wrong lengths, bad scales, non-finite `w`.
+pub fn ef_server_compress(
+    worker: &QuantLayout,
+    server_bits: Bits,
+    received: &[u8],
+    workers: usize,
+    mut err: ErrorBuf<'_>,
+    packed: &mut [u8],
+) -> Result<(), QuantError> {
+    let out_layout = QuantLayout {
+        bits: server_bits,
+        ..*worker
+    };
+    if workers == 0 {
+        return Err(LayoutError::BadBlocks {
+            len: worker.len,
+            block_len: 0,
+        }
+        .into());
+    }
+    check_len(
+        Buffer::Packed,
+        workers * worker.packed_len(),
+        received.len(),
+    )?;
+    check_len(Buffer::Packed, out_layout.packed_len(), packed.len())?;
+    check_err(&err, worker, 1, false)?;
+    check_scales(Buffer::Packed, received, worker, workers)?;
+    let n = workers as f32;
+    let base = |i: usize| fold_peers(received, worker, workers, i) / n;
+    let mut e = err_chunk(&mut err, worker, 0);
+    if let Some(index) = first_bad(worker, &base, &e, false) {
+        return Err(QuantError::NonFinite {
+            buffer: Buffer::Packed,
+            index,
+        });
+    }
+    ef_compress_chunk(&out_layout, &base, &mut e, false, ErrorRule::Plain, packed);
+    Ok(())
+}
+
+/// Decode the all-gathered server chunks (chunk `c` = shard `c`) into the whole tensor.
+pub fn ef_decompress(
+    layout: &ShardLayout,
+    packed: &[u8],
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    let chunk = layout.chunk();
+    check_len(Buffer::Packed, layout.packed_len(), packed.len())?;
+    check_len(Buffer::Grad, layout.len, out.len())?;
+    check_scales(Buffer::Packed, packed, &chunk, layout.shards)?;
+    let s = layout.shard_len();
+    for (c, o) in out.chunks_mut(s.max(1)).enumerate().take(layout.shards) {
+        let p = &packed[c * layout.chunk_len()..(c + 1) * layout.chunk_len()];
+        crate::quant::dequantize(p, &chunk, o)?;
+    }
+    Ok(())
+}
