@@ -125,7 +125,10 @@ impl ReduceEntry {
     /// Little-endian bytes.
     pub fn to_bytes(&self) -> [u8; 32] {
         let mut b = [0u8; 32];
-        for (k, v) in [self.x, self.n, self.out, self.tile_start].iter().enumerate() {
+        for (k, v) in [self.x, self.n, self.out, self.tile_start]
+            .iter()
+            .enumerate()
+        {
             b[8 * k..8 * k + 8].copy_from_slice(&v.to_le_bytes());
         }
         b

@@ -42,7 +42,15 @@ pub unsafe fn step_on_stream(
 ) -> Result<(), OpError> {
     // SAFETY: forwarded from the caller.
     let mut l = unsafe { launcher(stream) }?;
-    ops::step(&mut l, rule, dtypes(dtype_codes)?, tensors, refs, hyper, check_finite)
+    ops::step(
+        &mut l,
+        rule,
+        dtypes(dtype_codes)?,
+        tensors,
+        refs,
+        hyper,
+        check_finite,
+    )
 }
 
 /// Adam/AdamW step on `stream` (see [`step_on_stream`]).
@@ -58,7 +66,17 @@ pub unsafe fn adam_step_on_stream(
     check_finite: bool,
 ) -> Result<(), OpError> {
     // SAFETY: forwarded from the caller.
-    unsafe { step_on_stream(stream, Rule::Adam, dtype_codes, tensors, refs, hyper.to_bytes(), check_finite) }
+    unsafe {
+        step_on_stream(
+            stream,
+            Rule::Adam,
+            dtype_codes,
+            tensors,
+            refs,
+            hyper.to_bytes(),
+            check_finite,
+        )
+    }
 }
 
 /// SGD step on `stream` (see [`step_on_stream`]).
@@ -74,7 +92,17 @@ pub unsafe fn sgd_step_on_stream(
     check_finite: bool,
 ) -> Result<(), OpError> {
     // SAFETY: forwarded from the caller.
-    unsafe { step_on_stream(stream, Rule::Sgd, dtype_codes, tensors, refs, hyper.to_bytes(), check_finite) }
+    unsafe {
+        step_on_stream(
+            stream,
+            Rule::Sgd,
+            dtype_codes,
+            tensors,
+            refs,
+            hyper.to_bytes(),
+            check_finite,
+        )
+    }
 }
 
 /// Lion step on `stream` (see [`step_on_stream`]).
@@ -90,7 +118,17 @@ pub unsafe fn lion_step_on_stream(
     check_finite: bool,
 ) -> Result<(), OpError> {
     // SAFETY: forwarded from the caller.
-    unsafe { step_on_stream(stream, Rule::Lion, dtype_codes, tensors, refs, hyper.to_bytes(), check_finite) }
+    unsafe {
+        step_on_stream(
+            stream,
+            Rule::Lion,
+            dtype_codes,
+            tensors,
+            refs,
+            hyper.to_bytes(),
+            check_finite,
+        )
+    }
 }
 
 /// Per-tile partials of a reduction on `stream` (see [`ops::partials`]).

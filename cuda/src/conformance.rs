@@ -5,7 +5,9 @@
 //! step). Each returns the number of elements compared, or a description of the first
 //! mismatch.
 
-use crate::args::{self, AdamHyper, LionHyper, ReduceEntry, Reduction, Rule, SgdHyper, TensorEntry};
+use crate::args::{
+    self, AdamHyper, LionHyper, ReduceEntry, Reduction, Rule, SgdHyper, TensorEntry,
+};
 use crate::backend::Backend;
 use crate::ops::{self, ReduceInputs, StepRefs, Tensors};
 use adamant_core::reduce;
@@ -31,15 +33,37 @@ impl Rng {
 
 /// f32 patterns that exercise every special path.
 const SPECIAL_F32: &[u32] = &[
-    0x0000_0000, 0x8000_0000, 0x0000_0001, 0x8000_0001, 0x007F_FFFF, 0x0080_0000, 0x7F7F_FFFF,
-    0xFF7F_FFFF, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0xFFC0_0001, 0x7F80_0001, 0x3F80_0000,
-    0x3380_0000, 0x477F_F000, 0x3F80_8000, 0x3F81_8000, 0x0001_8000,
+    0x0000_0000,
+    0x8000_0000,
+    0x0000_0001,
+    0x8000_0001,
+    0x007F_FFFF,
+    0x0080_0000,
+    0x7F7F_FFFF,
+    0xFF7F_FFFF,
+    0x7F80_0000,
+    0xFF80_0000,
+    0x7FC0_0000,
+    0xFFC0_0001,
+    0x7F80_0001,
+    0x3F80_0000,
+    0x3380_0000,
+    0x477F_F000,
+    0x3F80_8000,
+    0x3F81_8000,
+    0x0001_8000,
 ];
 
 /// `n` adversarial values of `T`: mostly ordinary magnitudes (so updates are meaningful),
 /// with specials and random bit patterns mixed in. `positive` keeps ordinary values >= 0 (for
 /// second moments).
 fn values<T: Element>(rng: &mut Rng, n: usize, positive: bool) -> Vec<T> {
+    values_with(rng, n, positive, false)
+}
+
+/// As [`values`]; `finite` replaces every NaN and infinity by a finite value (for sums, where
+/// one NaN per tile would hide the summation order).
+fn values_with<T: Element>(rng: &mut Rng, n: usize, positive: bool, finite: bool) -> Vec<T> {
     (0..n)
         .map(|_| {
             let r = rng.next();
@@ -50,14 +74,23 @@ fn values<T: Element>(rng: &mut Rng, n: usize, positive: bool) -> Vec<T> {
                 3 => (rng.unit() - 0.5) * 3e4,
                 _ => {
                     let e = ((r >> 8) % 24) as i32 - 16;
-                    let m = if positive { rng.unit() } else { rng.unit() * 2.0 - 1.0 };
+                    let m = if positive {
+                        rng.unit()
+                    } else {
+                        rng.unit() * 2.0 - 1.0
+                    };
                     m * 2f32.powi(e)
                 }
             };
-            match T::DTYPE {
+            let v = match T::DTYPE {
                 Dtype::F32 => T::from_bits_u32(x.to_bits()),
                 Dtype::Bf16 => T::from_bits_u32(bf16::from_f32(x).to_bits() as u32),
                 Dtype::F16 => T::from_bits_u32(f16::from_f32(x).to_bits() as u32),
+            };
+            if finite && !v.is_finite_bits() {
+                T::from_bits_u32(v.to_bits_u32() & 0x3FFF)
+            } else {
+                v
             }
         })
         .collect()
@@ -149,7 +182,8 @@ impl RuleConfig {
 pub struct TensorSpec {
     /// Elements.
     pub n: usize,
-    /// Bytes added to every buffer's (256-aligned) address; multiples of the element size.
+    /// Elements by which every buffer is moved from a 256-byte-aligned address (1 forces the
+    /// scalar path for every dtype).
     pub misalign: u64,
     /// Per-tensor clip coefficient.
     pub clip: Option<f32>,
@@ -227,8 +261,16 @@ pub fn update_case<B: Backend, P: Element, G: Element, S: StateElement>(
                 }
             }
         }
-        let s0 = if nstates >= 1 { values::<S>(&mut rng, t.n, false) } else { Vec::new() };
-        let s1 = if nstates >= 2 { values::<S>(&mut rng, t.n, true) } else { Vec::new() };
+        let s0 = if nstates >= 1 {
+            values::<S>(&mut rng, t.n, false)
+        } else {
+            Vec::new()
+        };
+        let s1 = if nstates >= 2 {
+            values::<S>(&mut rng, t.n, true)
+        } else {
+            Vec::new()
+        };
         host.push(Host { p, g, s0, s1 });
     }
     // A case with check_finite and data_seed odd plants one infinity in the last tensor.
@@ -248,10 +290,19 @@ pub fn update_case<B: Backend, P: Element, G: Element, S: StateElement>(
     let mut entries = Vec::new();
     let mut addrs = Vec::new();
     for (t, h) in case.tensors.iter().zip(&host) {
-        let param = put(b, &to_bytes(&h.p), t.misalign)?;
-        let grad = put(b, &to_bytes(&h.g), t.misalign)?;
-        let state0 = if nstates >= 1 { put(b, &to_bytes(&h.s0), t.misalign)? } else { 0 };
-        let state1 = if nstates >= 2 { put(b, &to_bytes(&h.s1), t.misalign)? } else { 0 };
+        let m = t.misalign;
+        let param = put(b, &to_bytes(&h.p), m * pw as u64)?;
+        let grad = put(b, &to_bytes(&h.g), m * gw as u64)?;
+        let state0 = if nstates >= 1 {
+            put(b, &to_bytes(&h.s0), m * sw as u64)?
+        } else {
+            0
+        };
+        let state1 = if nstates >= 2 {
+            put(b, &to_bytes(&h.s1), m * sw as u64)?
+        } else {
+            0
+        };
         let clip_coef = match t.clip {
             Some(c) => put(b, &c.to_le_bytes(), 0)?,
             None => 0,
@@ -289,7 +340,11 @@ pub fn update_case<B: Backend, P: Element, G: Element, S: StateElement>(
             Some(s) => put(b, &s.to_le_bytes(), 0)?,
             None => 0,
         },
-        found_inf: put(b, &(if case.found_inf { 1.0f32 } else { 0.0 }).to_le_bytes(), 0)?,
+        found_inf: put(
+            b,
+            &(if case.found_inf { 1.0f32 } else { 0.0 }).to_le_bytes(),
+            0,
+        )?,
     };
     let dtypes = (P::DTYPE, G::DTYPE, S::DTYPE);
     ops::step(
@@ -328,15 +383,30 @@ pub fn update_case<B: Backend, P: Element, G: Element, S: StateElement>(
             let sr = sr_key(case.config.seed(), t, spec.sr_index_offset);
             match case.config {
                 RuleConfig::Adam(c) => {
-                    let plan = Plan { step: t, scalars: c.scalars(lr, t), prep, sr };
+                    let plan = Plan {
+                        step: t,
+                        scalars: c.scalars(lr, t),
+                        prep,
+                        sr,
+                    };
                     adam::adam_reference(&mut h.p, &h.g, &mut h.s0, &mut h.s1, &plan);
                 }
                 RuleConfig::Sgd(c) => {
-                    let plan = Plan { step: t, scalars: c.scalars(lr, t), prep, sr };
+                    let plan = Plan {
+                        step: t,
+                        scalars: c.scalars(lr, t),
+                        prep,
+                        sr,
+                    };
                     sgd::sgd_reference(&mut h.p, &h.g, &mut h.s0, &plan);
                 }
                 RuleConfig::Lion(c) => {
-                    let plan = Plan { step: t, scalars: c.scalars(lr), prep, sr };
+                    let plan = Plan {
+                        step: t,
+                        scalars: c.scalars(lr),
+                        prep,
+                        sr,
+                    };
                     lion::lion_reference(&mut h.p, &h.g, &mut h.s0, &plan);
                 }
             }
@@ -375,10 +445,12 @@ pub fn update_case<B: Backend, P: Element, G: Element, S: StateElement>(
             }
             compared += spec.n;
         }
-        let _ = gw;
     }
     let step_after = u64::from_le_bytes(
-        get(b, refs.step, 8, 1)?.iter().map(|&x| x as u8).collect::<Vec<_>>()[..8]
+        get(b, refs.step, 8, 1)?
+            .iter()
+            .map(|&x| x as u8)
+            .collect::<Vec<_>>()[..8]
             .try_into()
             .map_err(|_| "step bytes")?,
     );
@@ -387,9 +459,15 @@ pub fn update_case<B: Backend, P: Element, G: Element, S: StateElement>(
         return Err(format!("{what}: step {step_after}, core {want_step}"));
     }
     let flag = get(b, refs.found_inf, 1, 4)?[0];
-    let want_flag = if case.found_inf || scan_flag { 0x3F80_0000 } else { 0 };
+    let want_flag = if case.found_inf || scan_flag {
+        0x3F80_0000
+    } else {
+        0
+    };
     if flag != want_flag {
-        return Err(format!("{what}: found_inf {flag:#x}, expected {want_flag:#x}"));
+        return Err(format!(
+            "{what}: found_inf {flag:#x}, expected {want_flag:#x}"
+        ));
     }
     Ok(compared)
 }
@@ -490,13 +568,13 @@ pub fn configs() -> Vec<RuleConfig> {
 
 /// A multi-tensor launch over an aligned vector-plus-tail tensor, an empty one, a misaligned
 /// one (scalar path) and a clipped one with a stochastic-rounding offset.
-pub fn mixed_tensors(elem: u64) -> Vec<TensorSpec> {
+pub fn mixed_tensors() -> Vec<TensorSpec> {
     vec![
         TensorSpec::plain(45),
         TensorSpec::plain(0),
         TensorSpec {
             n: 13,
-            misalign: elem,
+            misalign: 1,
             clip: None,
             sr_index_offset: 45,
         },
@@ -523,7 +601,7 @@ pub fn update_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, usize
             }
             let case = UpdateCase {
                 config,
-                tensors: mixed_tensors(2),
+                tensors: mixed_tensors(),
                 table: true,
                 lr: 1e-3,
                 step0: (ci * 7 + di) as u64,
@@ -579,7 +657,10 @@ pub fn update_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, usize
         for config in configs() {
             let case = UpdateCase {
                 config,
-                tensors: vec![TensorSpec::plain(args::CHUNK as usize + 11), TensorSpec::plain(5)],
+                tensors: vec![
+                    TensorSpec::plain(args::CHUNK as usize + 11),
+                    TensorSpec::plain(5),
+                ],
                 table: true,
                 lr: 0.5,
                 step0: 0,
@@ -597,9 +678,19 @@ pub fn update_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, usize
 
 /// Reductions: per-tile partials (one launch over a table of inputs) and the combine levels,
 /// against `adamant_core::reduce` (`partials_by`, `combine`, `max_abs`, `combine_max_abs`).
-pub fn reduce_case<B: Backend, T: Element>(b: &mut B, sizes: &[usize], seed: u64) -> Result<usize, String> {
+/// `finite` keeps NaN and infinity out of the values (so the summation order shows in the
+/// bits); otherwise some tiles hold them.
+pub fn reduce_case<B: Backend, T: Element>(
+    b: &mut B,
+    sizes: &[usize],
+    seed: u64,
+    finite: bool,
+) -> Result<usize, String> {
     let mut rng = Rng(seed);
-    let inputs: Vec<Vec<T>> = sizes.iter().map(|&n| values::<T>(&mut rng, n, false)).collect();
+    let inputs: Vec<Vec<T>> = sizes
+        .iter()
+        .map(|&n| values_with::<T>(&mut rng, n, false, finite))
+        .collect();
     let mut compared = 0;
     for kind in [Reduction::Sum, Reduction::SumSq, Reduction::MaxAbs] {
         let mut entries = Vec::new();
@@ -607,12 +698,33 @@ pub fn reduce_case<B: Backend, T: Element>(b: &mut B, sizes: &[usize], seed: u64
             let xa = put(b, &to_bytes(x), 0)?;
             let tiles = reduce::tile_count(x.len());
             let out = put(b, &vec![0xAAu8; 4 * tiles.max(1)], 0)?;
-            entries.push(ReduceEntry { x: xa, n: x.len() as u64, out, tile_start: 0 });
+            entries.push(ReduceEntry {
+                x: xa,
+                n: x.len() as u64,
+                out,
+                tile_start: 0,
+            });
         }
         let total = args::assign_tiles(&mut entries);
-        let addr = put(b, &entries.iter().flat_map(|e| e.to_bytes()).collect::<Vec<_>>(), 0)?;
-        ops::partials(b, kind, T::DTYPE, &ReduceInputs::Table { addr, count: entries.len() as u32, total_tiles: total })
-            .map_err(|e| e.to_string())?;
+        let addr = put(
+            b,
+            &entries
+                .iter()
+                .flat_map(|e| e.to_bytes())
+                .collect::<Vec<_>>(),
+            0,
+        )?;
+        ops::partials(
+            b,
+            kind,
+            T::DTYPE,
+            &ReduceInputs::Table {
+                addr,
+                count: entries.len() as u32,
+                total_tiles: total,
+            },
+        )
+        .map_err(|e| e.to_string())?;
         for (x, e) in inputs.iter().zip(&entries) {
             let tiles = reduce::tile_count(x.len());
             let mut want = vec![0f32; tiles];
@@ -633,13 +745,23 @@ pub fn reduce_case<B: Backend, T: Element>(b: &mut B, sizes: &[usize], seed: u64
                 // which is what the device computes.
                 let w = canonicalize_f32(want[i]).to_bits();
                 if got[i] != w {
-                    return Err(format!("{kind:?} {} n={} tile {i}: device {:#x} core {w:#x}", T::DTYPE, x.len(), got[i]));
+                    return Err(format!(
+                        "{kind:?} {} n={} tile {i}: device {:#x} core {w:#x}",
+                        T::DTYPE,
+                        x.len(),
+                        got[i]
+                    ));
                 }
             }
             compared += x.len();
             if tiles >= 1 {
-                let scratch = put(b, &vec![0u8; 4 * ops::combine_scratch_len(tiles as u64) as usize], 0)?;
-                let r = ops::combine(b, kind, e.out, tiles as u64, scratch).map_err(|e| e.to_string())?;
+                let scratch = put(
+                    b,
+                    &vec![0u8; 4 * ops::combine_scratch_len(tiles as u64) as usize],
+                    0,
+                )?;
+                let r = ops::combine(b, kind, e.out, tiles as u64, scratch)
+                    .map_err(|e| e.to_string())?;
                 let got = get(b, r, 1, 4)?[0];
                 let whole = match kind {
                     Reduction::MaxAbs => reduce::combine_max_abs(&want),
@@ -647,7 +769,11 @@ pub fn reduce_case<B: Backend, T: Element>(b: &mut B, sizes: &[usize], seed: u64
                 };
                 let w = canonicalize_f32(whole).to_bits();
                 if got != w {
-                    return Err(format!("{kind:?} combine {} n={}: device {got:#x} core {w:#x}", T::DTYPE, x.len()));
+                    return Err(format!(
+                        "{kind:?} combine {} n={}: device {got:#x} core {w:#x}",
+                        T::DTYPE,
+                        x.len()
+                    ));
                 }
                 if kind != Reduction::MaxAbs {
                     let direct = match kind {
@@ -655,7 +781,10 @@ pub fn reduce_case<B: Backend, T: Element>(b: &mut B, sizes: &[usize], seed: u64
                         _ => reduce::sum_sq(x),
                     };
                     if canonicalize_f32(direct).to_bits() != w {
-                        return Err(format!("{kind:?} {}: partials+combine differ from the one-pass sum", T::DTYPE));
+                        return Err(format!(
+                            "{kind:?} {}: partials+combine differ from the one-pass sum",
+                            T::DTYPE
+                        ));
                     }
                 }
             }
@@ -665,9 +794,14 @@ pub fn reduce_case<B: Backend, T: Element>(b: &mut B, sizes: &[usize], seed: u64
 }
 
 /// Reductions for every dtype over odd sizes (one tile, several tiles, a partial tile).
+/// Finite data everywhere, plus one adversarial (NaN/inf-holding) pass per dtype.
 pub fn reduce_matrix<B: Backend>(b: &mut B) -> Result<usize, String> {
     let sizes = [1usize, 255, 4097, 3 * 4096 + 5];
-    Ok(reduce_case::<B, f32>(b, &sizes, 1)?
-        + reduce_case::<B, bf16>(b, &sizes, 2)?
-        + reduce_case::<B, f16>(b, &sizes, 3)?)
+    let special = [300usize, 4096 + 7];
+    Ok(reduce_case::<B, f32>(b, &sizes, 1, true)?
+        + reduce_case::<B, bf16>(b, &sizes, 2, true)?
+        + reduce_case::<B, f16>(b, &sizes, 3, true)?
+        + reduce_case::<B, f32>(b, &special, 4, false)?
+        + reduce_case::<B, bf16>(b, &special, 5, false)?
+        + reduce_case::<B, f16>(b, &special, 6, false)?)
 }

@@ -34,7 +34,9 @@ fn failed(what: &str, e: result::DriverError) -> BackendError {
 fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, BackendError>) -> Result<T, BackendError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(no_device(format!("{what}: the CUDA driver library is unusable"))),
+        Err(_) => Err(no_device(format!(
+            "{what}: the CUDA driver library is unusable"
+        ))),
     }
 }
 
@@ -71,7 +73,11 @@ fn registry() -> &'static Mutex<HashMap<usize, Loaded>> {
 
 /// The function `entry` of module `module` in context `ctx` (current on this thread),
 /// loading the module on first use in that context.
-fn function(ctx: sys::CUcontext, module: &str, entry: &str) -> Result<sys::CUfunction, BackendError> {
+fn function(
+    ctx: sys::CUcontext,
+    module: &str,
+    entry: &str,
+) -> Result<sys::CUfunction, BackendError> {
     let mut reg = registry()
         .lock()
         .map_err(|_| BackendError::Failed("module registry poisoned".into()))?;
@@ -193,7 +199,8 @@ impl StreamLauncher {
             let current = result::ctx::get_current().map_err(|e| failed("cuCtxGetCurrent", e))?;
             if current != Some(ctx) {
                 // SAFETY: `ctx` is the live context of the caller's stream.
-                unsafe { result::ctx::set_current(ctx) }.map_err(|e| failed("cuCtxSetCurrent", e))?;
+                unsafe { result::ctx::set_current(ctx) }
+                    .map_err(|e| failed("cuCtxSetCurrent", e))?;
             }
             Ok(StreamLauncher { ctx, stream })
         })
@@ -209,7 +216,9 @@ impl Launcher for StreamLauncher {
         params: &[ParamValue],
     ) -> Result<(), BackendError> {
         let (ctx, stream) = (self.ctx, self.stream);
-        guarded("launch", || launch_raw(ctx, stream, module, entry, shape, params))
+        guarded("launch", || {
+            launch_raw(ctx, stream, module, entry, shape, params)
+        })
     }
 }
 
@@ -279,10 +288,12 @@ impl Backend for CudaBackend {
         guarded("alloc", || {
             self.make_current()?;
             // SAFETY: plain allocation in the current context; cuMemAlloc aligns to >= 256.
-            let a = unsafe { result::malloc_sync(bytes.max(1)) }.map_err(|e| failed("cuMemAlloc", e))?;
+            let a = unsafe { result::malloc_sync(bytes.max(1)) }
+                .map_err(|e| failed("cuMemAlloc", e))?;
             self.allocations.push(a);
             // SAFETY: `a` holds at least `bytes` bytes.
-            unsafe { result::memset_d8_sync(a, 0, bytes.max(1)) }.map_err(|e| failed("cuMemsetD8", e))?;
+            unsafe { result::memset_d8_sync(a, 0, bytes.max(1)) }
+                .map_err(|e| failed("cuMemsetD8", e))?;
             Ok(a)
         })
     }

@@ -215,14 +215,21 @@ pub fn nonfinite_scan<L: Launcher + ?Sized>(
         ParamValue::U64(total),
         ParamValue::U64(found_inf),
     ];
-    l.launch_kernel("step", &args::nonfinite_entry(grad), shape_for(total), &params)?;
+    l.launch_kernel(
+        "step",
+        &args::nonfinite_entry(grad),
+        shape_for(total),
+        &params,
+    )?;
     Ok(())
 }
 
 /// Launch the commit: `step += 1` on the device unless `found_inf` is set.
 pub fn commit<L: Launcher + ?Sized>(l: &mut L, refs: &StepRefs) -> Result<(), OpError> {
     if refs.step == 0 {
-        return Err(OpError::InvalidArgument("step must be a device address".into()));
+        return Err(OpError::InvalidArgument(
+            "step must be a device address".into(),
+        ));
     }
     let shape = LaunchShape {
         grid: (1, 1, 1),
@@ -275,7 +282,15 @@ pub fn adam_step<L: Launcher + ?Sized>(
     hyper: &AdamHyper,
     check_finite: bool,
 ) -> Result<(), OpError> {
-    step(l, Rule::Adam, dtypes, tensors, refs, hyper.to_bytes(), check_finite)
+    step(
+        l,
+        Rule::Adam,
+        dtypes,
+        tensors,
+        refs,
+        hyper.to_bytes(),
+        check_finite,
+    )
 }
 
 /// SGD step (see [`step`]). Without momentum `state0` is not touched.
@@ -287,7 +302,15 @@ pub fn sgd_step<L: Launcher + ?Sized>(
     hyper: &SgdHyper,
     check_finite: bool,
 ) -> Result<(), OpError> {
-    step(l, Rule::Sgd, dtypes, tensors, refs, hyper.to_bytes(), check_finite)
+    step(
+        l,
+        Rule::Sgd,
+        dtypes,
+        tensors,
+        refs,
+        hyper.to_bytes(),
+        check_finite,
+    )
 }
 
 /// Lion step (see [`step`]).
@@ -299,7 +322,15 @@ pub fn lion_step<L: Launcher + ?Sized>(
     hyper: &LionHyper,
     check_finite: bool,
 ) -> Result<(), OpError> {
-    step(l, Rule::Lion, dtypes, tensors, refs, hyper.to_bytes(), check_finite)
+    step(
+        l,
+        Rule::Lion,
+        dtypes,
+        tensors,
+        refs,
+        hyper.to_bytes(),
+        check_finite,
+    )
 }
 
 /// The inputs of a reduction launch.

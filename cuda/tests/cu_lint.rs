@@ -11,7 +11,12 @@ fn sources() -> Vec<(String, String)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("cu" | "cuh")))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), fs::read_to_string(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                fs::read_to_string(&p).unwrap(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -32,8 +37,14 @@ fn operators(code: &str) -> Vec<char> {
             '+' | '*' | '/' => out.push(c),
             '-' => {
                 let next = b.get(i + 1).copied().unwrap_or(' ');
-                let prev = b[..i].iter().rev().find(|c| !c.is_whitespace()).copied().unwrap_or('(');
-                let unary_literal = next.is_ascii_digit() && matches!(prev, '(' | ',' | '?' | ':' | '=');
+                let prev = b[..i]
+                    .iter()
+                    .rev()
+                    .find(|c| !c.is_whitespace())
+                    .copied()
+                    .unwrap_or('(');
+                let unary_literal =
+                    next.is_ascii_digit() && matches!(prev, '(' | ',' | '?' | ':' | '=');
                 if next != '>' && !unary_literal {
                     out.push(c);
                 }
@@ -71,13 +82,32 @@ fn spec_formula_code_uses_only_rounding_intrinsics() {
         regions += src.matches("// formula:begin").count();
         for (n, l) in lines {
             let ops = operators(l);
-            assert!(ops.is_empty(), "{name}:{n}: plain operator(s) {ops:?} in formula code: {l}");
-            for forbidden in ["fmaf", "__fmaf", "__fma", "sqrtf(", "rsqrt", "__expf", "powf", "__frcp", "__fdividef"] {
-                assert!(!l.contains(forbidden), "{name}:{n}: {forbidden} in formula code");
+            assert!(
+                ops.is_empty(),
+                "{name}:{n}: plain operator(s) {ops:?} in formula code: {l}"
+            );
+            for forbidden in [
+                "fmaf",
+                "__fmaf",
+                "__fma",
+                "sqrtf(",
+                "rsqrt",
+                "__expf",
+                "powf",
+                "__frcp",
+                "__fdividef",
+            ] {
+                assert!(
+                    !l.contains(forbidden),
+                    "{name}:{n}: {forbidden} in formula code"
+                );
             }
         }
     }
-    assert!(regions >= 11, "only {regions} formula regions: markers lost?");
+    assert!(
+        regions >= 11,
+        "only {regions} formula regions: markers lost?"
+    );
 }
 
 #[test]
@@ -86,13 +116,19 @@ fn spec_every_element_function_names_its_core_original() {
         for (k, f) in ["adam_elem", "sgd_elem", "lion_elem"].iter().enumerate() {
             let file = ["adam.cu", "sgd.cu", "lion.cu"][k];
             if name == file {
-                let tag = format!("// mirrors adamant_core::rules::{}::{f} (numeric contract v1)", &f[..f.len() - 5]);
+                let tag = format!(
+                    "// mirrors adamant_core::rules::{}::{f} (numeric contract v1)",
+                    &f[..f.len() - 5]
+                );
                 assert!(src.contains(&tag), "{name} lacks {tag:?}");
             }
         }
         // multi_tensor.cuh only maps blocks to elements: it has no formula to mirror.
         if name != "multi_tensor.cuh" {
-            assert!(src.contains("mirrors adamant_core::"), "{name} names no core function");
+            assert!(
+                src.contains("mirrors adamant_core::"),
+                "{name} names no core function"
+            );
         }
     }
 }
@@ -103,5 +139,8 @@ fn negative_control_the_operator_scan() {
     assert_eq!(operators("x = e->n; y = f(-1.0f);"), Vec::<char>::new());
     assert_eq!(operators("a = b - c; // a - b in a comment"), ['-']);
     assert_eq!(operators("q = __fdiv_rn(m, denom);"), Vec::<char>::new());
-    assert_eq!(operators("sh[l] = __fadd_rn(sh[l], sh[l + 128]) * 2;"), ['*']);
+    assert_eq!(
+        operators("sh[l] = __fadd_rn(sh[l], sh[l + 128]) * 2;"),
+        ['*']
+    );
 }

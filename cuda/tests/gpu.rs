@@ -21,7 +21,10 @@ fn gpu() -> Option<CudaBackend> {
 fn gpu_updates_match_core_bit_for_bit() {
     let Some(mut b) = gpu() else { return };
     let (cases, elems) = conformance::update_matrix(&mut b, false).expect("update matrix");
-    eprintln!("{}: {cases} update launches, {elems} elements identical to core", b.name());
+    eprintln!(
+        "{}: {cases} update launches, {elems} elements identical to core",
+        b.name()
+    );
     assert!(cases > 100);
 }
 

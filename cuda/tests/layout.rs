@@ -20,7 +20,13 @@ fn params(ptx: &str, entry: &str) -> Vec<(usize, usize)> {
                 Some((size, align.parse().unwrap()))
             } else {
                 let ty = rest.split_whitespace().next()?;
-                let size = match &ty[2..] { "8" => 1, "16" => 2, "32" => 4, "64" => 8, _ => return None };
+                let size = match &ty[2..] {
+                    "8" => 1,
+                    "16" => 2,
+                    "32" => 4,
+                    "64" => 8,
+                    _ => return None,
+                };
                 Some((size, size))
             }
         })
@@ -34,10 +40,22 @@ fn spec_struct_sizes() {
     assert_eq!(std::mem::size_of::<AdamHyper>(), AdamHyper::SIZE);
     assert_eq!(std::mem::size_of::<SgdHyper>(), SgdHyper::SIZE);
     assert_eq!(std::mem::size_of::<LionHyper>(), LionHyper::SIZE);
-    let e = TensorEntry { param: 1, grad: 2, state0: 3, state1: 4, n: 5, sr_index_offset: 6, clip_coef: 7, chunk_start: 8 };
+    let e = TensorEntry {
+        param: 1,
+        grad: 2,
+        state0: 3,
+        state1: 4,
+        n: 5,
+        sr_index_offset: 6,
+        clip_coef: 7,
+        chunk_start: 8,
+    };
     let b = e.to_bytes();
     for k in 0..8 {
-        assert_eq!(u64::from_le_bytes(b[8 * k..8 * k + 8].try_into().unwrap()), k as u64 + 1);
+        assert_eq!(
+            u64::from_le_bytes(b[8 * k..8 * k + 8].try_into().unwrap()),
+            k as u64 + 1
+        );
     }
 }
 
@@ -49,8 +67,22 @@ fn spec_ptx_parameter_lists_match_the_rust_layouts() {
             let got = params(m.ptx, entry);
             let want: Vec<(usize, usize)> = match m.name {
                 "adam" | "sgd" | "lion" => {
-                    let hyper = match m.name { "adam" => AdamHyper::SIZE, "sgd" => SgdHyper::SIZE, _ => LionHyper::SIZE };
-                    vec![(8, 8), (64, 8), (4, 4), (8, 8), (8, 8), (8, 8), (8, 8), (8, 8), (hyper, 8)]
+                    let hyper = match m.name {
+                        "adam" => AdamHyper::SIZE,
+                        "sgd" => SgdHyper::SIZE,
+                        _ => LionHyper::SIZE,
+                    };
+                    vec![
+                        (8, 8),
+                        (64, 8),
+                        (4, 4),
+                        (8, 8),
+                        (8, 8),
+                        (8, 8),
+                        (8, 8),
+                        (8, 8),
+                        (hyper, 8),
+                    ]
                 }
                 "reduce" => vec![(8, 8), (32, 8), (4, 4), (8, 8)],
                 "step" if entry == "adamant_step_commit" => vec![(8, 8), (8, 8)],
