@@ -1,0 +1,168 @@
+//! C-shaped entry points for the `adamant_cuda_*` ABI (wrapped by `adamant-ffi`): device
+//! addresses as `u64`, the caller's stream as `*mut c_void`, dtypes as their ABI codes
+//! (`adamant_core::Dtype`), results as [`OpError`] (its `NoDevice` is the ABI's "no CUDA
+//! device" status). Every function checks for the driver first, so on a machine without one
+//! each returns `NoDevice`. Nothing here allocates, synchronizes or reads device memory.
+
+use crate::args::{AdamHyper, LionHyper, Reduction, Rule, SgdHyper};
+use crate::driver::StreamLauncher;
+use crate::ops::{self, OpError, ReduceInputs, StepRefs, Tensors};
+use adamant_core::Dtype;
+use std::ffi::c_void;
+
+fn dtype(code: u32) -> Result<Dtype, OpError> {
+    Dtype::from_u32(code).ok_or_else(|| OpError::UnsupportedDtype(format!("dtype code {code}")))
+}
+
+fn dtypes(codes: [u32; 3]) -> Result<(Dtype, Dtype, Dtype), OpError> {
+    Ok((dtype(codes[0])?, dtype(codes[1])?, dtype(codes[2])?))
+}
+
+/// # Safety
+/// `stream` must be null or a live `CUstream` of the current device.
+unsafe fn launcher(stream: *mut c_void) -> Result<StreamLauncher, OpError> {
+    // SAFETY: forwarded from the caller.
+    Ok(unsafe { StreamLauncher::new(stream) }?)
+}
+
+/// One step of `rule` on `stream`: finite scan (when `check_finite` or a loss scale is given),
+/// update, commit. `dtype_codes` = (param, grad, state).
+///
+/// # Safety
+/// `stream` must be null or a live `CUstream`; every device address must point to memory of
+/// the current context with the sizes the tensors declare, valid until the stream runs them.
+pub unsafe fn step_on_stream(
+    stream: *mut c_void,
+    rule: Rule,
+    dtype_codes: [u32; 3],
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: Vec<u8>,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::step(
+        &mut l,
+        rule,
+        dtypes(dtype_codes)?,
+        tensors,
+        refs,
+        hyper,
+        check_finite,
+    )
+}
+
+/// Adam/AdamW step on `stream` (see [`step_on_stream`]).
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn adam_step_on_stream(
+    stream: *mut c_void,
+    dtype_codes: [u32; 3],
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: &AdamHyper,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        step_on_stream(
+            stream,
+            Rule::Adam,
+            dtype_codes,
+            tensors,
+            refs,
+            hyper.to_bytes(),
+            check_finite,
+        )
+    }
+}
+
+/// SGD step on `stream` (see [`step_on_stream`]).
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn sgd_step_on_stream(
+    stream: *mut c_void,
+    dtype_codes: [u32; 3],
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: &SgdHyper,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        step_on_stream(
+            stream,
+            Rule::Sgd,
+            dtype_codes,
+            tensors,
+            refs,
+            hyper.to_bytes(),
+            check_finite,
+        )
+    }
+}
+
+/// Lion step on `stream` (see [`step_on_stream`]).
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn lion_step_on_stream(
+    stream: *mut c_void,
+    dtype_codes: [u32; 3],
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: &LionHyper,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        step_on_stream(
+            stream,
+            Rule::Lion,
+            dtype_codes,
+            tensors,
+            refs,
+            hyper.to_bytes(),
+            check_finite,
+        )
+    }
+}
+
+/// Per-tile partials of a reduction on `stream` (see [`ops::partials`]).
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn partials_on_stream(
+    stream: *mut c_void,
+    kind: Reduction,
+    dtype_code: u32,
+    inputs: &ReduceInputs,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::partials(&mut l, kind, dtype(dtype_code)?, inputs)
+}
+
+/// Combine `m` partials on `stream` (see [`ops::combine`]); returns the result's address.
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn combine_on_stream(
+    stream: *mut c_void,
+    kind: Reduction,
+    partials: u64,
+    m: u64,
+    scratch: u64,
+) -> Result<u64, OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::combine(&mut l, kind, partials, m, scratch)
+}
+
+/// Whether a CUDA driver and device are usable (`Err(NoDevice)` explains why not).
+pub fn probe() -> Result<(), OpError> {
+    Ok(crate::driver::init_driver()?)
+}

@@ -1,0 +1,807 @@
+//! Test bodies shared by every executor of the kernels: each runs launches through a
+//! [`Backend`] (a real GPU, or the PTX simulator) and compares the results with `adamant-core`
+//! bit for bit, on adversarial inputs (NaN payloads, +-0, subnormals, +-inf, huge and tiny
+//! values, odd lengths, unaligned buffers, several tensors per launch, device-resident lr and
+//! step). Each returns the number of elements compared, or a description of the first
+//! mismatch.
+
+use crate::args::{
+    self, AdamHyper, LionHyper, ReduceEntry, Reduction, Rule, SgdHyper, TensorEntry,
+};
+use crate::backend::Backend;
+use crate::ops::{self, ReduceInputs, StepRefs, Tensors};
+use adamant_core::reduce;
+use adamant_core::rules::{adam, lion, sgd, Plan};
+use adamant_core::step::{skip_reason, GradPrep, StepOptions, StochasticRounding};
+use adamant_core::store::{canonicalize_f32, Element, StateElement};
+use adamant_core::{bf16, f16, AdamConfig, Dtype, LionConfig, SgdConfig};
+
+/// Deterministic generator (SplitMix64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// f32 patterns that exercise every special path.
+const SPECIAL_F32: &[u32] = &[
+    0x0000_0000,
+    0x8000_0000,
+    0x0000_0001,
+    0x8000_0001,
+    0x007F_FFFF,
+    0x0080_0000,
+    0x7F7F_FFFF,
+    0xFF7F_FFFF,
+    0x7F80_0000,
+    0xFF80_0000,
+    0x7FC0_0000,
+    0xFFC0_0001,
+    0x7F80_0001,
+    0x3F80_0000,
+    0x3380_0000,
+    0x477F_F000,
+    0x3F80_8000,
+    0x3F81_8000,
+    0x0001_8000,
+];
+
+/// `n` adversarial values of `T`: mostly ordinary magnitudes (so updates are meaningful),
+/// with specials and random bit patterns mixed in. `positive` keeps ordinary values >= 0 (for
+/// second moments).
+fn values<T: Element>(rng: &mut Rng, n: usize, positive: bool) -> Vec<T> {
+    values_with(rng, n, positive, false)
+}
+
+/// As [`values`]; `finite` replaces every NaN and infinity by a finite value (for sums, where
+/// one NaN per tile would hide the summation order).
+fn values_with<T: Element>(rng: &mut Rng, n: usize, positive: bool, finite: bool) -> Vec<T> {
+    (0..n)
+        .map(|_| {
+            let r = rng.next();
+            let x = match r % 16 {
+                0 => f32::from_bits(SPECIAL_F32[(r >> 8) as usize % SPECIAL_F32.len()]),
+                1 => f32::from_bits((r >> 16) as u32),
+                2 => (rng.unit() - 0.5) * 1e-30,
+                3 => (rng.unit() - 0.5) * 3e4,
+                _ => {
+                    let e = ((r >> 8) % 24) as i32 - 16;
+                    let m = if positive {
+                        rng.unit()
+                    } else {
+                        rng.unit() * 2.0 - 1.0
+                    };
+                    m * 2f32.powi(e)
+                }
+            };
+            let v = match T::DTYPE {
+                Dtype::F32 => T::from_bits_u32(x.to_bits()),
+                Dtype::Bf16 => T::from_bits_u32(bf16::from_f32(x).to_bits() as u32),
+                Dtype::F16 => T::from_bits_u32(f16::from_f32(x).to_bits() as u32),
+            };
+            if finite && !v.is_finite_bits() {
+                T::from_bits_u32(v.to_bits_u32() & 0x3FFF)
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+fn to_bytes<T: Element>(xs: &[T]) -> Vec<u8> {
+    let w = T::DTYPE.size();
+    xs.iter()
+        .flat_map(|x| x.to_bits_u32().to_le_bytes()[..w].to_vec())
+        .collect()
+}
+
+fn bits_of<T: Element>(xs: &[T]) -> Vec<u32> {
+    xs.iter().map(|x| x.to_bits_u32()).collect()
+}
+
+fn from_bytes(bytes: &[u8], w: usize) -> Vec<u32> {
+    bytes
+        .chunks(w)
+        .map(|c| {
+            let mut b = [0u8; 4];
+            b[..w].copy_from_slice(c);
+            u32::from_le_bytes(b)
+        })
+        .collect()
+}
+
+/// Device memory helper: allocations with a chosen misalignment.
+fn put<B: Backend>(b: &mut B, bytes: &[u8], misalign: u64) -> Result<u64, String> {
+    let a = b.alloc(bytes.len() + 16).map_err(|e| e.to_string())? + misalign;
+    if !bytes.is_empty() {
+        b.upload(a, bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(a)
+}
+
+fn get<B: Backend>(b: &mut B, addr: u64, n: usize, w: usize) -> Result<Vec<u32>, String> {
+    let mut out = vec![0u8; n * w];
+    if n > 0 {
+        b.download(addr, &mut out).map_err(|e| e.to_string())?;
+    }
+    Ok(from_bytes(&out, w))
+}
+
+/// A rule with its configuration.
+#[derive(Clone, Copy, Debug)]
+pub enum RuleConfig {
+    /// Adam / AdamW.
+    Adam(AdamConfig),
+    /// SGD.
+    Sgd(SgdConfig),
+    /// Lion.
+    Lion(LionConfig),
+}
+
+impl RuleConfig {
+    fn rule(&self) -> Rule {
+        match self {
+            RuleConfig::Adam(_) => Rule::Adam,
+            RuleConfig::Sgd(_) => Rule::Sgd,
+            RuleConfig::Lion(_) => Rule::Lion,
+        }
+    }
+    fn states(&self) -> usize {
+        match self {
+            RuleConfig::Adam(_) => 2,
+            RuleConfig::Sgd(c) => c.has_momentum() as usize,
+            RuleConfig::Lion(_) => 1,
+        }
+    }
+    fn hyper(&self) -> Vec<u8> {
+        match self {
+            RuleConfig::Adam(c) => AdamHyper::from_config(c).to_bytes(),
+            RuleConfig::Sgd(c) => SgdHyper::from_config(c).to_bytes(),
+            RuleConfig::Lion(c) => LionHyper::from_config(c).to_bytes(),
+        }
+    }
+    fn seed(&self) -> Option<u64> {
+        match self {
+            RuleConfig::Adam(c) => c.stochastic_rounding_seed,
+            RuleConfig::Sgd(c) => c.stochastic_rounding_seed,
+            RuleConfig::Lion(c) => c.stochastic_rounding_seed,
+        }
+    }
+}
+
+/// One tensor of a case.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorSpec {
+    /// Elements.
+    pub n: usize,
+    /// Elements by which every buffer is moved from a 256-byte-aligned address (1 forces the
+    /// scalar path for every dtype).
+    pub misalign: u64,
+    /// Per-tensor clip coefficient.
+    pub clip: Option<f32>,
+    /// Stochastic-rounding index offset.
+    pub sr_index_offset: u64,
+}
+
+impl TensorSpec {
+    /// `n` elements, aligned, no clipping, offset 0.
+    pub const fn plain(n: usize) -> TensorSpec {
+        TensorSpec {
+            n,
+            misalign: 0,
+            clip: None,
+            sr_index_offset: 0,
+        }
+    }
+}
+
+/// One update launch to compare.
+#[derive(Clone, Debug)]
+pub struct UpdateCase {
+    /// Rule and hyper-parameters.
+    pub config: RuleConfig,
+    /// Tensors (all of the same dtypes).
+    pub tensors: Vec<TensorSpec>,
+    /// Pass a device table (true) or the single tensor by value (needs one tensor).
+    pub table: bool,
+    /// Learning rate (f32 on the device; core gets it widened to f64).
+    pub lr: f32,
+    /// Steps already applied (the device's step count before the launch).
+    pub step0: u64,
+    /// Loss scale.
+    pub grad_scale: Option<f32>,
+    /// Caller's found_inf flag set before the step.
+    pub found_inf: bool,
+    /// Finite checking requested.
+    pub check_finite: bool,
+    /// Data seed.
+    pub data_seed: u64,
+}
+
+fn sr_key(seed: Option<u64>, t: u64, off: u64) -> Option<StochasticRounding> {
+    seed.map(|seed| StochasticRounding {
+        seed,
+        step: t,
+        index_offset: off,
+    })
+}
+
+/// Run `case` on the backend and on core with types `P, G, S`; compare every buffer, the
+/// step count and the found_inf flag, bit for bit. Returns the elements compared.
+pub fn update_case<B: Backend, P: Element, G: Element, S: StateElement>(
+    b: &mut B,
+    case: &UpdateCase,
+) -> Result<usize, String> {
+    let mut rng = Rng(case.data_seed);
+    let nstates = case.config.states();
+    struct Host<P, G, S> {
+        p: Vec<P>,
+        g: Vec<G>,
+        s0: Vec<S>,
+        s1: Vec<S>,
+    }
+    let mut host: Vec<Host<P, G, S>> = Vec::new();
+    for t in &case.tensors {
+        let p = values::<P>(&mut rng, t.n, false);
+        let mut g = values::<G>(&mut rng, t.n, false);
+        if case.check_finite || case.grad_scale.is_some() {
+            // Mostly finite gradients so that applied steps are compared too; the
+            // non-finite cases put their bad element in explicitly.
+            for x in g.iter_mut() {
+                if !x.is_finite_bits() {
+                    *x = G::from_bits_u32(0);
+                }
+            }
+        }
+        let s0 = if nstates >= 1 {
+            values::<S>(&mut rng, t.n, false)
+        } else {
+            Vec::new()
+        };
+        let s1 = if nstates >= 2 {
+            values::<S>(&mut rng, t.n, true)
+        } else {
+            Vec::new()
+        };
+        host.push(Host { p, g, s0, s1 });
+    }
+    // A case with check_finite and data_seed odd plants one infinity in the last tensor.
+    if case.check_finite && case.data_seed % 2 == 1 {
+        if let Some(h) = host.iter_mut().rev().find(|h| !h.g.is_empty()) {
+            let k = h.g.len() / 2;
+            h.g[k] = G::from_bits_u32(match G::DTYPE {
+                Dtype::F32 => 0xFF80_0000,
+                Dtype::Bf16 => 0xFF80,
+                Dtype::F16 => 0xFC00,
+            });
+        }
+    }
+
+    // Device side.
+    let (pw, gw, sw) = (P::DTYPE.size(), G::DTYPE.size(), S::DTYPE.size());
+    let mut entries = Vec::new();
+    let mut addrs = Vec::new();
+    for (t, h) in case.tensors.iter().zip(&host) {
+        let m = t.misalign;
+        let param = put(b, &to_bytes(&h.p), m * pw as u64)?;
+        let grad = put(b, &to_bytes(&h.g), m * gw as u64)?;
+        let state0 = if nstates >= 1 {
+            put(b, &to_bytes(&h.s0), m * sw as u64)?
+        } else {
+            0
+        };
+        let state1 = if nstates >= 2 {
+            put(b, &to_bytes(&h.s1), m * sw as u64)?
+        } else {
+            0
+        };
+        let clip_coef = match t.clip {
+            Some(c) => put(b, &c.to_le_bytes(), 0)?,
+            None => 0,
+        };
+        entries.push(TensorEntry {
+            param,
+            grad,
+            state0,
+            state1,
+            n: t.n as u64,
+            sr_index_offset: t.sr_index_offset,
+            clip_coef,
+            chunk_start: 0,
+        });
+        addrs.push((param, state0, state1));
+    }
+    let total = args::assign_chunks(&mut entries);
+    let tensors = if case.table {
+        let addr = put(b, &args::table_bytes(&entries), 0)?;
+        Tensors::Table {
+            addr,
+            count: entries.len() as u32,
+            total_chunks: total,
+        }
+    } else {
+        if entries.len() != 1 {
+            return Err("a single-tensor case needs exactly one tensor".into());
+        }
+        Tensors::One(entries[0])
+    };
+    let refs = StepRefs {
+        lr: put(b, &case.lr.to_le_bytes(), 0)?,
+        step: put(b, &case.step0.to_le_bytes(), 0)?,
+        grad_scale: match case.grad_scale {
+            Some(s) => put(b, &s.to_le_bytes(), 0)?,
+            None => 0,
+        },
+        found_inf: put(
+            b,
+            &(if case.found_inf { 1.0f32 } else { 0.0 }).to_le_bytes(),
+            0,
+        )?,
+    };
+    let dtypes = (P::DTYPE, G::DTYPE, S::DTYPE);
+    ops::step(
+        b,
+        case.config.rule(),
+        dtypes,
+        &tensors,
+        &refs,
+        case.config.hyper(),
+        case.check_finite,
+    )
+    .map_err(|e| e.to_string())?;
+
+    // Core side.
+    let t = case.step0 + 1;
+    let lr = case.lr as f64;
+    let opts = StepOptions {
+        lr,
+        grad_scale: case.grad_scale,
+        clip_coef: None,
+        found_inf: case.found_inf,
+        check_finite: case.check_finite,
+    };
+    let grads: Vec<&[G]> = host.iter().map(|h| &h.g[..]).collect();
+    let skip = skip_reason(&opts, grads.iter().copied());
+    let scan_flag = !case.found_inf
+        && opts.checks_finite()
+        && grads.iter().any(|g| g.iter().any(|x| !x.is_finite_bits()));
+    let mut want = host;
+    if skip.is_none() {
+        for (spec, h) in case.tensors.iter().zip(want.iter_mut()) {
+            let prep = GradPrep {
+                grad_scale: case.grad_scale.unwrap_or(1.0),
+                clip_coef: spec.clip.unwrap_or(1.0),
+            };
+            let sr = sr_key(case.config.seed(), t, spec.sr_index_offset);
+            match case.config {
+                RuleConfig::Adam(c) => {
+                    let plan = Plan {
+                        step: t,
+                        scalars: c.scalars(lr, t),
+                        prep,
+                        sr,
+                    };
+                    adam::adam_reference(&mut h.p, &h.g, &mut h.s0, &mut h.s1, &plan);
+                }
+                RuleConfig::Sgd(c) => {
+                    let plan = Plan {
+                        step: t,
+                        scalars: c.scalars(lr, t),
+                        prep,
+                        sr,
+                    };
+                    sgd::sgd_reference(&mut h.p, &h.g, &mut h.s0, &plan);
+                }
+                RuleConfig::Lion(c) => {
+                    let plan = Plan {
+                        step: t,
+                        scalars: c.scalars(lr),
+                        prep,
+                        sr,
+                    };
+                    lion::lion_reference(&mut h.p, &h.g, &mut h.s0, &plan);
+                }
+            }
+        }
+    }
+
+    // Compare.
+    let what = format!(
+        "{} {}/{}/{} on {}",
+        case.config.rule().name(),
+        P::DTYPE,
+        G::DTYPE,
+        S::DTYPE,
+        b.name()
+    );
+    let mut compared = 0;
+    for (k, (spec, h)) in case.tensors.iter().zip(&want).enumerate() {
+        let (pa, s0a, s1a) = addrs[k];
+        let bufs: [(&str, u64, Vec<u32>, usize); 3] = [
+            ("param", pa, bits_of(&h.p), pw),
+            ("state0", s0a, bits_of(&h.s0), sw),
+            ("state1", s1a, bits_of(&h.s1), sw),
+        ];
+        for (name, addr, want_bits, w) in bufs {
+            if want_bits.is_empty() {
+                continue;
+            }
+            let got = get(b, addr, spec.n, w)?;
+            if let Some(i) = (0..spec.n).find(|&i| got[i] != want_bits[i]) {
+                return Err(format!(
+                    "{what}: tensor {k} {name}[{i}] device {:#x} core {:#x} (grad {:#x}, case {case:?})",
+                    got[i],
+                    want_bits[i],
+                    h.g[i].to_bits_u32()
+                ));
+            }
+            compared += spec.n;
+        }
+    }
+    let step_after = u64::from_le_bytes(
+        get(b, refs.step, 8, 1)?
+            .iter()
+            .map(|&x| x as u8)
+            .collect::<Vec<_>>()[..8]
+            .try_into()
+            .map_err(|_| "step bytes")?,
+    );
+    let want_step = if skip.is_some() { case.step0 } else { t };
+    if step_after != want_step {
+        return Err(format!("{what}: step {step_after}, core {want_step}"));
+    }
+    let flag = get(b, refs.found_inf, 1, 4)?[0];
+    let want_flag = if case.found_inf || scan_flag {
+        0x3F80_0000
+    } else {
+        0
+    };
+    if flag != want_flag {
+        return Err(format!(
+            "{what}: found_inf {flag:#x}, expected {want_flag:#x}"
+        ));
+    }
+    Ok(compared)
+}
+
+macro_rules! dispatch3 {
+    ($f:ident, $b:expr, $case:expr, $p:expr, $g:expr, $s:expr) => {{
+        macro_rules! with_s {
+            ($P:ty, $G:ty) => {
+                match $s {
+                    Dtype::F32 => $f::<_, $P, $G, f32>($b, $case),
+                    Dtype::Bf16 => $f::<_, $P, $G, bf16>($b, $case),
+                    Dtype::F16 => Err("f16 states have no kernels".to_string()),
+                }
+            };
+        }
+        macro_rules! with_g {
+            ($P:ty) => {
+                match $g {
+                    Dtype::F32 => with_s!($P, f32),
+                    Dtype::Bf16 => with_s!($P, bf16),
+                    Dtype::F16 => with_s!($P, f16),
+                }
+            };
+        }
+        match $p {
+            Dtype::F32 => with_g!(f32),
+            Dtype::Bf16 => with_g!(bf16),
+            Dtype::F16 => with_g!(f16),
+        }
+    }};
+}
+
+/// [`update_case`] with the element types chosen at run time.
+pub fn update_case_dyn<B: Backend>(
+    b: &mut B,
+    case: &UpdateCase,
+    dtypes: (Dtype, Dtype, Dtype),
+) -> Result<usize, String> {
+    dispatch3!(update_case, b, case, dtypes.0, dtypes.1, dtypes.2)
+}
+
+/// Every storage combination (param, grad in f32/bf16/f16; state f32/bf16).
+pub fn all_dtypes() -> Vec<(Dtype, Dtype, Dtype)> {
+    let mut v = Vec::new();
+    for p in Dtype::ALL {
+        for g in Dtype::ALL {
+            for s in [Dtype::F32, Dtype::Bf16] {
+                v.push((p, g, s));
+            }
+        }
+    }
+    v
+}
+
+/// The rule configurations of the matrix.
+pub fn configs() -> Vec<RuleConfig> {
+    let adamw = AdamConfig::adamw();
+    let adam_l2 = AdamConfig {
+        weight_decay: 0.1,
+        ..AdamConfig::adam()
+    };
+    let adamw_sr = AdamConfig {
+        stochastic_rounding_seed: Some(0x5EED),
+        ..adamw
+    };
+    let sgd_plain = SgdConfig::new(0.1);
+    let sgd_mom = SgdConfig {
+        momentum: 0.9,
+        dampening: 0.1,
+        weight_decay: 1e-4,
+        ..SgdConfig::new(0.05)
+    };
+    let sgd_nesterov = SgdConfig {
+        momentum: 0.9,
+        nesterov: true,
+        stochastic_rounding_seed: Some(7),
+        ..SgdConfig::new(0.05)
+    };
+    let lion = LionConfig {
+        weight_decay: 0.1,
+        ..LionConfig::official()
+    };
+    let lion_sr = LionConfig {
+        stochastic_rounding_seed: Some(99),
+        ..LionConfig::official()
+    };
+    vec![
+        RuleConfig::Adam(adamw),
+        RuleConfig::Adam(adam_l2),
+        RuleConfig::Adam(adamw_sr),
+        RuleConfig::Sgd(sgd_plain),
+        RuleConfig::Sgd(sgd_mom),
+        RuleConfig::Sgd(sgd_nesterov),
+        RuleConfig::Lion(lion),
+        RuleConfig::Lion(lion_sr),
+    ]
+}
+
+/// A multi-tensor launch over an aligned vector-plus-tail tensor, an empty one, a misaligned
+/// one (scalar path) and a clipped one with a stochastic-rounding offset.
+pub fn mixed_tensors() -> Vec<TensorSpec> {
+    vec![
+        TensorSpec::plain(45),
+        TensorSpec::plain(0),
+        TensorSpec {
+            n: 13,
+            misalign: 1,
+            clip: None,
+            sr_index_offset: 45,
+        },
+        TensorSpec {
+            n: 24,
+            misalign: 0,
+            clip: Some(0.25),
+            sr_index_offset: 1 << 40,
+        },
+    ]
+}
+
+/// The small matrix: every configuration x every storage combination, one multi-tensor launch
+/// each with device-resident lr and step, plus single-tensor launches with a loss scale,
+/// skips (found_inf, a non-finite gradient), a step count past 2^20 and a two-chunk tensor.
+/// Returns (launch cases, elements compared).
+pub fn update_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, usize), String> {
+    let mut cases = 0;
+    let mut elems = 0;
+    for (ci, config) in configs().into_iter().enumerate() {
+        for (di, dt) in all_dtypes().into_iter().enumerate() {
+            if quick && di % 5 != ci % 5 {
+                continue;
+            }
+            let case = UpdateCase {
+                config,
+                tensors: mixed_tensors(),
+                table: true,
+                lr: 1e-3,
+                step0: (ci * 7 + di) as u64,
+                grad_scale: None,
+                found_inf: false,
+                check_finite: false,
+                data_seed: (ci * 100 + di) as u64 * 2,
+            };
+            elems += update_case_dyn(b, &case, dt)?;
+            cases += 1;
+        }
+        // Single tensor, loss scale, checking on (and one planted infinity when odd seed).
+        for (k, dt) in [
+            (Dtype::Bf16, Dtype::F16, Dtype::F32),
+            (Dtype::F32, Dtype::Bf16, Dtype::Bf16),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for seed in [10 + 2 * k as u64, 11 + 2 * k as u64] {
+                let case = UpdateCase {
+                    config,
+                    tensors: vec![TensorSpec::plain(301)],
+                    table: false,
+                    lr: 3e-4,
+                    step0: 1 << 21,
+                    grad_scale: Some(1024.0),
+                    found_inf: false,
+                    check_finite: true,
+                    data_seed: seed,
+                };
+                elems += update_case_dyn(b, &case, dt)?;
+                cases += 1;
+            }
+        }
+        // The caller's found_inf skips.
+        let case = UpdateCase {
+            config,
+            tensors: vec![TensorSpec::plain(33)],
+            table: false,
+            lr: 1e-2,
+            step0: 0,
+            grad_scale: None,
+            found_inf: true,
+            check_finite: false,
+            data_seed: 4,
+        };
+        elems += update_case_dyn(b, &case, (Dtype::F32, Dtype::F32, Dtype::F32))?;
+        cases += 1;
+    }
+    if !quick {
+        // Two chunks in one tensor, first step (SGD's buffer initialisation).
+        for config in configs() {
+            let case = UpdateCase {
+                config,
+                tensors: vec![
+                    TensorSpec::plain(args::CHUNK as usize + 11),
+                    TensorSpec::plain(5),
+                ],
+                table: true,
+                lr: 0.5,
+                step0: 0,
+                grad_scale: None,
+                found_inf: false,
+                check_finite: false,
+                data_seed: 77,
+            };
+            elems += update_case_dyn(b, &case, (Dtype::Bf16, Dtype::Bf16, Dtype::F32))?;
+            cases += 1;
+        }
+    }
+    Ok((cases, elems))
+}
+
+/// Reductions: per-tile partials (one launch over a table of inputs) and the combine levels,
+/// against `adamant_core::reduce` (`partials_by`, `combine`, `max_abs`, `combine_max_abs`).
+/// `finite` keeps NaN and infinity out of the values (so the summation order shows in the
+/// bits); otherwise some tiles hold them.
+pub fn reduce_case<B: Backend, T: Element>(
+    b: &mut B,
+    sizes: &[usize],
+    seed: u64,
+    finite: bool,
+) -> Result<usize, String> {
+    let mut rng = Rng(seed);
+    let inputs: Vec<Vec<T>> = sizes
+        .iter()
+        .map(|&n| values_with::<T>(&mut rng, n, false, finite))
+        .collect();
+    let mut compared = 0;
+    for kind in [Reduction::Sum, Reduction::SumSq, Reduction::MaxAbs] {
+        let mut entries = Vec::new();
+        for x in &inputs {
+            let xa = put(b, &to_bytes(x), 0)?;
+            let tiles = reduce::tile_count(x.len());
+            let out = put(b, &vec![0xAAu8; 4 * tiles.max(1)], 0)?;
+            entries.push(ReduceEntry {
+                x: xa,
+                n: x.len() as u64,
+                out,
+                tile_start: 0,
+            });
+        }
+        let total = args::assign_tiles(&mut entries);
+        let addr = put(
+            b,
+            &entries
+                .iter()
+                .flat_map(|e| e.to_bytes())
+                .collect::<Vec<_>>(),
+            0,
+        )?;
+        ops::partials(
+            b,
+            kind,
+            T::DTYPE,
+            &ReduceInputs::Table {
+                addr,
+                count: entries.len() as u32,
+                total_tiles: total,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        for (x, e) in inputs.iter().zip(&entries) {
+            let tiles = reduce::tile_count(x.len());
+            let mut want = vec![0f32; tiles];
+            match kind {
+                Reduction::Sum => reduce::partials_by(x, |v| v, &mut want),
+                Reduction::SumSq => reduce::partials_by(x, |v| v * v, &mut want),
+                Reduction::MaxAbs => {
+                    for (o, t) in want.iter_mut().zip(x.chunks(reduce::TILE)) {
+                        *o = reduce::max_abs(t);
+                    }
+                    Ok(())
+                }
+            }
+            .map_err(|e| format!("{e:?}"))?;
+            let got = get(b, e.out, tiles, 4)?;
+            for i in 0..tiles {
+                // Core's sums keep x86 NaN payloads; the contract stores the canonical NaN,
+                // which is what the device computes.
+                let w = canonicalize_f32(want[i]).to_bits();
+                if got[i] != w {
+                    return Err(format!(
+                        "{kind:?} {} n={} tile {i}: device {:#x} core {w:#x}",
+                        T::DTYPE,
+                        x.len(),
+                        got[i]
+                    ));
+                }
+            }
+            compared += x.len();
+            if tiles >= 1 {
+                let scratch = put(
+                    b,
+                    &vec![0u8; 4 * ops::combine_scratch_len(tiles as u64) as usize],
+                    0,
+                )?;
+                let r = ops::combine(b, kind, e.out, tiles as u64, scratch)
+                    .map_err(|e| e.to_string())?;
+                let got = get(b, r, 1, 4)?[0];
+                let whole = match kind {
+                    Reduction::MaxAbs => reduce::combine_max_abs(&want),
+                    _ => reduce::combine(&want),
+                };
+                let w = canonicalize_f32(whole).to_bits();
+                if got != w {
+                    return Err(format!(
+                        "{kind:?} combine {} n={}: device {got:#x} core {w:#x}",
+                        T::DTYPE,
+                        x.len()
+                    ));
+                }
+                if kind != Reduction::MaxAbs {
+                    let direct = match kind {
+                        Reduction::Sum => reduce::sum(x),
+                        _ => reduce::sum_sq(x),
+                    };
+                    if canonicalize_f32(direct).to_bits() != w {
+                        return Err(format!(
+                            "{kind:?} {}: partials+combine differ from the one-pass sum",
+                            T::DTYPE
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(compared)
+}
+
+/// Reductions for every dtype over odd sizes (one tile, several tiles, a partial tile).
+/// Finite data everywhere, plus one adversarial (NaN/inf-holding) pass per dtype.
+pub fn reduce_matrix<B: Backend>(b: &mut B) -> Result<usize, String> {
+    let sizes = [1usize, 255, 4097, 3 * 4096 + 5];
+    let special = [300usize, 4096 + 7];
+    Ok(reduce_case::<B, f32>(b, &sizes, 1, true)?
+        + reduce_case::<B, bf16>(b, &sizes, 2, true)?
+        + reduce_case::<B, f16>(b, &sizes, 3, true)?
+        + reduce_case::<B, f32>(b, &special, 4, false)?
+        + reduce_case::<B, bf16>(b, &special, 5, false)?
+        + reduce_case::<B, f16>(b, &special, 6, false)?)
+}

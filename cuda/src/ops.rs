@@ -1,0 +1,449 @@
+//! One step of each rule as kernel launches, generic over whatever executes them: a
+//! [`Backend`] (real GPU or PTX simulator, which wait for each launch; tests and `verify`) or
+//! a [`crate::driver::StreamLauncher`] on a borrowed stream (the trainer's step path: launches
+//! only, no allocation, no synchronization, no device reads on the host).
+//!
+//! A step is: optional non-finite scan (writes `found_inf`) -> the rule's update kernel
+//! (skipped on the device when `found_inf` is set; reads `lr` and `step` from device memory)
+//! -> the commit kernel (`step += 1` unless skipped). The caller zeroes `found_inf` first.
+
+use crate::args::{
+    self, AdamHyper, LionHyper, ReduceEntry, Reduction, Rule, SgdHyper, TensorEntry, BLOCK,
+    MAX_GRID, TILE,
+};
+use crate::backend::{Backend, BackendError, LaunchShape, ParamValue};
+use adamant_core::Dtype;
+use core::fmt;
+
+/// Something that can launch a kernel of an embedded module.
+pub trait Launcher {
+    /// Launch `entry` of module `module` (asynchronously or not, as the implementor does).
+    fn launch_kernel(
+        &mut self,
+        module: &str,
+        entry: &str,
+        shape: LaunchShape,
+        params: &[ParamValue],
+    ) -> Result<(), BackendError>;
+}
+
+impl<B: Backend + ?Sized> Launcher for B {
+    fn launch_kernel(
+        &mut self,
+        module: &str,
+        entry: &str,
+        shape: LaunchShape,
+        params: &[ParamValue],
+    ) -> Result<(), BackendError> {
+        self.launch(module, entry, shape, params)
+    }
+}
+
+/// A failure of an operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpError {
+    /// No CUDA driver or device (the C ABI's "no CUDA device" status).
+    NoDevice(String),
+    /// A dtype combination without a kernel (state f16, or an unknown ABI code).
+    UnsupportedDtype(String),
+    /// An argument the kernels cannot take (null address, zero count, ...). Nothing launched.
+    InvalidArgument(String),
+    /// The driver (or simulator) refused a launch.
+    Launch(String),
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpError::NoDevice(m) => write!(f, "no CUDA device: {m}"),
+            OpError::UnsupportedDtype(m) => write!(f, "unsupported dtype: {m}"),
+            OpError::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            OpError::Launch(m) => write!(f, "launch failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
+
+impl From<BackendError> for OpError {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::NoDevice(m) => OpError::NoDevice(m),
+            BackendError::Failed(m) => OpError::Launch(m),
+        }
+    }
+}
+
+/// The tensors of an update launch: one (passed by value, no device table) or a device table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tensors {
+    /// One tensor; its `chunk_start` must be 0.
+    One(TensorEntry),
+    /// A device table of `count` [`TensorEntry`]s at `addr`, built with
+    /// [`args::assign_chunks`], spanning `total_chunks` chunks.
+    Table {
+        /// Device address of the table (8-byte aligned).
+        addr: u64,
+        /// Entries.
+        count: u32,
+        /// Total chunks (the value [`args::assign_chunks`] returned).
+        total_chunks: u64,
+    },
+}
+
+impl Tensors {
+    fn params(&self) -> Result<(u64, TensorEntry, u32, u64), OpError> {
+        match *self {
+            Tensors::One(e) => {
+                if e.chunk_start != 0 {
+                    return Err(OpError::InvalidArgument(
+                        "a single tensor starts at chunk 0".into(),
+                    ));
+                }
+                Ok((0, e, 1, e.chunks()))
+            }
+            Tensors::Table {
+                addr,
+                count,
+                total_chunks,
+            } => {
+                if addr == 0 || addr % 8 != 0 {
+                    return Err(OpError::InvalidArgument(
+                        "tensor table address is null or not 8-byte aligned".into(),
+                    ));
+                }
+                if count == 0 {
+                    return Err(OpError::InvalidArgument("empty tensor table".into()));
+                }
+                Ok((addr, TensorEntry::default(), count, total_chunks))
+            }
+        }
+    }
+}
+
+/// Device addresses of the per-step values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepRefs {
+    /// f32 learning rate (required).
+    pub lr: u64,
+    /// u64 count of steps already applied (required); the commit kernel advances it.
+    pub step: u64,
+    /// f32 loss scale (gradients are divided by it), 0 = none.
+    pub grad_scale: u64,
+    /// 32-bit `found_inf` flag, 0 = none. Required when the scan runs.
+    pub found_inf: u64,
+}
+
+/// Launch shape of a chunked launch over `units` chunks or tiles.
+pub fn shape_for(units: u64) -> LaunchShape {
+    LaunchShape {
+        grid: (units.clamp(1, MAX_GRID) as u32, 1, 1),
+        block: (BLOCK, 1, 1),
+        shared_bytes: 0,
+    }
+}
+
+fn dtypes_for(rule: Rule, p: Dtype, g: Dtype, s: Dtype) -> Result<String, OpError> {
+    args::update_entry(rule, p, g, s).ok_or_else(|| {
+        OpError::UnsupportedDtype(format!("state dtype {s} (states are f32 or bf16)"))
+    })
+}
+
+/// Launch one rule's update kernel (no scan, no commit).
+pub fn update<L: Launcher + ?Sized>(
+    l: &mut L,
+    rule: Rule,
+    dtypes: (Dtype, Dtype, Dtype),
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: Vec<u8>,
+) -> Result<(), OpError> {
+    let entry = dtypes_for(rule, dtypes.0, dtypes.1, dtypes.2)?;
+    if refs.lr == 0 || refs.step == 0 {
+        return Err(OpError::InvalidArgument(
+            "lr and step must be device addresses".into(),
+        ));
+    }
+    let (table, one, count, total) = tensors.params()?;
+    if total == 0 {
+        return Ok(());
+    }
+    let params = [
+        ParamValue::U64(table),
+        ParamValue::Bytes {
+            align: 8,
+            bytes: one.to_bytes().to_vec(),
+        },
+        ParamValue::U32(count),
+        ParamValue::U64(total),
+        ParamValue::U64(refs.lr),
+        ParamValue::U64(refs.step),
+        ParamValue::U64(refs.grad_scale),
+        ParamValue::U64(refs.found_inf),
+        ParamValue::Bytes {
+            align: 8,
+            bytes: hyper,
+        },
+    ];
+    l.launch_kernel(rule.name(), &entry, shape_for(total), &params)?;
+    Ok(())
+}
+
+/// Launch the non-finite scan of the gradients of `tensors` into `found_inf`.
+pub fn nonfinite_scan<L: Launcher + ?Sized>(
+    l: &mut L,
+    grad: Dtype,
+    tensors: &Tensors,
+    found_inf: u64,
+) -> Result<(), OpError> {
+    if found_inf == 0 {
+        return Err(OpError::InvalidArgument(
+            "the finite scan needs a found_inf flag".into(),
+        ));
+    }
+    let (table, one, count, total) = tensors.params()?;
+    if total == 0 {
+        return Ok(());
+    }
+    let params = [
+        ParamValue::U64(table),
+        ParamValue::Bytes {
+            align: 8,
+            bytes: one.to_bytes().to_vec(),
+        },
+        ParamValue::U32(count),
+        ParamValue::U64(total),
+        ParamValue::U64(found_inf),
+    ];
+    l.launch_kernel(
+        "step",
+        &args::nonfinite_entry(grad),
+        shape_for(total),
+        &params,
+    )?;
+    Ok(())
+}
+
+/// Launch the commit: `step += 1` on the device unless `found_inf` is set.
+pub fn commit<L: Launcher + ?Sized>(l: &mut L, refs: &StepRefs) -> Result<(), OpError> {
+    if refs.step == 0 {
+        return Err(OpError::InvalidArgument(
+            "step must be a device address".into(),
+        ));
+    }
+    let shape = LaunchShape {
+        grid: (1, 1, 1),
+        block: (32, 1, 1),
+        shared_bytes: 0,
+    };
+    let params = [ParamValue::U64(refs.step), ParamValue::U64(refs.found_inf)];
+    l.launch_kernel("step", args::COMMIT_ENTRY, shape, &params)?;
+    Ok(())
+}
+
+/// A whole step of one rule: scan (when `check_finite`, or when a loss scale is given, as core
+/// does), update, commit.
+pub fn step<L: Launcher + ?Sized>(
+    l: &mut L,
+    rule: Rule,
+    dtypes: (Dtype, Dtype, Dtype),
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: Vec<u8>,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    // Validate everything before the first launch, so an error launches nothing.
+    dtypes_for(rule, dtypes.0, dtypes.1, dtypes.2)?;
+    tensors.params()?;
+    let scan = check_finite || refs.grad_scale != 0;
+    if scan && refs.found_inf == 0 {
+        return Err(OpError::InvalidArgument(
+            "finite checking needs a found_inf flag".into(),
+        ));
+    }
+    if refs.lr == 0 || refs.step == 0 {
+        return Err(OpError::InvalidArgument(
+            "lr and step must be device addresses".into(),
+        ));
+    }
+    if scan {
+        nonfinite_scan(l, dtypes.1, tensors, refs.found_inf)?;
+    }
+    update(l, rule, dtypes, tensors, refs, hyper)?;
+    commit(l, refs)
+}
+
+/// Adam/AdamW step (see [`step`]).
+pub fn adam_step<L: Launcher + ?Sized>(
+    l: &mut L,
+    dtypes: (Dtype, Dtype, Dtype),
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: &AdamHyper,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    step(
+        l,
+        Rule::Adam,
+        dtypes,
+        tensors,
+        refs,
+        hyper.to_bytes(),
+        check_finite,
+    )
+}
+
+/// SGD step (see [`step`]). Without momentum `state0` is not touched.
+pub fn sgd_step<L: Launcher + ?Sized>(
+    l: &mut L,
+    dtypes: (Dtype, Dtype, Dtype),
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: &SgdHyper,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    step(
+        l,
+        Rule::Sgd,
+        dtypes,
+        tensors,
+        refs,
+        hyper.to_bytes(),
+        check_finite,
+    )
+}
+
+/// Lion step (see [`step`]).
+pub fn lion_step<L: Launcher + ?Sized>(
+    l: &mut L,
+    dtypes: (Dtype, Dtype, Dtype),
+    tensors: &Tensors,
+    refs: &StepRefs,
+    hyper: &LionHyper,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    step(
+        l,
+        Rule::Lion,
+        dtypes,
+        tensors,
+        refs,
+        hyper.to_bytes(),
+        check_finite,
+    )
+}
+
+/// The inputs of a reduction launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceInputs {
+    /// One buffer; `tile_start` must be 0.
+    One(ReduceEntry),
+    /// A device table of [`ReduceEntry`]s built with [`args::assign_tiles`].
+    Table {
+        /// Device address (8-byte aligned).
+        addr: u64,
+        /// Entries.
+        count: u32,
+        /// Total tiles.
+        total_tiles: u64,
+    },
+}
+
+/// Per-tile partials (one f32 per 4096 values, in order, into each entry's `out`):
+/// `adamant_core::reduce::partials_by` with `f = v` (Sum), `v*v` (SumSq), or per-tile max-abs.
+pub fn partials<L: Launcher + ?Sized>(
+    l: &mut L,
+    kind: Reduction,
+    dtype: Dtype,
+    inputs: &ReduceInputs,
+) -> Result<(), OpError> {
+    let (table, one, count, total) = match *inputs {
+        ReduceInputs::One(e) => {
+            if e.tile_start != 0 {
+                return Err(OpError::InvalidArgument(
+                    "a single input starts at tile 0".into(),
+                ));
+            }
+            (0, e, 1, e.tiles())
+        }
+        ReduceInputs::Table {
+            addr,
+            count,
+            total_tiles,
+        } => {
+            if addr == 0 || addr % 8 != 0 || count == 0 {
+                return Err(OpError::InvalidArgument("bad reduction table".into()));
+            }
+            (addr, ReduceEntry::default(), count, total_tiles)
+        }
+    };
+    if total == 0 {
+        return Ok(());
+    }
+    let params = [
+        ParamValue::U64(table),
+        ParamValue::Bytes {
+            align: 8,
+            bytes: one.to_bytes().to_vec(),
+        },
+        ParamValue::U32(count),
+        ParamValue::U64(total),
+    ];
+    l.launch_kernel(
+        "reduce",
+        &args::reduce_entry(kind, dtype),
+        shape_for(total),
+        &params,
+    )?;
+    Ok(())
+}
+
+/// f32 elements of scratch [`combine`] needs for `m` partials.
+pub fn combine_scratch_len(m: u64) -> u64 {
+    let mut len = 0;
+    let mut k = m;
+    while k > 1 {
+        k = k.div_ceil(TILE);
+        len += k;
+    }
+    len
+}
+
+/// Reduce `m >= 1` partials at `partials` to one value, level by level with the tile procedure
+/// (`adamant_core::reduce::combine` for Sum/SumSq, `combine_max_abs` for MaxAbs). Returns the
+/// device address of the result: `partials` itself when `m == 1`, else inside `scratch`
+/// (`combine_scratch_len(m)` f32s).
+pub fn combine<L: Launcher + ?Sized>(
+    l: &mut L,
+    kind: Reduction,
+    partials_addr: u64,
+    m: u64,
+    scratch: u64,
+) -> Result<u64, OpError> {
+    if m == 0 {
+        return Err(OpError::InvalidArgument("nothing to combine".into()));
+    }
+    let kind = match kind {
+        Reduction::SumSq => Reduction::Sum, // partials are already squared
+        k => k,
+    };
+    let mut src = partials_addr;
+    let mut k = m;
+    let mut dst = scratch;
+    while k > 1 {
+        if scratch == 0 {
+            return Err(OpError::InvalidArgument("combine needs scratch".into()));
+        }
+        let e = ReduceEntry {
+            x: src,
+            n: k,
+            out: dst,
+            tile_start: 0,
+        };
+        self::partials(l, kind, Dtype::F32, &ReduceInputs::One(e))?;
+        src = dst;
+        k = k.div_ceil(TILE);
+        dst += 4 * k;
+    }
+    Ok(src)
+}

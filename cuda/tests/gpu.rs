@@ -1,0 +1,36 @@
+//! Device results against core, bit for bit, on a real GPU. The bodies live in
+//! `adamant_cuda::conformance` and are shared with the PTX simulator's tests; without a CUDA
+//! driver or device each test prints that it skipped (and why) and passes.
+
+use adamant_cuda::backend::{Backend, BackendError};
+use adamant_cuda::conformance;
+use adamant_cuda::driver::CudaBackend;
+
+fn gpu() -> Option<CudaBackend> {
+    match CudaBackend::new(0) {
+        Ok(b) => Some(b),
+        Err(BackendError::NoDevice(why)) => {
+            eprintln!("skipping GPU test: no CUDA device ({why})");
+            None
+        }
+        Err(e) => panic!("CUDA is present but unusable: {e}"),
+    }
+}
+
+#[test]
+fn gpu_updates_match_core_bit_for_bit() {
+    let Some(mut b) = gpu() else { return };
+    let (cases, elems) = conformance::update_matrix(&mut b, false).expect("update matrix");
+    eprintln!(
+        "{}: {cases} update launches, {elems} elements identical to core",
+        b.name()
+    );
+    assert!(cases > 100);
+}
+
+#[test]
+fn gpu_reductions_match_core_bit_for_bit() {
+    let Some(mut b) = gpu() else { return };
+    let elems = conformance::reduce_matrix(&mut b).expect("reductions");
+    eprintln!("reductions: {elems} elements identical to core");
+}
