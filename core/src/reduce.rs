@@ -53,7 +53,8 @@ pub fn tile_by<G: Element, F: Fn(f32) -> f32>(x: &[G], f: &F) -> f32 {
             *a = *a + f(v.widen());
         }
     }
-    lane_tree(acc)
+    // A NaN sum is stored canonical, as the GPU's f32 adds produce it.
+    canonicalize_f32(lane_tree(acc))
 }
 
 /// Levels of the tree for `n` values: 1 up to 4096 values, 2 up to 4096^2, and so on.
@@ -284,6 +285,17 @@ mod tests {
         assert_eq!(combine(&[-0.0]).to_bits(), (-0.0f32).to_bits());
         // Lanes start at +0.0: a block of -0.0 sums to +0.0.
         assert_eq!(sum(&[-0.0f32, -0.0]).to_bits(), 0);
+    }
+
+    #[test]
+    fn spec_nan_sums_are_canonical() {
+        let x = [1.0f32, f32::from_bits(0xFFC0_1234), 2.0];
+        assert_eq!(sum(&x).to_bits(), 0x7FFF_FFFF);
+        let mut out = [0.0f32; 1];
+        partials_by(&x, |v| v * v, &mut out).unwrap();
+        assert_eq!(out[0].to_bits(), 0x7FFF_FFFF);
+        let y = [f32::INFINITY, f32::NEG_INFINITY];
+        assert_eq!(sum(&y).to_bits(), 0x7FFF_FFFF);
     }
 
     #[test]
