@@ -64,6 +64,19 @@ fn same_as(target: &str, out: &BufView, input: &BufView) -> Result<(), Fail> {
     Ok(())
 }
 
+/// An argument read alongside `param` must have its shape (dtype is checked by the rule).
+fn same_shape(target: &str, arg: &BufView, param: &BufView) -> Result<(), Fail> {
+    if arg.dims() != param.dims() {
+        return Err(Fail::invalid(format!(
+            "{target}: argument `{}` has shape {:?}, expected {:?} (the shape of `param`)",
+            arg.name,
+            arg.dims(),
+            param.dims()
+        )));
+    }
+    Ok(())
+}
+
 fn scalar_check(target: &str, b: &BufView, allowed: &[i32]) -> Result<(), Fail> {
     if b.len != 1 {
         return Err(Fail::invalid(format!(
@@ -121,6 +134,9 @@ fn adam_body(f: &Frame<'_>) -> Result<(), Fail> {
     let [po, mo, vo] = f.rets(["param_out", "exp_avg_out", "exp_avg_sq_out"])?;
     let [beta1, beta2, eps, wd, decoupled] =
         f.attrs(["beta1", "beta2", "eps", "weight_decay", "decoupled"])?;
+    for a in [&g, &m, &v] {
+        same_shape(t, a, &p)?;
+    }
     same_as(t, &po, &p)?;
     same_as(t, &mo, &m)?;
     same_as(t, &vo, &v)?;
@@ -165,6 +181,9 @@ fn lion_body(f: &Frame<'_>) -> Result<(), Fail> {
     let [p, g, m, lr, count] = f.args(["param", "grad", "exp_avg", "lr", "count"])?;
     let [po, mo] = f.rets(["param_out", "exp_avg_out"])?;
     let [beta1, beta2, wd] = f.attrs(["beta1", "beta2", "weight_decay"])?;
+    for a in [&g, &m] {
+        same_shape(t, a, &p)?;
+    }
     same_as(t, &po, &p)?;
     same_as(t, &mo, &m)?;
     let lr = read_lr(t, &lr)?;
@@ -192,6 +211,10 @@ fn sgd_body(f: &Frame<'_>) -> Result<(), Fail> {
     let [po, bo] = f.rets(["param_out", "momentum_buffer_out"])?;
     let [momentum, dampening, wd, nesterov] =
         f.attrs(["momentum", "dampening", "weight_decay", "nesterov"])?;
+    same_shape(t, &g, &p)?;
+    if momentum.f64() != 0.0 {
+        same_shape(t, &b, &p)?;
+    }
     same_as(t, &po, &p)?;
     same_as(t, &bo, &b)?;
     let lr = read_lr(t, &lr)?;
