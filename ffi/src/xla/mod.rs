@@ -13,6 +13,7 @@
 //! then `combine`, so shards cut at 4096-element tile boundaries reproduce the unsharded bits.
 
 pub mod api;
+pub mod fpenv;
 pub mod frame;
 pub mod handlers;
 pub mod host;

@@ -213,6 +213,7 @@ pub unsafe fn adam(
     count: u64,
     config: AdamConfig,
 ) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -267,6 +268,7 @@ pub unsafe fn lion(
     count: u64,
     config: LionConfig,
 ) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -315,6 +317,7 @@ pub unsafe fn sgd(
     count: u64,
     config: SgdConfig,
 ) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -356,6 +359,7 @@ pub unsafe fn sgd(
 /// # Safety
 /// As [`adam`].
 pub unsafe fn sum_sq_partials(target: &str, x: Tensor, partials: Tensor) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
     x.check(target, PARAM_DTYPES, x.len)?;
     partials.check(target, &[dtype::F32], reduce::tile_count(x.len))?;
     check_disjoint(target, &[partials], &[x])?;
@@ -372,6 +376,7 @@ pub unsafe fn sum_sq_partials(target: &str, x: Tensor, partials: Tensor) -> Resu
 /// # Safety
 /// As [`adam`].
 pub unsafe fn combine(target: &str, partials: Tensor, out: Tensor) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
     partials.check(target, &[dtype::F32], partials.len)?;
     out.check(target, &[dtype::F32], 1)?;
     check_disjoint(target, &[out], &[partials])?;
