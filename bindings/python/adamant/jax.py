@@ -190,7 +190,7 @@ def _float(value, what):
         raise ValueError(f"adamant: `{what}` must be a Python float (a static hyper-parameter)")
     try:
         return float(value)
-    except TypeError:
+    except (TypeError, ValueError):
         raise ValueError(f"adamant: `{what}` must be a float, got {type(value).__name__}") from None
 
 
