@@ -367,7 +367,11 @@ mod tests {
             ("Api.error_create", offset_of!(Api, error_create), 48),
             ("Api.stream_get", offset_of!(Api, stream_get), 80),
             ("Metadata.traits", offset_of!(Metadata, traits), 32),
-            ("ErrorCreateArgs.errc", offset_of!(ErrorCreateArgs, errc), 24),
+            (
+                "ErrorCreateArgs.errc",
+                offset_of!(ErrorCreateArgs, errc),
+                24,
+            ),
             ("sizeof Buffer", size_of::<Buffer>(), 48),
             ("sizeof CallFrame", size_of::<CallFrame>(), 176),
         ];

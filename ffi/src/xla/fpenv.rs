@@ -38,14 +38,18 @@ fn write(v: u64) {
 fn read() -> u64 {
     let v: u64;
     // SAFETY: reading FPCR has no side effects.
-    unsafe { core::arch::asm!("mrs {}, fpcr", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mrs {}, fpcr", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
 #[cfg(target_arch = "aarch64")]
 fn write(v: u64) {
     // SAFETY: writes back a value read from FPCR with only the FZ bit changed.
-    unsafe { core::arch::asm!("msr fpcr, {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("msr fpcr, {}", in(reg) v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -103,6 +107,10 @@ mod tests {
         let after = read();
         write(before);
         assert_eq!(flushed.to_bits(), 0, "flush mode was not in effect");
-        assert_eq!(after & FLUSH_BITS, FLUSH_BITS, "guard did not restore the caller's mode");
+        assert_eq!(
+            after & FLUSH_BITS,
+            FLUSH_BITS,
+            "guard did not restore the caller's mode"
+        );
     }
 }

@@ -192,9 +192,9 @@ unsafe fn read_buffer(
                 "{target}: {what} `{name}` has a negative dimension"
             )));
         }
-        len = len.checked_mul(d as usize).ok_or_else(|| {
-            Fail::invalid(format!("{target}: {what} `{name}` is too large"))
-        })?;
+        len = len
+            .checked_mul(d as usize)
+            .ok_or_else(|| Fail::invalid(format!("{target}: {what} `{name}` is too large")))?;
     }
     v.len = len;
     Ok(v)
@@ -242,13 +242,21 @@ impl<'a> Frame<'a> {
 
     /// Read the scalar attributes: every name in `accepted` must be present and no other name
     /// may appear. Values are returned in the order of `accepted`.
-    pub fn attrs<const N: usize>(&self, accepted: [&'static str; N]) -> Result<[AttrValue; N], Fail> {
+    pub fn attrs<const N: usize>(
+        &self,
+        accepted: [&'static str; N],
+    ) -> Result<[AttrValue; N], Fail> {
         let attrs: &Attrs = &self.frame.attrs;
         let mut out: [Option<AttrValue>; N] = [None; N];
         for i in 0..attrs.size.max(0) as usize {
             // SAFETY: `i < size`; `names`, `types` and `attrs` hold `size` entries.
-            let (ty, name_span, value) =
-                unsafe { (*attrs.types.add(i), &**attrs.names.add(i), *attrs.attrs.add(i)) };
+            let (ty, name_span, value) = unsafe {
+                (
+                    *attrs.types.add(i),
+                    &**attrs.names.add(i),
+                    *attrs.attrs.add(i),
+                )
+            };
             let name = span_str(name_span);
             let Some(k) = accepted.iter().position(|a| *a == name) else {
                 return Err(Fail::invalid(format!(

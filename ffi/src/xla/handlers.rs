@@ -151,10 +151,7 @@ fn adam_body(f: &Frame<'_>) -> Result<(), Fail> {
         decoupled: decoupled.flag(),
         stochastic_rounding_seed: None,
     };
-    let named = |b: &BufView, name| Tensor {
-        name,
-        ..tensor(b)
-    };
+    let named = |b: &BufView, name| Tensor { name, ..tensor(b) };
     let copies = [
         (tensor(&p), named(&po, "param")),
         (tensor(&m), named(&mo, "exp_avg")),
@@ -196,12 +193,33 @@ fn lion_body(f: &Frame<'_>) -> Result<(), Fail> {
         stochastic_rounding_seed: None,
     };
     let copies = [
-        (tensor(&p), Tensor { name: "param", ..tensor(&po) }),
-        (tensor(&m), Tensor { name: "exp_avg", ..tensor(&mo) }),
+        (
+            tensor(&p),
+            Tensor {
+                name: "param",
+                ..tensor(&po)
+            },
+        ),
+        (
+            tensor(&m),
+            Tensor {
+                name: "exp_avg",
+                ..tensor(&mo)
+            },
+        ),
     ];
     // SAFETY: as in `adam_body`.
     unsafe {
-        run::lion(t, &copies, copies[0].1, tensor(&g), copies[1].1, lr, count, config)
+        run::lion(
+            t,
+            &copies,
+            copies[0].1,
+            tensor(&g),
+            copies[1].1,
+            lr,
+            count,
+            config,
+        )
     }
 }
 
@@ -228,11 +246,34 @@ fn sgd_body(f: &Frame<'_>) -> Result<(), Fail> {
         stochastic_rounding_seed: None,
     };
     let copies = [
-        (tensor(&p), Tensor { name: "param", ..tensor(&po) }),
-        (tensor(&b), Tensor { name: "momentum_buffer", ..tensor(&bo) }),
+        (
+            tensor(&p),
+            Tensor {
+                name: "param",
+                ..tensor(&po)
+            },
+        ),
+        (
+            tensor(&b),
+            Tensor {
+                name: "momentum_buffer",
+                ..tensor(&bo)
+            },
+        ),
     ];
     // SAFETY: as in `adam_body`.
-    unsafe { run::sgd(t, &copies, copies[0].1, tensor(&g), copies[1].1, lr, count, config) }
+    unsafe {
+        run::sgd(
+            t,
+            &copies,
+            copies[0].1,
+            tensor(&g),
+            copies[1].1,
+            lr,
+            count,
+            config,
+        )
+    }
 }
 
 fn sum_sq_partials_body(f: &Frame<'_>) -> Result<(), Fail> {

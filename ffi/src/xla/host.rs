@@ -4,6 +4,8 @@
 //! nothing is written to the tensors on error. Dtypes are XLA codes: f32 = 11, bf16 = 16,
 //! f16 = 10.
 
+#![allow(clippy::too_many_arguments)] // flat C signatures
+
 use super::frame::Fail;
 use super::run::{self, Tensor};
 use adamant_core::{AdamConfig, LionConfig, SgdConfig};

@@ -202,6 +202,7 @@ unsafe fn copy_in(copies: &[(Tensor, Tensor)]) {
 ///
 /// # Safety
 /// Each tensor's `data` must point to `len` elements of its dtype, valid for the call.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn adam(
     target: &str,
     copies: &[(Tensor, Tensor)],
@@ -258,6 +259,7 @@ pub unsafe fn adam(
 ///
 /// # Safety
 /// As [`adam`].
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn lion(
     target: &str,
     copies: &[(Tensor, Tensor)],
@@ -307,6 +309,7 @@ pub unsafe fn lion(
 ///
 /// # Safety
 /// As [`adam`].
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn sgd(
     target: &str,
     copies: &[(Tensor, Tensor)],
