@@ -212,6 +212,21 @@ def _state_dtype(requested, what):
     return _STATE_DTYPES[name]
 
 
+def _validate(rule, learning_rate, **hyper):
+    """Check the hyper-parameters with core's validation now (ValueError naming the value),
+    by a step on one host element, rather than at the first jitted call."""
+    from . import numpy as anp
+
+    lr = 0.0 if callable(learning_rate) else float(learning_rate)
+    one = [np.zeros(1, np.float32) for _ in range(4)]
+    if rule == "adam":
+        anp.adam(one[0], one[1], one[2], one[3], lr=lr, count=0, **hyper)
+    elif rule == "lion":
+        anp.lion(one[0], one[1], one[2], lr=lr, count=0, **hyper)
+    else:
+        anp.sgd(one[0], one[1], one[2], lr=lr, count=0, **hyper)
+
+
 def _zeros_like_state(p, dtype):
     if dtype is None:
         dtype = jnp.bfloat16 if p.dtype == jnp.bfloat16 else jnp.float32
@@ -263,6 +278,8 @@ def _adam_family(name, learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_de
     if nesterov:
         raise ValueError("adamant: `nesterov` must be False for Adam (NAdam is not supported)")
     state_dtype = _state_dtype(mu_dtype, "mu_dtype")
+    _validate("adam", learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+              decoupled=decoupled)
 
     def init_fn(params):
         mu = jax.tree.map(lambda p: _zeros_like_state(p, state_dtype), params)
@@ -320,6 +337,7 @@ def lion(learning_rate, b1=0.9, b2=0.99, mu_dtype=None, weight_decay=1e-3, mask=
     b1, b2 = _float(b1, "b1"), _float(b2, "b2")
     weight_decay = _float(weight_decay, "weight_decay")
     state_dtype = _state_dtype(mu_dtype, "mu_dtype")
+    _validate("lion", learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
 
     def init_fn(params):
         mu = jax.tree.map(lambda p: _zeros_like_state(p, state_dtype), params)
@@ -352,6 +370,7 @@ def sgd(learning_rate, momentum=None, nesterov=False, accumulator_dtype=None):
         raise ValueError("adamant: `momentum` must be None or >= 0")
     nesterov = bool(nesterov) and momentum > 0  # optax ignores nesterov without momentum
     state_dtype = _state_dtype(accumulator_dtype, "accumulator_dtype")
+    _validate("sgd", learning_rate, momentum=momentum, nesterov=nesterov)
 
     def init_fn(params):
         trace = None

@@ -104,12 +104,17 @@ pub fn check_disjoint(target: &str, written: &[Tensor], read: &[Tensor]) -> Resu
     Ok(())
 }
 
-fn config_fail(target: &str, e: impl core::fmt::Debug) -> Fail {
-    Fail::invalid(format!("{target}: invalid hyper-parameter: {e:?}"))
+fn config_fail(target: &str, e: impl core::fmt::Display) -> Fail {
+    Fail::invalid(format!("{target}: invalid hyper-parameter: {e}"))
 }
 
-fn step_fail(target: &str, e: impl core::fmt::Debug) -> Fail {
-    Fail::invalid(format!("{target}: {e:?}"))
+fn step_fail(target: &str, e: impl core::fmt::Display) -> Fail {
+    Fail::invalid(format!("{target}: {e}"))
+}
+
+fn skip_fail(target: &str, r: adamant_core::SkipReason) -> Fail {
+    // No skip options are passed, so this is unreachable in practice; report it anyway.
+    Fail::invalid(format!("{target}: step skipped ({r:?})"))
 }
 
 /// `&mut [T]` over a checked tensor.
@@ -231,7 +236,7 @@ pub unsafe fn adam(
         .map_err(|e| step_fail(target, e))?
     {
         Begin::Apply(p) => p,
-        Begin::Skip(r) => return Err(step_fail(target, r)),
+        Begin::Skip(r) => return Err(skip_fail(target, r)),
     };
     // SAFETY: the caller's contract covers every tensor in `copies`.
     unsafe { copy_in(copies) };
@@ -283,7 +288,7 @@ pub unsafe fn lion(
         .map_err(|e| step_fail(target, e))?
     {
         Begin::Apply(p) => p,
-        Begin::Skip(r) => return Err(step_fail(target, r)),
+        Begin::Skip(r) => return Err(skip_fail(target, r)),
     };
     // SAFETY: the caller's contract covers every tensor in `copies`.
     unsafe { copy_in(copies) };
@@ -334,7 +339,7 @@ pub unsafe fn sgd(
         .map_err(|e| step_fail(target, e))?
     {
         Begin::Apply(p) => p,
-        Begin::Skip(r) => return Err(step_fail(target, r)),
+        Begin::Skip(r) => return Err(skip_fail(target, r)),
     };
     // SAFETY: the caller's contract covers every tensor in `copies`.
     unsafe { copy_in(copies) };
