@@ -2,7 +2,7 @@
 //! written by hand for API version 0.1 and pinned by `offset_of!` checks against the layouts
 //! of the jaxlib 0.8.0 and 0.10.2 headers (identical on the handler path).
 //!
-//! Every C enum is an integer newtype-free `i32`/`u32` field: a newer jaxlib may send
+//! Every C enum is a plain `i32`/`u32` field, never a Rust `enum`: a newer jaxlib may send
 //! discriminants this code does not know, and a Rust `enum` holding one would be undefined
 //! behaviour. Only the handler path is mirrored; the stateful and type-registry APIs changed
 //! between 0.1 and 0.3 and are not used.
