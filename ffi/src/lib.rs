@@ -5,3 +5,4 @@
 //! pointers, lengths, alignment, overlap and enum values before writing anything, and never
 //! lets a panic cross the boundary.
 #![deny(missing_docs)]
+pub mod xla;
