@@ -98,7 +98,7 @@ fn demo_text_explains_the_hash_and_rejects_bad_flags() {
     let t = demo(&["--steps", "12"]);
     assert!(t.contains("Gradient spike"), "{t}");
     assert!(
-        t.contains("Verdict: the spike shows under global clipping"),
+        t.contains("Verdict: the spike shows under global clipping ("),
         "{t}"
     );
     assert!(t.contains("final params hash"), "{t}");
