@@ -3,8 +3,13 @@
 //! Trains the small MLP of [`crate::mlp`] on its synthetic dataset with each optimizer row
 //! (warm-up + cosine learning rate from `adamant_core::schedule`), and prints per row the
 //! loss at several steps, the optimizer-state bytes, and a hash of the final parameter bits.
-//! Then it shows a loss-scale overflow skipping a step without writing anything, and bf16
-//! parameters with and without stochastic rounding.
+//! Then it shows a loss-scale overflow skipping a step without writing anything, bf16
+//! parameters with and without stochastic rounding, and a gradient spike (a few steps with
+//! gradients x100) hitting AdamW without clipping, with global-norm clipping and with AdaGC.
+//!
+//! Adam-mini's blocks come from the official name rules applied to the MLP's tensor names
+//! ([`crate::mlp::TENSOR_NAMES`]); AdaGC and global clipping reduce the per-tensor norms first
+//! and pass each tensor's coefficient into AdamW's own pass ([`ClippedAdamW`]).
 //!
 //! Every number is computed with fixed-order f32 arithmetic and software `tanhf/expf/logf`,
 //! and every optimizer step follows adamant's numeric contract, so the output is the same on
@@ -16,15 +21,19 @@
 //! function on each tensor, `commit`), then append a [`Row`] to [`ROWS`] with a name, a peak
 //! learning rate and a constructor. The table, JSON output and tests pick it up.
 
-use crate::mlp::{Dataset, Grads, Mlp};
+use crate::mlp::{Dataset, Grads, Mlp, HIDDEN, TENSOR_NAMES, TENSOR_SHAPES};
+use adamant_core::clip::{global_sum_sq, norm, tensor_sum_sq, AdaGc, AdaGcConfig, GlobalNormClip};
+use adamant_core::partition::{partition, BlockRule, ModelDims, NameRules, Param, ParamBlocks};
 use adamant_core::rules::adam::adam_slice;
+use adamant_core::rules::adam_mini::{apply_tensor, check_tensor, Path};
 use adamant_core::rules::lion::lion_slice;
 use adamant_core::rules::sgd::sgd_slice;
 use adamant_core::scalars::LibmSqrt;
 use adamant_core::schedule::Schedule;
 use adamant_core::{
-    bf16, f16, Adam, AdamConfig, Begin, Element, Lion, LionConfig, Sgd, SgdConfig, StateElement,
-    StepError, StepOptions, StepOutcome, NUMERIC_CONTRACT_VERSION,
+    bf16, f16, Adam, AdamConfig, AdamMini, AdamMiniConfig, Begin, BlockLayout, Element, Lion,
+    LionConfig, Sgd, SgdConfig, StateElement, StepError, StepOptions, StepOutcome,
+    NUMERIC_CONTRACT_VERSION,
 };
 use std::fmt::Write as _;
 
@@ -34,6 +43,10 @@ pub const EXAMPLES: usize = 1024;
 pub const BATCH: usize = 64;
 /// Default number of steps.
 pub const DEFAULT_STEPS: u64 = 300;
+/// `max_norm` of global-norm clipping (the usual LLM value, and AdaGC's warm-up threshold).
+pub const MAX_NORM: f64 = 1.0;
+/// AdaGC's warm-up (`T_start`), shortened from the official 100 for runs of a few hundred steps.
+pub const ADAGC_T_START: u64 = 20;
 const DATA_SEED: u64 = 0xDA7A;
 const MODEL_SEED: u64 = 0x1417;
 
@@ -99,22 +112,28 @@ impl<S: StateElement> AdamTrainer<S> {
     }
 }
 
-impl<P: Element, S: StateElement> Trainer<P> for AdamTrainer<S> {
-    fn step_g(
+impl<S: StateElement> AdamTrainer<S> {
+    /// One step; with `clip_coefs`, tensor `i`'s gradient is multiplied by `clip_coefs[i]`
+    /// inside the update (`plan.prep.clip_coef`), replacing `opts.clip_coef`.
+    pub fn step_clipped<P: Element>(
         &mut self,
         model: &mut Mlp<P>,
         grads: [&[f32]; 4],
         opts: &StepOptions,
+        clip_coefs: Option<[f32; 4]>,
     ) -> Result<StepOutcome, StepError> {
         let off = offsets(model);
         match self.opt.begin(opts, grads)? {
             Begin::Skip(r) => Ok(StepOutcome::Skipped(r)),
             Begin::Apply(plan) => {
                 for (i, p) in model.tensors_mut().into_iter().enumerate() {
-                    let plan_i = adamant_core::Plan {
+                    let mut plan_i = adamant_core::Plan {
                         sr: plan.sr.map(|s| s.offset_by(off[i])),
                         ..plan
                     };
+                    if let Some(c) = clip_coefs {
+                        plan_i.prep.clip_coef = c[i];
+                    }
                     adam_slice::<P, f32, S, LibmSqrt>(
                         p,
                         grads[i],
@@ -127,6 +146,17 @@ impl<P: Element, S: StateElement> Trainer<P> for AdamTrainer<S> {
                 Ok(StepOutcome::Applied { step: plan.step })
             }
         }
+    }
+}
+
+impl<P: Element, S: StateElement> Trainer<P> for AdamTrainer<S> {
+    fn step_g(
+        &mut self,
+        model: &mut Mlp<P>,
+        grads: [&[f32]; 4],
+        opts: &StepOptions,
+    ) -> Result<StepOutcome, StepError> {
+        self.step_clipped(model, grads, opts, None)
     }
     fn state_bytes(&self) -> usize {
         self.exp_avg
@@ -240,6 +270,218 @@ impl<P: Element> Trainer<P> for LionTrainer {
     }
 }
 
+/// Adam-mini: one second moment per block. The blocks come from the official name rules
+/// ([`adamant_core::partition`]) applied to [`TENSOR_NAMES`]: the weights match `mlp` and get
+/// per-row blocks (one `exp_avg_sq` per output neuron), the biases match `bias` and get
+/// per-element AdamW without weight decay.
+pub struct AdamMiniTrainer {
+    /// The optimizer value.
+    pub opt: AdamMini,
+    /// The partition's decision per tensor, in model order.
+    pub blocks: [ParamBlocks<'static>; 4],
+    exp_avg: [Vec<f32>; 4],
+    exp_avg_sq: [Vec<f32>; 4],
+}
+
+impl AdamMiniTrainer {
+    /// Partition the MLP by name and allocate zero states.
+    pub fn new<P: Element>(config: AdamMiniConfig, model: &Mlp<P>) -> AdamMiniTrainer {
+        let params = [0, 1, 2, 3].map(|i| Param {
+            name: TENSOR_NAMES[i],
+            shape: TENSOR_SHAPES[i],
+        });
+        // No attention here, so the head rule's dims are never used; they only need to be valid.
+        let dims = ModelDims {
+            dim: HIDDEN,
+            n_heads: 1,
+            n_kv_heads: 1,
+        };
+        let placeholder = ParamBlocks {
+            rule: BlockRule::Tensor,
+            layout: BlockLayout::Tensor,
+            weight_decay: false,
+            numel: 0,
+            state_len: 0,
+        };
+        let mut blocks = [placeholder; 4];
+        partition(&params, &dims, &NameRules::OFFICIAL, &[], &mut blocks)
+            .expect("the MLP's shapes tile by the official rules");
+        let t = model.tensors();
+        AdamMiniTrainer {
+            opt: AdamMini::new(config).expect("demo AdamMiniConfig is valid"),
+            exp_avg: t.map(|t| vec![0.0; t.len()]),
+            exp_avg_sq: blocks.map(|b| vec![0.0; b.state_len]),
+            blocks,
+        }
+    }
+}
+
+impl<P: Element> Trainer<P> for AdamMiniTrainer {
+    fn step_g(
+        &mut self,
+        model: &mut Mlp<P>,
+        grads: [&[f32]; 4],
+        opts: &StepOptions,
+    ) -> Result<StepOutcome, StepError> {
+        let off = offsets(model);
+        // Every tensor checked before any is written, so an error leaves the model untouched.
+        for (i, p) in model.tensors().into_iter().enumerate() {
+            check_tensor(
+                p.len(),
+                grads[i].len(),
+                self.exp_avg[i].len(),
+                self.exp_avg_sq[i].len(),
+                &self.blocks[i].layout,
+            )?;
+        }
+        match self.opt.begin(opts, grads)? {
+            Begin::Skip(r) => Ok(StepOutcome::Skipped(r)),
+            Begin::Apply(plan) => {
+                for (i, p) in model.tensors_mut().into_iter().enumerate() {
+                    let plan_i = adamant_core::Plan {
+                        sr: plan.sr.map(|s| s.offset_by(off[i])),
+                        ..plan
+                    };
+                    apply_tensor(
+                        p,
+                        grads[i],
+                        &mut self.exp_avg[i],
+                        &mut self.exp_avg_sq[i],
+                        &self.blocks[i].layout,
+                        self.blocks[i].weight_decay,
+                        &plan_i,
+                        Path::Fast,
+                    )?;
+                }
+                self.opt.commit(&plan);
+                Ok(StepOutcome::Applied { step: plan.step })
+            }
+        }
+    }
+    fn state_bytes(&self) -> usize {
+        self.exp_avg
+            .iter()
+            .chain(&self.exp_avg_sq)
+            .map(|b| b.len() * 4)
+            .sum()
+    }
+    fn steps_applied(&self) -> u64 {
+        self.opt.state.step
+    }
+}
+
+/// A gradient clipper for [`ClippedAdamW`].
+#[derive(Clone, Debug)]
+pub enum Clip {
+    /// No clipping (the norms are still measured, for the report).
+    Off,
+    /// PyTorch `clip_grad_norm_`: one coefficient from the global norm.
+    Global(GlobalNormClip),
+    /// AdaGC: one adaptive threshold per tensor (`gamma`, caller-owned state).
+    AdaGc {
+        /// The clipper (hyper-parameters and step counter).
+        clip: AdaGc,
+        /// One threshold per tensor.
+        gamma: [f32; 4],
+    },
+}
+
+/// AdamW (f32 states) with gradient clipping: the per-tensor sums of squares are reduced
+/// first (read-only), the clipper turns them into one coefficient per tensor, and AdamW's own
+/// pass multiplies each gradient by its coefficient. AdaGC's thresholds are committed only
+/// when the step is applied.
+pub struct ClippedAdamW {
+    /// The optimizer.
+    pub adamw: AdamTrainer<f32>,
+    /// The clipper.
+    pub clip: Clip,
+    /// Global norm of the last step's (unscaled) gradient.
+    pub last_norm: f32,
+    /// Clip coefficients of the last step, per tensor.
+    pub last_coefs: [f32; 4],
+}
+
+impl ClippedAdamW {
+    /// AdamW (PyTorch defaults) with `clip`.
+    pub fn new<P: Element>(clip: Clip, model: &Mlp<P>) -> ClippedAdamW {
+        ClippedAdamW {
+            adamw: AdamTrainer::new(AdamConfig::adamw(), model),
+            clip,
+            last_norm: 0.0,
+            last_coefs: [1.0; 4],
+        }
+    }
+
+    /// Global-norm clipping to `max_norm`.
+    pub fn global<P: Element>(max_norm: f64, model: &Mlp<P>) -> ClippedAdamW {
+        let clip = GlobalNormClip::new(max_norm).expect("demo max_norm is valid");
+        ClippedAdamW::new(Clip::Global(clip), model)
+    }
+
+    /// Per-tensor AdaGC with the official defaults except a warm-up of `t_start` steps.
+    pub fn adagc<P: Element>(t_start: u64, model: &Mlp<P>) -> ClippedAdamW {
+        let config = AdaGcConfig {
+            t_start,
+            ..AdaGcConfig::default()
+        };
+        let clip = AdaGc::new(config).expect("demo AdaGcConfig is valid");
+        ClippedAdamW::new(
+            Clip::AdaGc {
+                clip,
+                gamma: [0.0; 4],
+            },
+            model,
+        )
+    }
+}
+
+impl<P: Element> Trainer<P> for ClippedAdamW {
+    fn step_g(
+        &mut self,
+        model: &mut Mlp<P>,
+        grads: [&[f32]; 4],
+        opts: &StepOptions,
+    ) -> Result<StepOutcome, StepError> {
+        // Norms of the unscaled gradients (the loss scale divided out first).
+        let grad_scale = opts.grad_scale.unwrap_or(1.0);
+        let sums = grads.map(|g| tensor_sum_sq(g, grad_scale));
+        match &mut self.clip {
+            Clip::Off => {
+                self.last_norm = norm(global_sum_sq(&sums));
+                self.last_coefs = [1.0; 4];
+                self.adamw.step_clipped(model, grads, opts, None)
+            }
+            Clip::Global(c) => {
+                let (norm, coef) = c.coefficient(&sums);
+                self.last_norm = norm;
+                self.last_coefs = [coef; 4];
+                self.adamw.step_clipped(model, grads, opts, Some([coef; 4]))
+            }
+            Clip::AdaGc { clip, gamma } => {
+                let mut coefs = [1.0f32; 4];
+                let plan = clip.plan(&sums, gamma, &mut coefs)?;
+                self.last_norm = plan.global_norm;
+                self.last_coefs = coefs;
+                let out = self.adamw.step_clipped(model, grads, opts, Some(coefs))?;
+                if out.applied() {
+                    clip.commit(&sums, gamma, &plan)?;
+                }
+                Ok(out)
+            }
+        }
+    }
+    fn state_bytes(&self) -> usize {
+        let gamma = match self.clip {
+            Clip::Off | Clip::Global(_) => 0,
+            Clip::AdaGc { .. } => 4 * 4,
+        };
+        Trainer::<P>::state_bytes(&self.adamw) + gamma
+    }
+    fn steps_applied(&self) -> u64 {
+        Trainer::<P>::steps_applied(&self.adamw)
+    }
+}
+
 /// One line of the demo's table.
 pub struct Row {
     /// Name printed in the table.
@@ -275,6 +517,22 @@ pub const ROWS: &[Row] = &[
             c.momentum = 0.9;
             Box::new(SgdTrainer::new(c, m))
         },
+    },
+    Row {
+        name: "Adam-mini",
+        peak_lr: 2e-2,
+        make: |m| {
+            let c = AdamMiniConfig {
+                weight_decay: 1e-2,
+                ..AdamMiniConfig::default()
+            };
+            Box::new(AdamMiniTrainer::new(c, m))
+        },
+    },
+    Row {
+        name: "AdamW + AdaGC",
+        peak_lr: 2e-2,
+        make: |m| Box::new(ClippedAdamW::adagc(ADAGC_T_START, m)),
     },
     Row {
         name: "Lion",
@@ -501,6 +759,128 @@ pub fn bf16_demo(steps: u64) -> Result<Bf16Demo, StepError> {
     })
 }
 
+/// Steps of each spike-scenario run.
+pub const SPIKE_RUN_STEPS: u64 = 150;
+/// Peak learning rate of the spike scenario (warm-up cosine over [`SPIKE_RUN_STEPS`]).
+pub const SPIKE_PEAK_LR: f64 = 5e-2;
+/// Steps whose gradients are multiplied by [`SPIKE_FACTOR`] (a bad batch).
+pub const SPIKE_STEPS: std::ops::Range<u64> = 80..83;
+/// The bad batch's gradient multiplier.
+pub const SPIKE_FACTOR: f32 = 100.0;
+/// Steps at which the spike scenario records the full-dataset loss (before the step's
+/// update): every step around the spike, then sparser (each costs a pass over the dataset).
+pub const SPIKE_WINDOW: [u64; 21] = [
+    78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 96, 100, 105, 110,
+];
+
+/// One run of the spike scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpikeRun {
+    /// Clipper name.
+    pub name: &'static str,
+    /// `(step, full-dataset loss before that step's update)` at the steps of [`SPIKE_WINDOW`].
+    pub losses: Vec<(u64, f32)>,
+    /// Global gradient norm of the last step before the spike (the usual size).
+    pub usual_norm: f32,
+    /// Global norm of the first spiked gradient.
+    pub spike_norm: f32,
+    /// Clip coefficients of the first spiked step, per tensor.
+    pub spike_coefs: [f32; 4],
+    /// Loss just before the first spiked step.
+    pub before: f32,
+    /// Highest loss after the first spiked step, and its step.
+    pub peak: (u64, f32),
+    /// Loss at the end of the run.
+    pub final_loss: f32,
+}
+
+impl SpikeRun {
+    /// Relative loss jump `(peak - before) / before`, 0 when the loss never rises above `before`.
+    pub fn jump(&self) -> f32 {
+        ((self.peak.1 - self.before) / self.before).max(0.0)
+    }
+}
+
+/// Train AdamW with `trainer`'s clipper for [`SPIKE_RUN_STEPS`] steps (warm-up cosine to
+/// [`SPIKE_PEAK_LR`], decaying to a tenth), multiplying the gradients of [`SPIKE_STEPS`] by
+/// [`SPIKE_FACTOR`], and record the loss around the spike.
+pub fn spike_run(name: &'static str, mut trainer: ClippedAdamW) -> Result<SpikeRun, StepError> {
+    let data = Dataset::synthetic(EXAMPLES, DATA_SEED);
+    let mut model: Mlp = Mlp::init(MODEL_SEED);
+    let (steps, peak_lr) = (SPIKE_RUN_STEPS, SPIKE_PEAK_LR);
+    let schedule = Schedule::warmup_cosine(0.0, peak_lr, steps / 10, steps, peak_lr * 0.1);
+    let mut losses = Vec::new();
+    let (mut usual_norm, mut spike_norm, mut spike_coefs) = (0.0, 0.0, [1.0; 4]);
+    for k in 0..steps {
+        if SPIKE_WINDOW.contains(&k) {
+            losses.push((k, model.full_loss(&data)));
+        }
+        let (_, g) = model.loss_and_grads(&data, &batch(k));
+        let opts = StepOptions::new(schedule.lr_at(k));
+        let out = if SPIKE_STEPS.contains(&k) {
+            let s: [Vec<f32>; 4] = g.scaled(SPIKE_FACTOR);
+            trainer.step_g(&mut model, [&s[0], &s[1], &s[2], &s[3]], &opts)?
+        } else {
+            trainer.step(&mut model, &g, &opts)?
+        };
+        debug_assert!(out.applied());
+        if k + 1 == SPIKE_STEPS.start {
+            usual_norm = trainer.last_norm;
+        } else if k == SPIKE_STEPS.start {
+            (spike_norm, spike_coefs) = (trainer.last_norm, trainer.last_coefs);
+        }
+    }
+    let before = losses
+        .iter()
+        .find(|l| l.0 == SPIKE_STEPS.start)
+        .expect("the window covers the spike")
+        .1;
+    let peak = losses.iter().filter(|l| l.0 > SPIKE_STEPS.start).fold(
+        (0, f32::NEG_INFINITY),
+        |a, &(k, l)| if l > a.1 { (k, l) } else { a },
+    );
+    Ok(SpikeRun {
+        name,
+        losses,
+        usual_norm,
+        spike_norm,
+        spike_coefs,
+        before,
+        peak,
+        final_loss: model.full_loss(&data),
+    })
+}
+
+/// The spike scenario: the same AdamW run without clipping, with global-norm clipping to
+/// [`MAX_NORM`], and with per-tensor AdaGC, each hit by the same bad batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpikeDemo {
+    /// Runs in order: no clipping, global clip, AdaGC.
+    pub runs: Vec<SpikeRun>,
+}
+
+impl SpikeDemo {
+    /// The run named `name`.
+    pub fn run(&self, name: &str) -> &SpikeRun {
+        self.runs
+            .iter()
+            .find(|r| r.name == name)
+            .expect("spike run exists")
+    }
+}
+
+/// Run the spike scenario.
+pub fn spike_demo() -> Result<SpikeDemo, StepError> {
+    let m: Mlp = Mlp::init(MODEL_SEED);
+    Ok(SpikeDemo {
+        runs: vec![
+            spike_run("no clipping", ClippedAdamW::new(Clip::Off, &m))?,
+            spike_run("global clip", ClippedAdamW::global(MAX_NORM, &m))?,
+            spike_run("AdaGC", ClippedAdamW::adagc(ADAGC_T_START, &m))?,
+        ],
+    })
+}
+
 /// Everything the demo computes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
@@ -514,6 +894,8 @@ pub struct Report {
     pub skip: SkipDemo,
     /// The bf16 / stochastic rounding demonstration.
     pub bf16: Bf16Demo,
+    /// The gradient-spike scenario.
+    pub spike: SpikeDemo,
 }
 
 /// Run the whole demo.
@@ -524,6 +906,7 @@ pub fn report(steps: u64) -> Result<Report, StepError> {
         rows: run_rows(steps)?,
         skip: skip_demo()?,
         bf16: bf16_demo(steps)?,
+        spike: spike_demo()?,
     })
 }
 
@@ -606,7 +989,80 @@ pub fn render_text(r: &Report) -> String {
         "  round to nearest {:.4}   stochastic rounding {:.4} (hash {:016x})   f32 parameters {:.4}",
         b.loss_nearest, b.loss_stochastic, b.hash_stochastic, b.loss_f32
     );
+    render_spike_text(w, &r.spike);
     s
+}
+
+/// Steps shown in the text table of the spike scenario (a subset of [`SPIKE_WINDOW`]).
+const SPIKE_COLUMNS: [u64; 12] = [78, 80, 81, 82, 83, 84, 86, 88, 90, 96, 100, 110];
+
+fn render_spike_text(w: &mut String, d: &SpikeDemo) {
+    let last = SPIKE_STEPS.end - 1;
+    let _ = writeln!(
+        w,
+        "\nGradient spike: AdamW, {SPIKE_RUN_STEPS} steps, peak lr {SPIKE_PEAK_LR:e}; at steps {}-{last} every gradient is\n\
+         multiplied by {SPIKE_FACTOR} (a bad batch). Full-dataset loss before each step (* = spiked step):",
+        SPIKE_STEPS.start
+    );
+    let mut line = format!("  {:<12}", "step");
+    for k in SPIKE_COLUMNS {
+        let mark = if SPIKE_STEPS.contains(&k) { "*" } else { " " };
+        let _ = write!(line, " {:>6}{mark}", k);
+    }
+    let _ = writeln!(w, "{}", line.trim_end());
+    for run in &d.runs {
+        let mut line = format!("  {:<12}", run.name);
+        for k in SPIKE_COLUMNS {
+            let l = run
+                .losses
+                .iter()
+                .find(|l| l.0 == k)
+                .map_or(f32::NAN, |l| l.1);
+            let _ = write!(line, " {:>6.4} ", l);
+        }
+        let _ = writeln!(w, "{}", line.trim_end());
+    }
+    let (off, global, adagc) = (d.run("no clipping"), d.run("global clip"), d.run("AdaGC"));
+    let clipped = global.spike_norm * global.spike_coefs[0];
+    let _ = writeln!(
+        w,
+        "  global clip (max_norm {MAX_NORM}) scales the spiked gradient's norm {:.1} down to {:.2}: still {:.1}x the\n  \
+         usual {:.2}. AdaGC (per tensor, T_start {ADAGC_T_START}) scales each tensor by {:.4}..{:.4}, back to about\n  \
+         1.04x that tensor's running norm.",
+        global.spike_norm,
+        clipped,
+        clipped / global.usual_norm,
+        global.usual_norm,
+        adagc.spike_coefs.iter().fold(f32::INFINITY, |a, &c| a.min(c)),
+        adagc.spike_coefs.iter().fold(0.0f32, |a, &c| a.max(c)),
+    );
+    let _ = writeln!(
+        w,
+        "  Loss before step {} -> highest loss after it:",
+        SPIKE_STEPS.start
+    );
+    for r in [off, global, adagc] {
+        let _ = writeln!(
+            w,
+            "    {:<12} {:.4} -> {:.4} {:>+8.1}% (step {}); final loss (step {SPIKE_RUN_STEPS}) {:.4}",
+            r.name,
+            r.before,
+            r.peak.1,
+            100.0 * r.jump(),
+            r.peak.0,
+            r.final_loss
+        );
+    }
+    let verdict = if adagc.jump() < 0.5 * global.jump() {
+        format!(
+            "the spike shows under global clipping (+{:.1}%); AdaGC cuts the jump to {:.0}% of that",
+            100.0 * global.jump(),
+            100.0 * adagc.jump() / global.jump()
+        )
+    } else {
+        "AdaGC does not cut the jump to below half of global clipping's in this run".to_owned()
+    };
+    let _ = writeln!(w, "  Verdict: {verdict}.");
 }
 
 /// The report as JSON (one row per line).
@@ -655,9 +1111,39 @@ pub fn render_json(r: &Report) -> String {
     let b = &r.bf16;
     let _ = writeln!(
         w,
-        "  \"bf16\": {{\"peak_lr\": {}, \"loss_nearest\": {}, \"loss_stochastic\": {}, \"loss_f32\": {}, \"hash_stochastic\": \"{:016x}\", \"param_bytes\": {}}}",
+        "  \"bf16\": {{\"peak_lr\": {}, \"loss_nearest\": {}, \"loss_stochastic\": {}, \"loss_f32\": {}, \"hash_stochastic\": \"{:016x}\", \"param_bytes\": {}}},",
         b.peak_lr, b.loss_nearest, b.loss_stochastic, b.loss_f32, b.hash_stochastic, b.param_bytes
     );
+    let _ = writeln!(
+        w,
+        "  \"spike\": {{\"steps\": {SPIKE_RUN_STEPS}, \"peak_lr\": {SPIKE_PEAK_LR}, \"spike_steps\": [{}, {}], \"factor\": {SPIKE_FACTOR}, \"max_norm\": {MAX_NORM}, \"adagc_t_start\": {ADAGC_T_START}, \"runs\": [",
+        SPIKE_STEPS.start,
+        SPIKE_STEPS.end - 1
+    );
+    for (i, run) in r.spike.runs.iter().enumerate() {
+        let curve: Vec<String> = run
+            .losses
+            .iter()
+            .map(|(k, l)| format!("[{k}, {l}]"))
+            .collect();
+        let coefs: Vec<String> = run.spike_coefs.iter().map(|c| c.to_string()).collect();
+        let _ = writeln!(
+            w,
+            "    {{\"clip\": \"{}\", \"before\": {}, \"peak_step\": {}, \"peak\": {}, \"jump\": {}, \"final_loss\": {}, \"usual_norm\": {}, \"spike_norm\": {}, \"spike_coefs\": [{}], \"curve\": [{}]}}{}",
+            run.name,
+            run.before,
+            run.peak.0,
+            run.peak.1,
+            run.jump(),
+            run.final_loss,
+            run.usual_norm,
+            run.spike_norm,
+            coefs.join(", "),
+            curve.join(", "),
+            if i + 1 < r.spike.runs.len() { "," } else { "" }
+        );
+    }
+    let _ = writeln!(w, "  ]}}");
     let _ = writeln!(w, "}}");
     s
 }

@@ -109,6 +109,19 @@ pub struct Mlp<P: Element = f32> {
     pub b2: Vec<P>,
 }
 
+/// Names of the tensors in model order, spelled as a PyTorch module would name them, so
+/// name-based rules (Adam-mini's partition) see an MLP: weights match `mlp`, biases `bias`.
+pub const TENSOR_NAMES: [&str; 4] = [
+    "mlp.fc1.weight",
+    "mlp.fc1.bias",
+    "mlp.fc2.weight",
+    "mlp.fc2.bias",
+];
+
+/// Shapes of the tensors in model order (row-major, dim 0 first).
+pub const TENSOR_SHAPES: [&[usize]; 4] =
+    [&[HIDDEN, INPUT], &[HIDDEN], &[CLASSES, HIDDEN], &[CLASSES]];
+
 /// Gradients of the mean loss, one f32 buffer per tensor (same shapes as [`Mlp`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grads {
