@@ -537,6 +537,27 @@ fn cvt(dt: Ty, st: Ty, rnd: Rnd, sat: bool, ftz: bool, v: u64) -> Option<u64> {
     })
 }
 
+/// Little-endian element `i` of size `es` (1, 2, 4 or 8 bytes) of `b`, with fixed-size copies.
+#[inline(always)]
+fn load_le(b: &[u8], i: usize, es: usize) -> u64 {
+    match es {
+        4 => u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap_or([0; 4])) as u64,
+        8 => u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().unwrap_or([0; 8])),
+        2 => u16::from_le_bytes(b[2 * i..2 * i + 2].try_into().unwrap_or([0; 2])) as u64,
+        _ => b[i] as u64,
+    }
+}
+
+#[inline(always)]
+fn store_le(b: &mut [u8], i: usize, es: usize, v: u64) {
+    match es {
+        4 => b[4 * i..4 * i + 4].copy_from_slice(&(v as u32).to_le_bytes()),
+        8 => b[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes()),
+        2 => b[2 * i..2 * i + 2].copy_from_slice(&(v as u16).to_le_bytes()),
+        _ => b[i] = v as u8,
+    }
+}
+
 /// Runs a thread until it blocks at a collective (false) or exits (true).
 #[inline(never)]
 fn run_thread(
@@ -760,9 +781,7 @@ fn run_thread(
                 };
                 let mut vals = [0u64; 4];
                 for (i, v) in vals.iter_mut().enumerate().take(n as usize) {
-                    let mut b = [0u8; 8];
-                    b[..es as usize].copy_from_slice(&bytes[i * es as usize..(i + 1) * es as usize]);
-                    let x = u64::from_le_bytes(b);
+                    let x = load_le(bytes, i, es as usize);
                     *v = if ty.signed() { sext(x, ty.bits()) as u64 } else { x };
                 }
                 for i in 0..n as usize {
@@ -793,8 +812,7 @@ fn run_thread(
                     Space::Param => break Err(fail(k, pc, "st.param is not supported")),
                 };
                 for i in 0..n as usize {
-                    let v = rd(regs, vals[i]).to_le_bytes();
-                    dst[i * es..(i + 1) * es].copy_from_slice(&v[..es]);
+                    store_le(dst, i, es, rd(regs, vals[i]));
                 }
             }
             Op::Bra { target } => {

@@ -108,7 +108,8 @@ fn case(kernel: &str, n: usize, fam: Family, grid: u32, block: u32, offset: usiz
         bad += (0..n).filter(|&i| gp[i] != f32_bits_to_bf16_bits(ep[i].to_bits())).count();
     } else {
         let gp = from_bytes_u32(&get(b, pd, 4 * n));
-        bad += (0..n).filter(|&i| gp[i] != bits(&ep)[i]).count();
+        let ep = bits(&ep);
+        bad += (0..n).filter(|&i| gp[i] != ep[i]).count();
     }
     bad
 }
