@@ -78,8 +78,9 @@ pub fn add_ftz(ptx: &str, nth: usize) -> Option<String> {
 }
 
 /// (c) Reassociates a reduction: for the `nth` pair `add.rn.f32 t, a, b` ... `add.rn.f32 e, t, c`
-/// (within 8 lines, `c` not written in between) swaps `b` and `c`, so the sum is taken in another
-/// order: `(a + c) + b` instead of `(a + b) + c`.
+/// (or `e, c, t`; within 12 lines, no label or branch in between, `t` not rewritten) makes the
+/// second add compute `(a + c) + b` instead of `(a + b) + c`. `a` and `b` are saved in two new
+/// registers `%mut_a`, `%mut_b` at the first add, which stays (other uses of `t` are unchanged).
 pub fn swap_reduction_operands(ptx: &str, nth: usize) -> Option<String> {
     let lines: Vec<&str> = ptx.lines().collect();
     let mut seen = 0;
@@ -88,21 +89,30 @@ pub fn swap_reduction_operands(ptx: &str, nth: usize) -> Option<String> {
         if x.len() != 3 {
             continue;
         }
-        for j in i + 1..(i + 9).min(lines.len()) {
+        for j in i + 1..(i + 13).min(lines.len()) {
+            let t = lines[j].trim();
+            if t.ends_with(':') || t.contains("bra") || t.starts_with('}') {
+                break;
+            }
             if let Some((ind2, "add.rn.f32", y)) = split(lines[j]) {
                 if y.len() == 3 && (y[1] == x[0] || y[2] == x[0]) && y[1] != y[2] {
-                    let c = if y[1] == x[0] { &y[2] } else { &y[1] };
-                    let c_written = (i + 1..j).any(|k| writes(lines[k], c));
-                    if !c_written && c != &x[2] {
-                        if seen == nth {
-                            let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-                            out[i] = format!("{ind1}add.rn.f32 \t{}, {}, {};", x[0], x[1], c);
-                            let (p, q) = if y[1] == x[0] { (&y[1], &x[2]) } else { (&x[2], &y[2]) };
-                            out[j] = format!("{ind2}add.rn.f32 \t{}, {}, {};", y[0], p, q);
-                            return Some(out.join("\n") + "\n");
-                        }
-                        seen += 1;
+                    if seen == nth {
+                        let c = if y[1] == x[0] { &y[2] } else { &y[1] };
+                        // Declare the two registers right after the kernel's first `.reg .f32`.
+                        let decl = lines[..i].iter().rposition(|l| l.trim_start().starts_with(".reg .f32"))?;
+                        let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+                        out[decl] = format!("{}\n\t.reg .f32 \t%mut_a, %mut_b;", lines[decl]);
+                        out[i] = format!(
+                            "{ind1}mov.f32 \t%mut_a, {};\n{ind1}mov.f32 \t%mut_b, {};\n{}",
+                            x[1], x[2], lines[i]
+                        );
+                        out[j] = format!(
+                            "{ind2}add.rn.f32 \t%mut_a, %mut_a, {c};\n{ind2}add.rn.f32 \t{}, %mut_a, %mut_b;",
+                            y[0]
+                        );
+                        return Some(out.join("\n") + "\n");
                     }
+                    seen += 1;
                     break;
                 }
             }
