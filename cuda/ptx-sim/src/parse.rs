@@ -22,7 +22,7 @@ enum Item {
 }
 
 fn err(line: u32, text: &str, msg: impl Into<String>) -> SimError {
-    SimError { line, text: text.trim().to_string(), msg: msg.into() }
+    SimError { line, text: text.split_whitespace().collect::<Vec<_>>().join(" "), msg: msg.into() }
 }
 
 /// Splits PTX text into statements, labels and braces, dropping comments.
