@@ -24,7 +24,12 @@ pub struct Global {
 
 impl Default for Global {
     fn default() -> Self {
-        Global { base: 1 << 32, mem: Vec::new(), allocs: Vec::new(), last: 0 }
+        Global {
+            base: 1 << 32,
+            mem: Vec::new(),
+            allocs: Vec::new(),
+            last: 0,
+        }
     }
 }
 
@@ -42,7 +47,8 @@ impl Global {
     /// Index into `mem` of `[addr, addr+size)` if it lies inside one allocation.
     #[inline]
     pub fn range(&mut self, addr: u64, size: u64) -> Option<usize> {
-        let inside = |&(s, l): &(u64, u64)| addr >= s && addr.checked_add(size).is_some_and(|e| e <= s + l);
+        let inside =
+            |&(s, l): &(u64, u64)| addr >= s && addr.checked_add(size).is_some_and(|e| e <= s + l);
         if let Some(a) = self.allocs.get(self.last) {
             if inside(a) {
                 return Some((addr - self.base) as usize);
@@ -159,7 +165,11 @@ struct Thread<'a> {
 }
 
 fn fail(k: &Kernel, pc: usize, msg: impl Into<String>) -> SimError {
-    SimError { line: k.insts[pc].line, text: k.texts[pc].clone(), msg: msg.into() }
+    SimError {
+        line: k.insts[pc].line,
+        text: k.texts[pc].clone(),
+        msg: msg.into(),
+    }
 }
 
 /// Runs one block. Returns the number of instructions executed.
@@ -204,7 +214,10 @@ pub fn run_block(
             let mut handled = 0u32;
             for l in w0..w1 {
                 let bit = 1u32 << (l - w0);
-                if st[l] != St::Blocked || handled & bit != 0 || matches!(k.insts[pcs[l]].op, Op::Bar) {
+                if st[l] != St::Blocked
+                    || handled & bit != 0
+                    || matches!(k.insts[pcs[l]].op, Op::Bar)
+                {
                     continue;
                 }
                 let pc = pcs[l];
@@ -250,9 +263,17 @@ pub fn run_block(
 }
 
 /// Executes a `shfl.sync` or `vote.sync` for the lanes in `group` (bits relative to `w0`).
-fn collective(k: &Kernel, pc: usize, w0: usize, group: u32, regs: &mut [u64], nr: usize) -> Result<(), SimError> {
+fn collective(
+    k: &Kernel,
+    pc: usize,
+    w0: usize,
+    group: u32,
+    regs: &mut [u64],
+    nr: usize,
+) -> Result<(), SimError> {
     let lanes = || (0..32usize).filter(move |l| group & (1 << l) != 0);
-    let reg = |regs: &[u64], lane: usize, s: Src| rd(&regs[(w0 + lane) * nr..(w0 + lane + 1) * nr], s);
+    let reg =
+        |regs: &[u64], lane: usize, s: Src| rd(&regs[(w0 + lane) * nr..(w0 + lane + 1) * nr], s);
     let check_mask = |regs: &[u64], mask: Src| -> Result<(), SimError> {
         for l in lanes() {
             let m = reg(regs, l, mask) as u32;
@@ -270,7 +291,15 @@ fn collective(k: &Kernel, pc: usize, w0: usize, group: u32, regs: &mut [u64], nr
         Ok(())
     };
     match k.insts[pc].op {
-        Op::Shfl { mode, d, p, a, b, c, mask } => {
+        Op::Shfl {
+            mode,
+            d,
+            p,
+            a,
+            b,
+            c,
+            mask,
+        } => {
             check_mask(regs, mask)?;
             let mut out = [(0u32, false); 32];
             for l in lanes() {
@@ -300,7 +329,13 @@ fn collective(k: &Kernel, pc: usize, w0: usize, group: u32, regs: &mut [u64], nr
                 };
                 let src = if valid { j as usize } else { l };
                 if group & (1 << src) == 0 {
-                    return Err(fail(k, pc, format!("lane {l} reads lane {src}, which does not take part in the shuffle")));
+                    return Err(fail(
+                        k,
+                        pc,
+                        format!(
+                            "lane {l} reads lane {src}, which does not take part in the shuffle"
+                        ),
+                    ));
                 }
                 out[l] = (reg(regs, src, a) as u32, valid);
             }
@@ -312,7 +347,13 @@ fn collective(k: &Kernel, pc: usize, w0: usize, group: u32, regs: &mut [u64], nr
                 }
             }
         }
-        Op::Vote { mode, d, negate, p, mask } => {
+        Op::Vote {
+            mode,
+            d,
+            negate,
+            p,
+            mask,
+        } => {
             check_mask(regs, mask)?;
             let mut ballot = 0u32;
             for l in lanes() {
@@ -442,7 +483,11 @@ fn int_un(op: IntUn, w: u32, signed: bool, a: u64) -> u64 {
 
 fn cmp_int(cmp: Cmp, w: u32, signed: bool, a: u64, b: u64) -> bool {
     use std::cmp::Ordering::*;
-    let o = if signed { sext(a, w).cmp(&sext(b, w)) } else { (a & mask(w)).cmp(&(b & mask(w))) };
+    let o = if signed {
+        sext(a, w).cmp(&sext(b, w))
+    } else {
+        (a & mask(w)).cmp(&(b & mask(w)))
+    };
     match cmp {
         Cmp::Eq => o == Equal,
         Cmp::Ne => o != Equal,
@@ -478,7 +523,11 @@ fn cvt(dt: Ty, st: Ty, rnd: Rnd, sat: bool, ftz: bool, v: u64) -> Option<u64> {
     let is_f = |t: Ty| matches!(t, Ty::F16 | Ty::Bf16 | Ty::F32 | Ty::F64);
     Some(match (is_f(st), is_f(dt)) {
         (false, false) => {
-            let x = if st.signed() { sext(v, st.bits()) as u64 } else { v & mask(st.bits()) };
+            let x = if st.signed() {
+                sext(v, st.bits()) as u64
+            } else {
+                v & mask(st.bits())
+            };
             x & mask(dt.bits())
         }
         (false, true) => {
@@ -486,7 +535,9 @@ fn cvt(dt: Ty, st: Ty, rnd: Rnd, sat: bool, ftz: bool, v: u64) -> Option<u64> {
             match dt {
                 Ty::F32 => (if st.signed() { i as f32 } else { u as f32 }).to_bits() as u64,
                 Ty::F64 => (if st.signed() { i as f64 } else { u as f64 }).to_bits(),
-                Ty::F16 if st.bits() <= 32 => f64_to_f16(if st.signed() { i as f64 } else { u as f64 }) as u64,
+                Ty::F16 if st.bits() <= 32 => {
+                    f64_to_f16(if st.signed() { i as f64 } else { u as f64 }) as u64
+                }
                 _ => return None,
             }
         }
@@ -574,7 +625,11 @@ fn run_thread(
     let mut executed = 0u64;
     let result = loop {
         let Some(inst) = insts.get(pc) else {
-            break Err(SimError { line: 0, text: String::new(), msg: "fell off the end of the kernel without ret".into() });
+            break Err(SimError {
+                line: 0,
+                text: String::new(),
+                msg: "fell off the end of the kernel without ret".into(),
+            });
         };
         executed += 1;
         if let Some((g, neg)) = inst.guard {
@@ -605,10 +660,15 @@ fn run_thread(
                     FUn::Abs => x.to_bits() & 0x7FFF_FFFF,
                     FUn::Neg => x.to_bits() ^ 0x8000_0000,
                 };
-                regs[d as usize] = if ftz { ftz32(f32::from_bits(r)).to_bits() as u64 } else { r as u64 };
+                regs[d as usize] = if ftz {
+                    ftz32(f32::from_bits(r)).to_bits() as u64
+                } else {
+                    r as u64
+                };
             }
             Op::F32Fma { ftz, d, a, b, c } => {
-                let (mut x, mut y, mut z) = (f32of(rd(regs, a)), f32of(rd(regs, b)), f32of(rd(regs, c)));
+                let (mut x, mut y, mut z) =
+                    (f32of(rd(regs, a)), f32of(rd(regs, b)), f32of(rd(regs, c)));
                 if ftz {
                     x = ftz32(x);
                     y = ftz32(y);
@@ -641,14 +701,38 @@ fn run_thread(
                 let (x, y, z) = (f64of(rd(regs, a)), f64of(rd(regs, b)), f64of(rd(regs, c)));
                 regs[d as usize] = canon64(x.mul_add(y, z));
             }
-            Op::Int { op, w, signed, d, a, b } => {
+            Op::Int {
+                op,
+                w,
+                signed,
+                d,
+                a,
+                b,
+            } => {
                 let Some(v) = int_bin(op, w, signed, rd(regs, a), rd(regs, b)) else {
-                    break Err(fail(k, pc, "integer division by zero (unspecified on hardware)"));
+                    break Err(fail(
+                        k,
+                        pc,
+                        "integer division by zero (unspecified on hardware)",
+                    ));
                 };
                 regs[d as usize] = v;
             }
-            Op::IntUn { op, w, signed, d, a } => regs[d as usize] = int_un(op, w, signed, rd(regs, a)),
-            Op::MulWide { w, signed, d, a, b, c } => {
+            Op::IntUn {
+                op,
+                w,
+                signed,
+                d,
+                a,
+            } => regs[d as usize] = int_un(op, w, signed, rd(regs, a)),
+            Op::MulWide {
+                w,
+                signed,
+                d,
+                a,
+                b,
+                c,
+            } => {
                 let (x, y) = (rd(regs, a), rd(regs, b));
                 let p = if signed {
                     (sext(x, w).wrapping_mul(sext(y, w))) as u64
@@ -661,23 +745,55 @@ fn run_thread(
                 };
                 regs[d as usize] = p & mask(2 * w);
             }
-            Op::Mad { hi, w, signed, d, a, b, c } => {
+            Op::Mad {
+                hi,
+                w,
+                signed,
+                d,
+                a,
+                b,
+                c,
+            } => {
                 let op = if hi { IntOp::MulHi } else { IntOp::MulLo };
                 let p = int_bin(op, w, signed, rd(regs, a), rd(regs, b)).unwrap_or(0);
                 regs[d as usize] = p.wrapping_add(rd(regs, c)) & mask(w);
             }
-            Op::Bfe { w, signed, d, a, b, c } => {
-                let (x, pos, len) = (rd(regs, a) & mask(w), rd(regs, b) as u32 & 0xFF, rd(regs, c) as u32 & 0xFF);
-                let msb = if signed && len > 0 { (x >> (pos + len - 1).min(w - 1)) & 1 } else { 0 };
+            Op::Bfe {
+                w,
+                signed,
+                d,
+                a,
+                b,
+                c,
+            } => {
+                let (x, pos, len) = (
+                    rd(regs, a) & mask(w),
+                    rd(regs, b) as u32 & 0xFF,
+                    rd(regs, c) as u32 & 0xFF,
+                );
+                let msb = if signed && len > 0 {
+                    (x >> (pos + len - 1).min(w - 1)) & 1
+                } else {
+                    0
+                };
                 let mut r = 0u64;
                 for i in 0..w {
-                    let bit = if i < len && pos + i < w { (x >> (pos + i)) & 1 } else { msb };
+                    let bit = if i < len && pos + i < w {
+                        (x >> (pos + i)) & 1
+                    } else {
+                        msb
+                    };
                     r |= bit << i;
                 }
                 regs[d as usize] = r;
             }
             Op::Bfi { w, d, f, b, c, l } => {
-                let (fv, mut r, pos, len) = (rd(regs, f), rd(regs, b) & mask(w), rd(regs, c) as u32 & 0xFF, rd(regs, l) as u32 & 0xFF);
+                let (fv, mut r, pos, len) = (
+                    rd(regs, f),
+                    rd(regs, b) & mask(w),
+                    rd(regs, c) as u32 & 0xFF,
+                    rd(regs, l) as u32 & 0xFF,
+                );
                 for i in 0..len {
                     if pos + i >= w {
                         break;
@@ -718,7 +834,11 @@ fn run_thread(
                 } as u64;
             }
             Op::Selp { w, d, a, b, p } => {
-                regs[d as usize] = if rd(regs, p) & 1 != 0 { rd(regs, a) } else { rd(regs, b) } & mask(w);
+                regs[d as usize] = if rd(regs, p) & 1 != 0 {
+                    rd(regs, a)
+                } else {
+                    rd(regs, b)
+                } & mask(w);
             }
             Op::Mov { w, d, a } => regs[d as usize] = rd(regs, a) & mask(w),
             Op::MovSpecial { d, sr } => {
@@ -738,14 +858,22 @@ fn run_thread(
                     Special::Nwarpid => (c.block.0 * c.block.1 * c.block.2).div_ceil(32),
                 } as u64;
             }
-            Op::Pack { part_bits, d, ref parts } => {
+            Op::Pack {
+                part_bits,
+                d,
+                ref parts,
+            } => {
                 let mut v = 0u64;
                 for (i, p) in parts.iter().enumerate() {
                     v |= (rd(regs, *p) & mask(part_bits)) << (part_bits * i as u32);
                 }
                 regs[d as usize] = v;
             }
-            Op::Unpack { part_bits, ref ds, a } => {
+            Op::Unpack {
+                part_bits,
+                ref ds,
+                a,
+            } => {
                 let v = rd(regs, a);
                 for (i, dd) in ds.iter().enumerate() {
                     if let Some(dd) = dd {
@@ -753,36 +881,77 @@ fn run_thread(
                     }
                 }
             }
-            Op::Cvt { dt, st, rnd, sat, ftz, d, a } => match cvt(dt, st, rnd, sat, ftz, rd(regs, a)) {
+            Op::Cvt {
+                dt,
+                st,
+                rnd,
+                sat,
+                ftz,
+                d,
+                a,
+            } => match cvt(dt, st, rnd, sat, ftz, rd(regs, a)) {
                 Some(v) => regs[d as usize] = v,
                 None => break Err(fail(k, pc, "unsupported conversion")),
             },
             Op::Cvta { d, a } => regs[d as usize] = rd(regs, a),
-            Op::Ld { space, ty, n, ds, addr } => {
+            Op::Ld {
+                space,
+                ty,
+                n,
+                ds,
+                addr,
+            } => {
                 let es = ty.bytes() as u64;
-                let base = addr.base.map_or(0, |r| regs[r as usize]).wrapping_add(addr.off as u64);
+                let base = addr
+                    .base
+                    .map_or(0, |r| regs[r as usize])
+                    .wrapping_add(addr.off as u64);
                 let total = es * n as u64;
                 if base % total != 0 {
-                    break Err(fail(k, pc, format!("misaligned {total}-byte load at {base:#x}")));
+                    break Err(fail(
+                        k,
+                        pc,
+                        format!("misaligned {total}-byte load at {base:#x}"),
+                    ));
                 }
                 let bytes: &[u8] = match space {
                     Space::Global => match global.range(base, total) {
                         Some(i) => &global.mem[i..i + total as usize],
-                        None => break Err(fail(k, pc, format!("global load of {total} bytes at {base:#x} is out of bounds"))),
+                        None => {
+                            break Err(fail(
+                                k,
+                                pc,
+                                format!(
+                                    "global load of {total} bytes at {base:#x} is out of bounds"
+                                ),
+                            ))
+                        }
                     },
                     Space::Shared => match shared.get(base as usize..(base + total) as usize) {
                         Some(s) if base < u32::MAX as u64 => s,
-                        _ => break Err(fail(k, pc, format!("shared load at {base:#x} is out of bounds"))),
+                        _ => {
+                            break Err(fail(
+                                k,
+                                pc,
+                                format!("shared load at {base:#x} is out of bounds"),
+                            ))
+                        }
                     },
-                    Space::Param => match th.ctx.params.get(base as usize..(base + total) as usize) {
-                        Some(s) if addr.base.is_none() => s,
-                        _ => break Err(fail(k, pc, "parameter load out of bounds")),
-                    },
+                    Space::Param => {
+                        match th.ctx.params.get(base as usize..(base + total) as usize) {
+                            Some(s) if addr.base.is_none() => s,
+                            _ => break Err(fail(k, pc, "parameter load out of bounds")),
+                        }
+                    }
                 };
                 let mut vals = [0u64; 4];
                 for (i, v) in vals.iter_mut().enumerate().take(n as usize) {
                     let x = load_le(bytes, i, es as usize);
-                    *v = if ty.signed() { sext(x, ty.bits()) as u64 } else { x };
+                    *v = if ty.signed() {
+                        sext(x, ty.bits()) as u64
+                    } else {
+                        x
+                    };
                 }
                 for i in 0..n as usize {
                     if let Some(dd) = ds[i] {
@@ -790,29 +959,58 @@ fn run_thread(
                     }
                 }
             }
-            Op::St { space, ty, n, vals, addr } => {
+            Op::St {
+                space,
+                ty,
+                n,
+                vals,
+                addr,
+            } => {
                 let es = ty.bytes() as usize;
-                let base = addr.base.map_or(0, |r| regs[r as usize]).wrapping_add(addr.off as u64);
+                let base = addr
+                    .base
+                    .map_or(0, |r| regs[r as usize])
+                    .wrapping_add(addr.off as u64);
                 let total = es * n as usize;
                 if base % total as u64 != 0 {
-                    break Err(fail(k, pc, format!("misaligned {total}-byte store at {base:#x}")));
+                    break Err(fail(
+                        k,
+                        pc,
+                        format!("misaligned {total}-byte store at {base:#x}"),
+                    ));
                 }
                 let dst: &mut [u8] = match space {
                     Space::Global => match global.range(base, total as u64) {
                         Some(i) => &mut global.mem[i..i + total],
-                        None => break Err(fail(k, pc, format!("global store of {total} bytes at {base:#x} is out of bounds"))),
+                        None => {
+                            break Err(fail(
+                                k,
+                                pc,
+                                format!(
+                                    "global store of {total} bytes at {base:#x} is out of bounds"
+                                ),
+                            ))
+                        }
                     },
                     Space::Shared => {
                         let len = shared.len();
                         match shared.get_mut(base as usize..(base as usize).saturating_add(total)) {
                             Some(s) if base < u32::MAX as u64 => s,
-                            _ => break Err(fail(k, pc, format!("shared store at {base:#x} is out of bounds ({len} bytes)"))),
+                            _ => {
+                                break Err(fail(
+                                    k,
+                                    pc,
+                                    format!(
+                                        "shared store at {base:#x} is out of bounds ({len} bytes)"
+                                    ),
+                                ))
+                            }
                         }
                     }
                     Space::Param => break Err(fail(k, pc, "st.param is not supported")),
                 };
-                for i in 0..n as usize {
-                    store_le(dst, i, es, rd(regs, vals[i]));
+                for (i, v) in vals.iter().enumerate().take(n as usize) {
+                    store_le(dst, i, es, rd(regs, *v));
                 }
             }
             Op::Bra { target } => {

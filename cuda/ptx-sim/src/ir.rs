@@ -225,11 +225,23 @@ pub enum VoteMode {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// f32 binary op (`ftz` only in permissive mode).
-    F32Bin { op: FOp, ftz: bool, d: u32, a: Src, b: Src },
+    F32Bin {
+        op: FOp,
+        ftz: bool,
+        d: u32,
+        a: Src,
+        b: Src,
+    },
     /// f32 unary op.
     F32Un { op: FUn, ftz: bool, d: u32, a: Src },
     /// `fma.rn.f32`.
-    F32Fma { ftz: bool, d: u32, a: Src, b: Src, c: Src },
+    F32Fma {
+        ftz: bool,
+        d: u32,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
     /// f64 binary op.
     F64Bin { op: FOp, d: u32, a: Src, b: Src },
     /// f64 unary op.
@@ -237,17 +249,59 @@ pub enum Op {
     /// `fma.rn.f64`.
     F64Fma { d: u32, a: Src, b: Src, c: Src },
     /// Integer binary op of width `w` bits.
-    Int { op: IntOp, w: u32, signed: bool, d: u32, a: Src, b: Src },
+    Int {
+        op: IntOp,
+        w: u32,
+        signed: bool,
+        d: u32,
+        a: Src,
+        b: Src,
+    },
     /// Integer unary op.
-    IntUn { op: IntUn, w: u32, signed: bool, d: u32, a: Src },
+    IntUn {
+        op: IntUn,
+        w: u32,
+        signed: bool,
+        d: u32,
+        a: Src,
+    },
     /// `mul.wide` / `mad.wide` (c = None for mul): 2w-bit product of w-bit operands.
-    MulWide { w: u32, signed: bool, d: u32, a: Src, b: Src, c: Option<Src> },
+    MulWide {
+        w: u32,
+        signed: bool,
+        d: u32,
+        a: Src,
+        b: Src,
+        c: Option<Src>,
+    },
     /// `mad.lo` / `mad.hi`.
-    Mad { hi: bool, w: u32, signed: bool, d: u32, a: Src, b: Src, c: Src },
+    Mad {
+        hi: bool,
+        w: u32,
+        signed: bool,
+        d: u32,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
     /// `bfe`.
-    Bfe { w: u32, signed: bool, d: u32, a: Src, b: Src, c: Src },
+    Bfe {
+        w: u32,
+        signed: bool,
+        d: u32,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
     /// `bfi`.
-    Bfi { w: u32, d: u32, f: Src, b: Src, c: Src, l: Src },
+    Bfi {
+        w: u32,
+        d: u32,
+        f: Src,
+        b: Src,
+        c: Src,
+        l: Src,
+    },
     /// `prmt.b32` default mode.
     Prmt { d: u32, a: Src, b: Src, c: Src },
     /// Predicate logic: `and/or/xor.pred` (`not.pred` is IntUn Cnot-like via Not on w=1).
@@ -255,25 +309,65 @@ pub enum Op {
     /// `not.pred`.
     PredNot { d: u32, a: Src },
     /// `setp.cmp.ty`.
-    Setp { cmp: Cmp, ty: Ty, d: u32, a: Src, b: Src },
+    Setp {
+        cmp: Cmp,
+        ty: Ty,
+        d: u32,
+        a: Src,
+        b: Src,
+    },
     /// `selp.ty d, a, b, p`.
-    Selp { w: u32, d: u32, a: Src, b: Src, p: Src },
+    Selp {
+        w: u32,
+        d: u32,
+        a: Src,
+        b: Src,
+        p: Src,
+    },
     /// `mov` (w-bit).
     Mov { w: u32, d: u32, a: Src },
     /// `mov d, %special`.
     MovSpecial { d: u32, sr: Special },
     /// `mov.bN d, {a, b, ...}`: parts little-endian, `part_bits` each.
-    Pack { part_bits: u32, d: u32, parts: Vec<Src> },
+    Pack {
+        part_bits: u32,
+        d: u32,
+        parts: Vec<Src>,
+    },
     /// `mov.bN {d0, d1, ...}, a`.
-    Unpack { part_bits: u32, ds: Vec<Option<u32>>, a: Src },
+    Unpack {
+        part_bits: u32,
+        ds: Vec<Option<u32>>,
+        a: Src,
+    },
     /// `cvt`.
-    Cvt { dt: Ty, st: Ty, rnd: Rnd, sat: bool, ftz: bool, d: u32, a: Src },
+    Cvt {
+        dt: Ty,
+        st: Ty,
+        rnd: Rnd,
+        sat: bool,
+        ftz: bool,
+        d: u32,
+        a: Src,
+    },
     /// `cvta.to.global` (identity in the simulator).
     Cvta { d: u32, a: Src },
     /// `ld` (up to 4 destinations; `None` = sink `_`).
-    Ld { space: Space, ty: Ty, n: u8, ds: [Option<u32>; 4], addr: Addr },
+    Ld {
+        space: Space,
+        ty: Ty,
+        n: u8,
+        ds: [Option<u32>; 4],
+        addr: Addr,
+    },
     /// `st`.
-    St { space: Space, ty: Ty, n: u8, vals: [Src; 4], addr: Addr },
+    St {
+        space: Space,
+        ty: Ty,
+        n: u8,
+        vals: [Src; 4],
+        addr: Addr,
+    },
     /// `bra target`.
     Bra { target: u32 },
     /// `ret` / `exit`.
@@ -281,9 +375,23 @@ pub enum Op {
     /// `bar.sync 0` / `barrier.sync 0`.
     Bar,
     /// `shfl.sync.mode.b32 d[|p], a, b, c, mask`.
-    Shfl { mode: ShflMode, d: u32, p: Option<u32>, a: Src, b: Src, c: Src, mask: Src },
+    Shfl {
+        mode: ShflMode,
+        d: u32,
+        p: Option<u32>,
+        a: Src,
+        b: Src,
+        c: Src,
+        mask: Src,
+    },
     /// `vote.sync.mode d, p, mask`.
-    Vote { mode: VoteMode, d: u32, negate: bool, p: Src, mask: Src },
+    Vote {
+        mode: VoteMode,
+        d: u32,
+        negate: bool,
+        p: Src,
+        mask: Src,
+    },
 }
 
 /// An instruction with its guard and source line.

@@ -98,7 +98,10 @@ impl Simulator {
 
     /// A simulator with explicit parse options (e.g. permissive `.ftz` for negative controls).
     pub fn with_options(opts: ParseOptions) -> Self {
-        Simulator { opts, ..Self::default() }
+        Simulator {
+            opts,
+            ..Self::default()
+        }
     }
 
     /// Parses `ptx` and registers it as module `name` (replacing an earlier one).
@@ -115,7 +118,10 @@ impl Simulator {
             text: path.display().to_string(),
             msg: e.to_string(),
         })?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         self.register_module(&name, &text)?;
         Ok(name)
     }
@@ -134,20 +140,45 @@ impl Simulator {
         shape: LaunchShape,
         params: &[ParamValue],
     ) -> Result<(), SimError> {
-        let e = |msg: String| SimError { line: 0, text: format!("{module}::{entry}"), msg };
-        let m = self.modules.get(module).ok_or_else(|| e(format!("module `{module}` is not registered")))?.clone();
-        let k = m.kernel(entry).ok_or_else(|| e(format!("no entry `{entry}` in module `{module}`")))?;
+        let e = |msg: String| SimError {
+            line: 0,
+            text: format!("{module}::{entry}"),
+            msg,
+        };
+        let m = self
+            .modules
+            .get(module)
+            .ok_or_else(|| e(format!("module `{module}` is not registered")))?
+            .clone();
+        let k = m
+            .kernel(entry)
+            .ok_or_else(|| e(format!("no entry `{entry}` in module `{module}`")))?;
         let buf = param_buffer(k, params).map_err(e)?;
         let (g, b) = (shape.grid, shape.block);
         let threads = b.0 as u64 * b.1 as u64 * b.2 as u64;
-        if threads == 0 || threads > 1024 || g.0 == 0 || g.1 == 0 || g.2 == 0 || g.1 > 65535 || g.2 > 65535 {
+        if threads == 0
+            || threads > 1024
+            || g.0 == 0
+            || g.1 == 0
+            || g.2 == 0
+            || g.1 > 65535
+            || g.2 > 65535
+        {
             return Err(e(format!("invalid launch shape {shape:?}")));
         }
         let shared_bytes = k.shared_bytes as u64 + shape.shared_bytes as u64;
         if shared_bytes > 48 * 1024 {
-            return Err(e(format!("{shared_bytes} bytes of shared memory exceed 48 KiB")));
+            return Err(e(format!(
+                "{shared_bytes} bytes of shared memory exceed 48 KiB"
+            )));
         }
-        let ctx = exec::LaunchCtx { k, grid: g, block: b, params: &buf, shared_bytes: shared_bytes as u32 };
+        let ctx = exec::LaunchCtx {
+            k,
+            grid: g,
+            block: b,
+            params: &buf,
+            shared_bytes: shared_bytes as u32,
+        };
         let backup = self.global.snapshot();
         let mut regs = std::mem::take(&mut self.regs);
         let mut shared = std::mem::take(&mut self.shared);
@@ -155,7 +186,8 @@ impl Simulator {
         'grid: for z in 0..g.2 {
             for y in 0..g.1 {
                 for x in 0..g.0 {
-                    match exec::run_block(&ctx, &mut self.global, (x, y, z), &mut regs, &mut shared) {
+                    match exec::run_block(&ctx, &mut self.global, (x, y, z), &mut regs, &mut shared)
+                    {
                         Ok(n) => self.instructions += n,
                         Err(err) => {
                             result = Err(err);
@@ -178,7 +210,12 @@ impl Simulator {
 /// the kernel's declaration (type class and size; by-value structs by size and alignment).
 fn param_buffer(k: &ir::Kernel, params: &[ParamValue]) -> Result<Vec<u8>, String> {
     if params.len() != k.params.len() {
-        return Err(format!("kernel `{}` takes {} parameters, {} given", k.name, k.params.len(), params.len()));
+        return Err(format!(
+            "kernel `{}` takes {} parameters, {} given",
+            k.name,
+            k.params.len(),
+            params.len()
+        ));
     }
     let mut buf = vec![0u8; k.param_bytes as usize];
     for (i, (decl, v)) in k.params.iter().zip(params).enumerate() {
@@ -187,7 +224,9 @@ fn param_buffer(k: &ir::Kernel, params: &[ParamValue]) -> Result<Vec<u8>, String
             (Some(ir::Ty::Int(64, _)), ParamValue::U64(x)) => x.to_le_bytes().to_vec(),
             (Some(ir::Ty::F32), ParamValue::F32(x)) => x.to_bits().to_le_bytes().to_vec(),
             (Some(ir::Ty::F64), ParamValue::F64(x)) => x.to_bits().to_le_bytes().to_vec(),
-            (None, ParamValue::Bytes { align, bytes }) if bytes.len() == decl.size as usize && *align == decl.align => {
+            (None, ParamValue::Bytes { align, bytes })
+                if bytes.len() == decl.size as usize && *align == decl.align =>
+            {
                 bytes.clone()
             }
             _ => {
@@ -212,19 +251,31 @@ impl Backend for Simulator {
     }
 
     fn upload(&mut self, dst: u64, src: &[u8]) -> Result<(), BackendError> {
-        self.global
-            .write(dst, src)
-            .ok_or_else(|| BackendError::Failed(format!("upload of {} bytes to {dst:#x} is out of bounds", src.len())))
+        self.global.write(dst, src).ok_or_else(|| {
+            BackendError::Failed(format!(
+                "upload of {} bytes to {dst:#x} is out of bounds",
+                src.len()
+            ))
+        })
     }
 
     fn download(&mut self, src: u64, dst: &mut [u8]) -> Result<(), BackendError> {
         let n = dst.len();
-        self.global
-            .read(src, dst)
-            .ok_or_else(|| BackendError::Failed(format!("download of {n} bytes from {src:#x} is out of bounds")))
+        self.global.read(src, dst).ok_or_else(|| {
+            BackendError::Failed(format!(
+                "download of {n} bytes from {src:#x} is out of bounds"
+            ))
+        })
     }
 
-    fn launch(&mut self, module: &str, entry: &str, shape: LaunchShape, params: &[ParamValue]) -> Result<(), BackendError> {
-        self.launch_sim(module, entry, shape, params).map_err(|e| BackendError::Failed(e.to_string()))
+    fn launch(
+        &mut self,
+        module: &str,
+        entry: &str,
+        shape: LaunchShape,
+        params: &[ParamValue],
+    ) -> Result<(), BackendError> {
+        self.launch_sim(module, entry, shape, params)
+            .map_err(|e| BackendError::Failed(e.to_string()))
     }
 }

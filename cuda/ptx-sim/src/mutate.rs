@@ -10,7 +10,12 @@ fn split(line: &str) -> Option<(&str, &str, Vec<String>)> {
     }
     let indent = &line[..line.len() - t.len()];
     let (op, rest) = t.split_once(char::is_whitespace)?;
-    let ops = rest.trim().trim_end_matches(';').split(',').map(|s| s.trim().to_string()).collect();
+    let ops = rest
+        .trim()
+        .trim_end_matches(';')
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
     Some((indent, op, ops))
 }
 
@@ -28,7 +33,9 @@ pub fn fuse_mul_add(ptx: &str, nth: usize) -> Option<String> {
     let lines: Vec<&str> = ptx.lines().collect();
     let mut seen = 0;
     for i in 0..lines.len() {
-        let Some((_, "mul.rn.f32", m)) = split(lines[i]) else { continue };
+        let Some((_, "mul.rn.f32", m)) = split(lines[i]) else {
+            continue;
+        };
         if m.len() != 3 {
             continue;
         }
@@ -61,7 +68,9 @@ pub fn add_ftz(ptx: &str, nth: usize) -> Option<String> {
     for line in ptx.lines() {
         let t = line.trim_start();
         let op = t.split_whitespace().next().unwrap_or("");
-        let arith = ["add", "sub", "mul", "div", "sqrt", "fma"].iter().any(|p| op == format!("{p}.rn.f32"));
+        let arith = ["add", "sub", "mul", "div", "sqrt", "fma"]
+            .iter()
+            .any(|p| op == format!("{p}.rn.f32"));
         if !done && arith {
             if seen == nth {
                 out.push_str(&line.replacen(".rn.f32", ".rn.ftz.f32", 1));
@@ -85,7 +94,9 @@ pub fn swap_reduction_operands(ptx: &str, nth: usize) -> Option<String> {
     let lines: Vec<&str> = ptx.lines().collect();
     let mut seen = 0;
     for i in 0..lines.len() {
-        let Some((ind1, "add.rn.f32", x)) = split(lines[i]) else { continue };
+        let Some((ind1, "add.rn.f32", x)) = split(lines[i]) else {
+            continue;
+        };
         if x.len() != 3 {
             continue;
         }
@@ -99,7 +110,9 @@ pub fn swap_reduction_operands(ptx: &str, nth: usize) -> Option<String> {
                     if seen == nth {
                         let c = if y[1] == x[0] { &y[2] } else { &y[1] };
                         // Declare the two registers right after the kernel's first `.reg .f32`.
-                        let decl = lines[..i].iter().rposition(|l| l.trim_start().starts_with(".reg .f32"))?;
+                        let decl = lines[..i]
+                            .iter()
+                            .rposition(|l| l.trim_start().starts_with(".reg .f32"))?;
                         let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
                         out[decl] = format!("{}\n\t.reg .f32 \t%mut_a, %mut_b;", lines[decl]);
                         out[i] = format!(

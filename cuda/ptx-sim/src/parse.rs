@@ -22,7 +22,11 @@ enum Item {
 }
 
 fn err(line: u32, text: &str, msg: impl Into<String>) -> SimError {
-    SimError { line, text: text.split_whitespace().collect::<Vec<_>>().join(" "), msg: msg.into() }
+    SimError {
+        line,
+        text: text.split_whitespace().collect::<Vec<_>>().join(" "),
+        msg: msg.into(),
+    }
 }
 
 /// Splits PTX text into statements, labels and braces, dropping comments.
@@ -88,7 +92,10 @@ fn tokenize(src: &str) -> Vec<Item> {
                 } else if c == ':' && paren == 0 && is_ident(buf.trim()) {
                     items.push(Item::Label(buf.trim().to_string(), start));
                     buf.clear();
-                } else if c == '{' && paren == 0 && (buf.contains(".entry") || buf.contains(".func")) {
+                } else if c == '{'
+                    && paren == 0
+                    && (buf.contains(".entry") || buf.contains(".func"))
+                {
                     items.push(Item::Stmt(std::mem::take(&mut buf), start));
                     items.push(Item::Open(line));
                 } else {
@@ -107,9 +114,16 @@ fn tokenize(src: &str) -> Vec<Item> {
 /// Directives without a terminating semicolon end at the line break.
 fn newline(buf: &mut String, items: &mut Vec<Item>, start: u32, _paren: &mut i32) {
     let t = buf.trim();
-    if [".version", ".target", ".address_size", ".loc", ".file", ".section"]
-        .iter()
-        .any(|d| t.starts_with(d))
+    if [
+        ".version",
+        ".target",
+        ".address_size",
+        ".loc",
+        ".file",
+        ".section",
+    ]
+    .iter()
+    .any(|d| t.starts_with(d))
     {
         items.push(Item::Stmt(std::mem::take(buf), start));
     } else if !t.is_empty() {
@@ -119,7 +133,8 @@ fn newline(buf: &mut String, items: &mut Vec<Item>, start: u32, _paren: &mut i32
 
 fn is_ident(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.')
         && !s.starts_with('.')
 }
 
@@ -182,12 +197,22 @@ pub fn parse_module(src: &str, opts: ParseOptions) -> Result<Module, SimError> {
                     return Err(err(*line, t, "device functions and calls are not supported (kernels must be fully inlined)"));
                 } else if first == ".version" {
                     let v = t[8..].trim();
-                    let ok = v.split_once('.').and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+                    let ok = v
+                        .split_once('.')
+                        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
                     match ok {
                         Some((maj, min)) if maj < 7 || (maj == 7 && min <= 8) => {}
-                        _ => return Err(err(*line, t, "PTX ISA version above 7.8 is not supported")),
+                        _ => {
+                            return Err(err(*line, t, "PTX ISA version above 7.8 is not supported"))
+                        }
                     }
-                } else if first == ".target" || first == ".address_size" || first == ".loc" || first == ".file" || first == ".pragma" || first == ".section" {
+                } else if first == ".target"
+                    || first == ".address_size"
+                    || first == ".loc"
+                    || first == ".file"
+                    || first == ".pragma"
+                    || first == ".section"
+                {
                     if first == ".address_size" && !t.ends_with("64") {
                         return Err(err(*line, t, "only 64-bit addressing is supported"));
                     }
@@ -203,7 +228,9 @@ pub fn parse_module(src: &str, opts: ParseOptions) -> Result<Module, SimError> {
                 }
             }
             Item::Label(l, line) => return Err(err(*line, l, "label outside a kernel")),
-            Item::Open(line) | Item::Close(line) => return Err(err(*line, "{", "brace outside a kernel")),
+            Item::Open(line) | Item::Close(line) => {
+                return Err(err(*line, "{", "brace outside a kernel"))
+            }
         }
         i += 1;
     }
@@ -220,7 +247,10 @@ fn parse_shared_decl(t: &str, line: u32) -> Result<(String, u32, u32), SimError>
     while k < toks.len() {
         let tok = toks[k];
         if tok == ".align" {
-            align = toks.get(k + 1).and_then(|a| a.parse().ok()).ok_or_else(|| err(line, t, "bad .align"))?;
+            align = toks
+                .get(k + 1)
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| err(line, t, "bad .align"))?;
             k += 1;
         } else if let Some(ty) = tok.strip_prefix('.').and_then(Ty::parse) {
             elem = ty.bytes();
@@ -233,7 +263,12 @@ fn parse_shared_decl(t: &str, line: u32) -> Result<(String, u32, u32), SimError>
     let (n, count) = match name.split_once('[') {
         Some((n, rest)) => {
             let c = rest.trim_end_matches(']');
-            let count = if c.is_empty() { 0 } else { c.parse::<u32>().map_err(|_| err(line, t, "bad array size"))? };
+            let count = if c.is_empty() {
+                0
+            } else {
+                c.parse::<u32>()
+                    .map_err(|_| err(line, t, "bad array size"))?
+            };
             (n, count)
         }
         None => (name, 1),
@@ -264,9 +299,17 @@ fn parse_entry(
         Item::Stmt(s, l) => (s.trim().to_string(), *l),
         _ => unreachable!("parse_entry starts at a statement"),
     };
-    let open = header.find('(').ok_or_else(|| err(hline, &header, "entry without a parameter list"))?;
-    let close = header.rfind(')').ok_or_else(|| err(hline, &header, "entry without a parameter list"))?;
-    let name = header[..open].split_whitespace().last().unwrap_or("").to_string();
+    let open = header
+        .find('(')
+        .ok_or_else(|| err(hline, &header, "entry without a parameter list"))?;
+    let close = header
+        .rfind(')')
+        .ok_or_else(|| err(hline, &header, "entry without a parameter list"))?;
+    let name = header[..open]
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .to_string();
     let mut params = Vec::new();
     let mut off = 0u32;
     for p in header[open + 1..close].split(',') {
@@ -284,7 +327,10 @@ fn parse_entry(
         let mut k = 1;
         while k < toks.len() {
             if toks[k] == ".align" {
-                align = toks.get(k + 1).and_then(|a| a.parse().ok()).ok_or_else(|| err(hline, p, "bad .align"))?;
+                align = toks
+                    .get(k + 1)
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| err(hline, p, "bad .align"))?;
                 k += 1;
             } else if toks[k] == ".ptr" || toks[k].starts_with(".global") {
                 // `.ptr.global.align N` attributes: informational only.
@@ -298,14 +344,23 @@ fn parse_entry(
         let ty = ty.ok_or_else(|| err(hline, p, "parameter without a type"))?;
         let (pname, size, sty) = match pname.split_once('[') {
             Some((n, rest)) => {
-                let count: u32 = rest.trim_end_matches(']').parse().map_err(|_| err(hline, p, "bad array size"))?;
+                let count: u32 = rest
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| err(hline, p, "bad array size"))?;
                 (n, count * ty.bytes(), None)
             }
             None => (pname, ty.bytes(), Some(ty)),
         };
         let align = if align == 0 { ty.bytes() } else { align };
         off = off.next_multiple_of(align);
-        params.push(Param { name: pname.to_string(), ty: sty, offset: off, size, align });
+        params.push(Param {
+            name: pname.to_string(),
+            ty: sty,
+            offset: off,
+            size,
+            align,
+        });
         off += size;
     }
     let mut ctx = Ctx {
@@ -359,14 +414,24 @@ fn parse_entry(
             Item::Label(l, _) => {
                 labels.insert(l.clone(), n);
             }
-            Item::Stmt(s, _) => {
+            Item::Stmt(s, line) => {
                 let t = s.trim();
                 if !t.starts_with('.') {
                     n += 1;
+                } else if t.starts_with(".shared") {
+                    let (n, a, s) = parse_shared_decl(t, *line)?;
+                    shared_bytes = shared_bytes.next_multiple_of(a);
+                    ctx.shared.insert(n, shared_bytes);
+                    shared_bytes += s;
                 }
             }
             _ => {}
         }
+    }
+    // Dynamic shared symbols start after the static ones, 16-byte aligned.
+    let dyn_base = shared_bytes.next_multiple_of(16);
+    for (n, _) in dynamic {
+        ctx.shared.insert(n, dyn_base);
     }
     let mut insts = Vec::new();
     let mut texts = Vec::new();
@@ -382,13 +447,13 @@ fn parse_entry(
                 if t.starts_with(".reg") {
                     declare_regs(&mut ctx, t, *line)?;
                 } else if t.starts_with(".shared") {
-                    let (n, a, s) = parse_shared_decl(t, *line)?;
-                    shared_bytes = shared_bytes.next_multiple_of(a);
-                    ctx.shared.insert(n, shared_bytes);
-                    shared_bytes += s;
+                    // Laid out in the first pass.
                 } else if t.starts_with(".local") {
                     return Err(err(*line, t, "the .local state space is refused"));
-                } else if t.starts_with(".pragma") || t.starts_with(".loc") || t.starts_with(".file") {
+                } else if t.starts_with(".pragma")
+                    || t.starts_with(".loc")
+                    || t.starts_with(".file")
+                {
                 } else if t.starts_with('.') {
                     return Err(err(*line, t, "unsupported directive in a kernel body"));
                 } else {
@@ -398,14 +463,6 @@ fn parse_entry(
                 }
             }
         }
-    }
-    // Dynamic shared symbols start after the static ones, 16-byte aligned.
-    let dyn_base = shared_bytes.next_multiple_of(16);
-    for (n, _) in dynamic {
-        ctx.shared.insert(n, dyn_base);
-    }
-    if ctx.shared.values().any(|_| false) {
-        unreachable!();
     }
     Ok((
         Kernel {
@@ -424,23 +481,34 @@ fn parse_entry(
 fn declare_regs(ctx: &mut Ctx, t: &str, line: u32) -> Result<(), SimError> {
     // .reg .f32 %f<36>;   .reg .b16 lo, hi;
     let rest = t[4..].trim();
-    let (ty, names) = rest.split_once(char::is_whitespace).ok_or_else(|| err(line, t, "bad .reg"))?;
+    let (ty, names) = rest
+        .split_once(char::is_whitespace)
+        .ok_or_else(|| err(line, t, "bad .reg"))?;
     if ty.strip_prefix('.').and_then(Ty::parse).is_none() {
         return Err(err(line, t, "bad .reg type"));
     }
     for n in names.split(',') {
         let n = n.trim();
         if let Some((prefix, cnt)) = n.split_once('<') {
-            let cnt: u32 = cnt.trim_end_matches('>').parse().map_err(|_| err(line, t, "bad register range"))?;
+            let cnt: u32 = cnt
+                .trim_end_matches('>')
+                .parse()
+                .map_err(|_| err(line, t, "bad register range"))?;
             for k in 0..cnt {
                 let idx = ctx.nregs;
                 ctx.nregs += 1;
-                ctx.scopes.last_mut().expect("scope").insert(format!("{prefix}{k}"), idx);
+                ctx.scopes
+                    .last_mut()
+                    .expect("scope")
+                    .insert(format!("{prefix}{k}"), idx);
             }
         } else {
             let idx = ctx.nregs;
             ctx.nregs += 1;
-            ctx.scopes.last_mut().expect("scope").insert(n.to_string(), idx);
+            ctx.scopes
+                .last_mut()
+                .expect("scope")
+                .insert(n.to_string(), idx);
         }
     }
     Ok(())
@@ -509,7 +577,9 @@ impl D<'_> {
         err(self.line, self.t, msg)
     }
     fn reg(&self, s: &str) -> Result<u32, SimError> {
-        self.ctx.reg(s.trim()).ok_or_else(|| self.e(format!("unknown register `{}`", s.trim())))
+        self.ctx
+            .reg(s.trim())
+            .ok_or_else(|| self.e(format!("unknown register `{}`", s.trim())))
     }
     fn src(&self, s: &str) -> Result<Src, SimError> {
         let s = s.trim();
@@ -523,7 +593,9 @@ impl D<'_> {
             return Ok(Src::I(off as u64));
         }
         if special(s).is_some() {
-            return Err(self.e(format!("special register `{s}` is only supported as the source of mov/cvt")));
+            return Err(self.e(format!(
+                "special register `{s}` is only supported as the source of mov/cvt"
+            )));
         }
         Err(self.e(format!("unknown operand `{s}`")))
     }
@@ -590,7 +662,9 @@ fn decode(
     let mut rest = t;
     let mut guard = None;
     if let Some(g) = rest.strip_prefix('@') {
-        let (p, r) = g.split_once(char::is_whitespace).ok_or_else(|| d.e("guard without an instruction"))?;
+        let (p, r) = g
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| d.e("guard without an instruction"))?;
         let (neg, p) = match p.strip_prefix('!') {
             Some(p) => (true, p),
             None => (false, p),
@@ -632,10 +706,15 @@ fn decode(
         }
     };
     let float_rn = |ty: Ty| -> Result<(), SimError> {
-        let rounding = mods.iter().filter(|m| matches!(**m, "rn" | "rz" | "rm" | "rp")).count();
+        let rounding = mods
+            .iter()
+            .filter(|m| matches!(**m, "rn" | "rz" | "rm" | "rp"))
+            .count();
         if !has("rn") || rounding != 1 {
             let what = if ty == Ty::F32 { "f32" } else { "f64" };
-            return Err(d.e(format!("{what} arithmetic must be .rn (round to nearest even, no contraction)")));
+            return Err(d.e(format!(
+                "{what} arithmetic must be .rn (round to nearest even, no contraction)"
+            )));
         }
         if has("sat") {
             return Err(d.e(".sat on float arithmetic is refused"));
@@ -659,18 +738,31 @@ fn decode(
                     };
                     if matches!(fop, FOp::Min | FOp::Max) {
                         if mods.len() != 1 + ftz as usize {
-                            return Err(d.e("min/max variants (.NaN, .xorsign.abs) are not supported"));
+                            return Err(
+                                d.e("min/max variants (.NaN, .xorsign.abs) are not supported")
+                            );
                         }
                     } else {
                         float_rn(ty)?;
                     }
                     if ty == Ty::F32 {
-                        Op::F32Bin { op: fop, ftz, d: dd, a, b }
+                        Op::F32Bin {
+                            op: fop,
+                            ftz,
+                            d: dd,
+                            a,
+                            b,
+                        }
                     } else {
                         if ftz {
                             return Err(d.e(".ftz is refused"));
                         }
-                        Op::F64Bin { op: fop, d: dd, a, b }
+                        Op::F64Bin {
+                            op: fop,
+                            d: dd,
+                            a,
+                            b,
+                        }
                     }
                 }
                 Ty::Int(w, signed) if w >= 16 => {
@@ -683,7 +775,18 @@ fn decode(
                             if w == 64 {
                                 return Err(d.e("mul.wide.*64 does not exist"));
                             }
-                            return Ok(Inst { op: Op::MulWide { w, signed, d: dd, a, b, c: None }, guard, line });
+                            return Ok(Inst {
+                                op: Op::MulWide {
+                                    w,
+                                    signed,
+                                    d: dd,
+                                    a,
+                                    b,
+                                    c: None,
+                                },
+                                guard,
+                                line,
+                            });
                         }
                         ("div", ..) => IntOp::Div,
                         ("min", ..) => IntOp::Min,
@@ -693,7 +796,14 @@ fn decode(
                     if has("sat") || has("cc") {
                         return Err(d.e("saturating/carry integer arithmetic is not supported"));
                     }
-                    Op::Int { op: iop, w, signed, d: dd, a, b }
+                    Op::Int {
+                        op: iop,
+                        w,
+                        signed,
+                        d: dd,
+                        a,
+                        b,
+                    }
                 }
                 _ => return Err(d.e("unsupported type")),
             }
@@ -711,8 +821,20 @@ fn decode(
                 _ => IntOp::Shr,
             };
             match ty {
-                Ty::Pred if matches!(iop, IntOp::And | IntOp::Or | IntOp::Xor) => Op::PredBin { op: iop, d: dd, a, b },
-                Ty::Int(w, signed) if w >= 16 => Op::Int { op: iop, w, signed, d: dd, a, b },
+                Ty::Pred if matches!(iop, IntOp::And | IntOp::Or | IntOp::Xor) => Op::PredBin {
+                    op: iop,
+                    d: dd,
+                    a,
+                    b,
+                },
+                Ty::Int(w, signed) if w >= 16 => Op::Int {
+                    op: iop,
+                    w,
+                    signed,
+                    d: dd,
+                    a,
+                    b,
+                },
                 _ => return Err(d.e("unsupported type")),
             }
         }
@@ -733,7 +855,12 @@ fn decode(
                         float_rn(ty)?;
                     }
                     if ty == Ty::F32 {
-                        Op::F32Un { op: fun, ftz, d: dd, a }
+                        Op::F32Un {
+                            op: fun,
+                            ftz,
+                            d: dd,
+                            a,
+                        }
                     } else {
                         Op::F64Un { op: fun, d: dd, a }
                     }
@@ -749,7 +876,13 @@ fn decode(
                         "cnot" => IntUn::Cnot,
                         _ => return Err(d.e("unsupported type")),
                     };
-                    Op::IntUn { op: u, w, signed, d: dd, a }
+                    Op::IntUn {
+                        op: u,
+                        w,
+                        signed,
+                        d: dd,
+                        a,
+                    }
                 }
                 _ => return Err(d.e("unsupported type")),
             }
@@ -757,7 +890,12 @@ fn decode(
         "fma" | "mad" => {
             nops(4)?;
             let ty = one_ty()?;
-            let (dd, a, b, c) = (d.reg(&ops[0])?, d.src(&ops[1])?, d.src(&ops[2])?, d.src(&ops[3])?);
+            let (dd, a, b, c) = (
+                d.reg(&ops[0])?,
+                d.src(&ops[1])?,
+                d.src(&ops[2])?,
+                d.src(&ops[3])?,
+            );
             match ty {
                 Ty::F32 | Ty::F64 => {
                     if name == "mad" {
@@ -765,16 +903,37 @@ fn decode(
                     }
                     float_rn(ty)?;
                     if ty == Ty::F32 {
-                        Op::F32Fma { ftz, d: dd, a, b, c }
+                        Op::F32Fma {
+                            ftz,
+                            d: dd,
+                            a,
+                            b,
+                            c,
+                        }
                     } else {
                         Op::F64Fma { d: dd, a, b, c }
                     }
                 }
                 Ty::Int(w, signed) if name == "mad" && w >= 16 => {
                     if has("wide") {
-                        Op::MulWide { w, signed, d: dd, a, b, c: Some(c) }
+                        Op::MulWide {
+                            w,
+                            signed,
+                            d: dd,
+                            a,
+                            b,
+                            c: Some(c),
+                        }
                     } else if has("lo") || has("hi") {
-                        Op::Mad { hi: has("hi"), w, signed, d: dd, a, b, c }
+                        Op::Mad {
+                            hi: has("hi"),
+                            w,
+                            signed,
+                            d: dd,
+                            a,
+                            b,
+                            c,
+                        }
                     } else {
                         return Err(d.e("mad needs .lo, .hi or .wide"));
                     }
@@ -785,71 +944,144 @@ fn decode(
         "bfe" => {
             nops(4)?;
             let ty = one_ty()?;
-            let Ty::Int(w, signed) = ty else { return Err(d.e("unsupported type")) };
-            Op::Bfe { w, signed, d: d.reg(&ops[0])?, a: d.src(&ops[1])?, b: d.src(&ops[2])?, c: d.src(&ops[3])? }
+            let Ty::Int(w, signed) = ty else {
+                return Err(d.e("unsupported type"));
+            };
+            Op::Bfe {
+                w,
+                signed,
+                d: d.reg(&ops[0])?,
+                a: d.src(&ops[1])?,
+                b: d.src(&ops[2])?,
+                c: d.src(&ops[3])?,
+            }
         }
         "bfi" => {
             nops(5)?;
-            let Ty::Int(w, _) = one_ty()? else { return Err(d.e("unsupported type")) };
-            Op::Bfi { w, d: d.reg(&ops[0])?, f: d.src(&ops[1])?, b: d.src(&ops[2])?, c: d.src(&ops[3])?, l: d.src(&ops[4])? }
+            let Ty::Int(w, _) = one_ty()? else {
+                return Err(d.e("unsupported type"));
+            };
+            Op::Bfi {
+                w,
+                d: d.reg(&ops[0])?,
+                f: d.src(&ops[1])?,
+                b: d.src(&ops[2])?,
+                c: d.src(&ops[3])?,
+                l: d.src(&ops[4])?,
+            }
         }
         "prmt" => {
             nops(4)?;
             if mods.len() != 1 {
                 return Err(d.e("prmt modes other than the default are not supported"));
             }
-            Op::Prmt { d: d.reg(&ops[0])?, a: d.src(&ops[1])?, b: d.src(&ops[2])?, c: d.src(&ops[3])? }
+            Op::Prmt {
+                d: d.reg(&ops[0])?,
+                a: d.src(&ops[1])?,
+                b: d.src(&ops[2])?,
+                c: d.src(&ops[3])?,
+            }
         }
         "setp" => {
             if ops.len() != 3 {
-                return Err(d.e("setp with a combining predicate or two destinations is not supported"));
+                return Err(
+                    d.e("setp with a combining predicate or two destinations is not supported")
+                );
             }
-            let cmp = mods.first().and_then(|m| cmp_of(m)).ok_or_else(|| d.e("unknown comparison"))?;
+            let cmp = mods
+                .first()
+                .and_then(|m| cmp_of(m))
+                .ok_or_else(|| d.e("unknown comparison"))?;
             let ty = one_ty()?;
             if mods.len() != 2 + ftz as usize {
                 return Err(d.e("setp with .and/.or/.xor combination is not supported"));
             }
-            if matches!(ty, Ty::Int(..)) && matches!(cmp, Cmp::Equ | Cmp::Neu | Cmp::Ltu | Cmp::Leu | Cmp::Gtu | Cmp::Geu | Cmp::Num | Cmp::Nan) {
+            if matches!(ty, Ty::Int(..))
+                && matches!(
+                    cmp,
+                    Cmp::Equ
+                        | Cmp::Neu
+                        | Cmp::Ltu
+                        | Cmp::Leu
+                        | Cmp::Gtu
+                        | Cmp::Geu
+                        | Cmp::Num
+                        | Cmp::Nan
+                )
+            {
                 return Err(d.e("unordered comparison on an integer type"));
             }
             if matches!(ty, Ty::F16 | Ty::Bf16 | Ty::Pred) {
                 return Err(d.e("unsupported type"));
             }
-            Op::Setp { cmp, ty, d: d.reg(&ops[0])?, a: d.src(&ops[1])?, b: d.src(&ops[2])? }
+            Op::Setp {
+                cmp,
+                ty,
+                d: d.reg(&ops[0])?,
+                a: d.src(&ops[1])?,
+                b: d.src(&ops[2])?,
+            }
         }
         "selp" => {
             nops(4)?;
             let ty = one_ty()?;
-            Op::Selp { w: ty.bits(), d: d.reg(&ops[0])?, a: d.src(&ops[1])?, b: d.src(&ops[2])?, p: d.src(&ops[3])? }
+            Op::Selp {
+                w: ty.bits(),
+                d: d.reg(&ops[0])?,
+                a: d.src(&ops[1])?,
+                b: d.src(&ops[2])?,
+                p: d.src(&ops[3])?,
+            }
         }
         "mov" => {
             nops(2)?;
             let ty = one_ty()?;
             let (dst, s) = (ops[0].as_str(), ops[1].as_str());
             if let Some(inner) = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
-                let parts: Vec<Src> = inner.split(',').map(|p| d.src(p)).collect::<Result<_, _>>()?;
+                let parts: Vec<Src> = inner
+                    .split(',')
+                    .map(|p| d.src(p))
+                    .collect::<Result<_, _>>()?;
                 let pb = ty.bits() / parts.len() as u32;
                 if pb * parts.len() as u32 != ty.bits() || pb < 8 {
                     return Err(d.e("bad vector mov"));
                 }
-                Op::Pack { part_bits: pb, d: d.reg(dst)?, parts }
+                Op::Pack {
+                    part_bits: pb,
+                    d: d.reg(dst)?,
+                    parts,
+                }
             } else if let Some(inner) = dst.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
                 let ds: Vec<Option<u32>> = inner
                     .split(',')
-                    .map(|p| if p.trim() == "_" { Ok(None) } else { d.reg(p).map(Some) })
+                    .map(|p| {
+                        if p.trim() == "_" {
+                            Ok(None)
+                        } else {
+                            d.reg(p).map(Some)
+                        }
+                    })
                     .collect::<Result<_, _>>()?;
                 let pb = ty.bits() / ds.len() as u32;
                 if pb * ds.len() as u32 != ty.bits() || pb < 8 {
                     return Err(d.e("bad vector mov"));
                 }
-                Op::Unpack { part_bits: pb, ds, a: d.src(s)? }
+                Op::Unpack {
+                    part_bits: pb,
+                    ds,
+                    a: d.src(s)?,
+                }
             } else if let Some(sr) = special(s) {
                 Op::MovSpecial { d: d.reg(dst)?, sr }
             } else {
                 if ctx.params.contains_key(s) {
                     return Err(d.e("taking the address of a parameter is not supported"));
                 }
-                Op::Mov { w: ty.bits().max(1), d: d.reg(dst)?, a: d.src(s)? }
+                Op::Mov {
+                    w: ty.bits().max(1),
+                    d: d.reg(dst)?,
+                    a: d.src(s)?,
+                }
             }
         }
         "cvt" => {
@@ -871,8 +1103,13 @@ fn decode(
                     _ => None,
                 })
                 .collect();
-            if mods.iter().any(|m| matches!(*m, "rm" | "rp" | "rna" | "rs" | "relu" | "satfinite")) {
-                return Err(d.e("directed/stochastic rounding or relu/satfinite conversions are not supported"));
+            if mods
+                .iter()
+                .any(|m| matches!(*m, "rm" | "rp" | "rna" | "rs" | "relu" | "satfinite"))
+            {
+                return Err(d.e(
+                    "directed/stochastic rounding or relu/satfinite conversions are not supported",
+                ));
             }
             let rnd = match rnds.as_slice() {
                 [] => Rnd::None,
@@ -888,7 +1125,8 @@ fn decode(
                 (true, false) => matches!(rnd, Rnd::Rni | Rnd::Rzi | Rnd::Rmi | Rnd::Rpi) && !sat,
                 (true, true) => {
                     if dt == st {
-                        matches!(rnd, Rnd::Rni | Rnd::Rzi | Rnd::Rmi | Rnd::Rpi) || (sat && rnd == Rnd::None && dt == Ty::F32)
+                        matches!(rnd, Rnd::Rni | Rnd::Rzi | Rnd::Rmi | Rnd::Rpi)
+                            || (sat && rnd == Rnd::None && dt == Ty::F32)
                     } else if dt.bits() > st.bits() {
                         rnd == Rnd::None && !sat
                     } else {
@@ -906,14 +1144,25 @@ fn decode(
                 }
                 _ => d.src(&ops[1])?,
             };
-            Op::Cvt { dt, st, rnd, sat, ftz, d: d.reg(&ops[0])?, a }
+            Op::Cvt {
+                dt,
+                st,
+                rnd,
+                sat,
+                ftz,
+                d: d.reg(&ops[0])?,
+                a,
+            }
         }
         "cvta" => {
             nops(2)?;
             if !(has("to") && has("global")) {
                 return Err(d.e("only cvta.to.global is supported"));
             }
-            Op::Cvta { d: d.reg(&ops[0])?, a: d.src(&ops[1])? }
+            Op::Cvta {
+                d: d.reg(&ops[0])?,
+                a: d.src(&ops[1])?,
+            }
         }
         "ld" | "st" => {
             nops(2)?;
@@ -928,7 +1177,10 @@ fn decode(
             } else {
                 Space::Global
             };
-            if mods.iter().any(|m| matches!(*m, "volatile" | "relaxed" | "acquire" | "release")) {
+            if mods
+                .iter()
+                .any(|m| matches!(*m, "volatile" | "relaxed" | "acquire" | "release"))
+            {
                 return Err(d.e("memory-ordering qualifiers are not supported"));
             }
             let ty = one_ty()?;
@@ -945,9 +1197,14 @@ fn decode(
             if space == Space::Param && name == "st" {
                 return Err(d.e("st.param is not supported"));
             }
-            let (data, addr) = if name == "ld" { (&ops[0], &ops[1]) } else { (&ops[1], &ops[0]) };
+            let (data, addr) = if name == "ld" {
+                (&ops[0], &ops[1])
+            } else {
+                (&ops[1], &ops[0])
+            };
             let addr = d.addr(addr)?;
-            let elems: Vec<String> = match data.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+            let elems: Vec<String> = match data.strip_prefix('{').and_then(|x| x.strip_suffix('}'))
+            {
                 Some(inner) => inner.split(',').map(|x| x.trim().to_string()).collect(),
                 None => vec![data.clone()],
             };
@@ -959,23 +1216,38 @@ fn decode(
                 for (k, e) in elems.iter().enumerate() {
                     ds[k] = if e == "_" { None } else { Some(d.reg(e)?) };
                 }
-                Op::Ld { space, ty, n, ds, addr }
+                Op::Ld {
+                    space,
+                    ty,
+                    n,
+                    ds,
+                    addr,
+                }
             } else {
                 let mut vals = [Src::I(0); 4];
                 for (k, e) in elems.iter().enumerate() {
                     vals[k] = d.src(e)?;
                 }
-                Op::St { space, ty, n, vals, addr }
+                Op::St {
+                    space,
+                    ty,
+                    n,
+                    vals,
+                    addr,
+                }
             }
         }
         "bra" => {
             nops(1)?;
-            let target = *labels.get(ops[0].as_str()).ok_or_else(|| d.e("unknown label"))?;
+            let target = *labels
+                .get(ops[0].as_str())
+                .ok_or_else(|| d.e("unknown label"))?;
             Op::Bra { target }
         }
         "ret" | "exit" => Op::Exit,
         "bar" | "barrier" => {
-            let ok = (name == "bar" && (mods == ["sync"] || mods.is_empty())) || (name == "barrier" && mods == ["sync"]);
+            let ok = (name == "bar" && (mods == ["sync"] || mods.is_empty()))
+                || (name == "barrier" && mods == ["sync"]);
             if !ok || ops.len() != 1 || parse_imm(&ops[0]) != Some(0) {
                 return Err(d.e("only `bar.sync 0` (all threads of the block) is supported"));
             }
@@ -997,12 +1269,22 @@ fn decode(
                 Some((a, b)) => (d.reg(a)?, Some(d.reg(b)?)),
                 None => (d.reg(&ops[0])?, None),
             };
-            Op::Shfl { mode, d: dd, p, a: d.src(&ops[1])?, b: d.src(&ops[2])?, c: d.src(&ops[3])?, mask: d.src(&ops[4])? }
+            Op::Shfl {
+                mode,
+                d: dd,
+                p,
+                a: d.src(&ops[1])?,
+                b: d.src(&ops[2])?,
+                c: d.src(&ops[3])?,
+                mask: d.src(&ops[4])?,
+            }
         }
         "vote" => {
             nops(3)?;
             if mods.first() != Some(&"sync") || mods.len() != 3 {
-                return Err(d.e("only vote.sync.{ballot.b32,all.pred,any.pred,uni.pred} is supported"));
+                return Err(
+                    d.e("only vote.sync.{ballot.b32,all.pred,any.pred,uni.pred} is supported")
+                );
             }
             let mode = match (mods[1], mods[2]) {
                 ("ballot", "b32") => VoteMode::Ballot,
@@ -1015,10 +1297,19 @@ fn decode(
                 Some(p) => (true, p),
                 None => (false, ops[1].as_str()),
             };
-            Op::Vote { mode, d: d.reg(&ops[0])?, negate, p: d.src(p)?, mask: d.src(&ops[2])? }
+            Op::Vote {
+                mode,
+                d: d.reg(&ops[0])?,
+                negate,
+                p: d.src(p)?,
+                mask: d.src(&ops[2])?,
+            }
         }
         "atom" | "red" => {
-            if types.iter().any(|t| matches!(t, Ty::F16 | Ty::Bf16 | Ty::F32 | Ty::F64)) {
+            if types
+                .iter()
+                .any(|t| matches!(t, Ty::F16 | Ty::Bf16 | Ty::F32 | Ty::F64))
+            {
                 return Err(d.e("float atomics are refused (their order is nondeterministic)"));
             }
             return Err(d.e("atomics are not supported"));

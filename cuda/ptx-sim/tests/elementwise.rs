@@ -21,8 +21,14 @@ struct Args {
 impl Args {
     fn param(&self) -> ParamValue {
         let f = [
-            self.lr_wd, self.beta1, self.one_minus_beta1, self.beta2, self.one_minus_beta2,
-            self.step_size, self.bc2_sqrt, self.eps,
+            self.lr_wd,
+            self.beta1,
+            self.one_minus_beta1,
+            self.beta2,
+            self.one_minus_beta2,
+            self.step_size,
+            self.bc2_sqrt,
+            self.eps,
         ];
         let mut bytes = to_bytes_f32(&f);
         bytes.extend_from_slice(&0u32.to_le_bytes());
@@ -37,7 +43,11 @@ fn elem(a: Args, p: f32, g: f32, m: f32, v: f32) -> (f32, f32, f32) {
     let vv = a.beta2 * v + a.one_minus_beta2 * (g * g);
     let denom = vv.sqrt() / a.bc2_sqrt + a.eps;
     let p = p - a.step_size * (mm / denom);
-    (canonicalize_f32(p), canonicalize_f32(mm), canonicalize_f32(vv))
+    (
+        canonicalize_f32(p),
+        canonicalize_f32(mm),
+        canonicalize_f32(vv),
+    )
 }
 
 const ARGS: [Args; 2] = [
@@ -69,17 +79,33 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 /// Runs one case; returns the number of mismatching elements (0 = bit-identical).
 #[allow(clippy::too_many_arguments)]
-fn case(kernel: &str, n: usize, fam: Family, grid: u32, block: u32, offset: usize, args: Args, seed: u64) -> usize {
+fn case(
+    kernel: &str,
+    n: usize,
+    fam: Family,
+    grid: u32,
+    block: u32,
+    offset: usize,
+    args: Args,
+    seed: u64,
+) -> usize {
     let mut rng = Rng(seed | 1);
     let p = values(n, fam, &mut rng);
     let g = values(n, fam, &mut rng);
     let m = values(n, fam, &mut rng);
     let v: Vec<f32> = values(n, fam, &mut rng).iter().map(|x| x.abs()).collect();
     let bf16 = kernel == "adamw_bf16";
-    let p_bf: Vec<u16> = p.iter().map(|x| f32_bits_to_bf16_bits(x.to_bits())).collect();
+    let p_bf: Vec<u16> = p
+        .iter()
+        .map(|x| f32_bits_to_bf16_bits(x.to_bits()))
+        .collect();
     let mut s = sim();
     let b: &mut dyn Backend = &mut s;
-    let pd = if bf16 { put(b, &to_bytes_u16(&p_bf), 2 * offset) } else { put(b, &to_bytes_f32(&p), 4 * offset) };
+    let pd = if bf16 {
+        put(b, &to_bytes_u16(&p_bf), 2 * offset)
+    } else {
+        put(b, &to_bytes_f32(&p), 4 * offset)
+    };
     let gd = put(b, &to_bytes_f32(&g), 4 * offset);
     let md = put(b, &to_bytes_f32(&m), 4 * offset);
     let vd = put(b, &to_bytes_f32(&v), 4 * offset);
@@ -91,10 +117,15 @@ fn case(kernel: &str, n: usize, fam: Family, grid: u32, block: u32, offset: usiz
         ParamValue::U64(vd),
         ParamValue::U64(n as u64),
     ];
-    b.launch("elementwise", kernel, shape(grid, block), &params).unwrap_or_else(|e| panic!("{kernel} n={n}: {e}"));
+    b.launch("elementwise", kernel, shape(grid, block), &params)
+        .unwrap_or_else(|e| panic!("{kernel} n={n}: {e}"));
     let (mut ep, mut em, mut ev) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
-        let p_in = if bf16 { f32::from_bits(bf16_bits_to_f32_bits(p_bf[i])) } else { p[i] };
+        let p_in = if bf16 {
+            f32::from_bits(bf16_bits_to_f32_bits(p_bf[i]))
+        } else {
+            p[i]
+        };
         let (a, bb, c) = elem(args, p_in, g[i], m[i], v[i]);
         ep.push(a);
         em.push(bb);
@@ -102,10 +133,14 @@ fn case(kernel: &str, n: usize, fam: Family, grid: u32, block: u32, offset: usiz
     }
     let gm = from_bytes_u32(&get(b, md, 4 * n));
     let gv = from_bytes_u32(&get(b, vd, 4 * n));
-    let mut bad = (0..n).filter(|&i| gm[i] != em[i].to_bits() || gv[i] != ev[i].to_bits()).count();
+    let mut bad = (0..n)
+        .filter(|&i| gm[i] != em[i].to_bits() || gv[i] != ev[i].to_bits())
+        .count();
     if bf16 {
         let gp = from_bytes_u16(&get(b, pd, 2 * n));
-        bad += (0..n).filter(|&i| gp[i] != f32_bits_to_bf16_bits(ep[i].to_bits())).count();
+        bad += (0..n)
+            .filter(|&i| gp[i] != f32_bits_to_bf16_bits(ep[i].to_bits()))
+            .count();
     } else {
         let gp = from_bytes_u32(&get(b, pd, 4 * n));
         let ep = bits(&ep);
@@ -130,8 +165,20 @@ fn scalar_kernels_match_rust_bit_for_bit() {
                     }
                     let offset = (si + fi + hi) % 3;
                     let args = ARGS[(si + hi) % 2];
-                    let bad = case(kernel, n, fam, grid, block, offset, args, (si * 131 + fi * 17 + hi) as u64);
-                    assert_eq!(bad, 0, "{kernel} n={n} {fam:?} grid={grid} block={block} offset={offset}");
+                    let bad = case(
+                        kernel,
+                        n,
+                        fam,
+                        grid,
+                        block,
+                        offset,
+                        args,
+                        (si * 131 + fi * 17 + hi) as u64,
+                    );
+                    assert_eq!(
+                        bad, 0,
+                        "{kernel} n={n} {fam:?} grid={grid} block={block} offset={offset}"
+                    );
                     cases += 1;
                 }
             }
@@ -150,7 +197,16 @@ fn vec4_kernel_with_tail_matches_rust_bit_for_bit() {
                 }
                 // float4 accesses need 16-byte alignment: offsets of 0 or 4 floats only.
                 let offset = 4 * ((si + hi) % 2);
-                let bad = case("adamw_vec4", n, fam, grid, block, offset, ARGS[fi % 2], (si * 7 + fi) as u64);
+                let bad = case(
+                    "adamw_vec4",
+                    n,
+                    fam,
+                    grid,
+                    block,
+                    offset,
+                    ARGS[fi % 2],
+                    (si * 7 + fi) as u64,
+                );
                 assert_eq!(bad, 0, "vec4 n={n} {fam:?} grid={grid} block={block}");
             }
         }
@@ -162,7 +218,9 @@ fn vec4_kernel_refuses_misaligned_buffers() {
     let mut s = sim();
     let n = 8;
     let b: &mut dyn Backend = &mut s;
-    let bufs: Vec<u64> = (0..4).map(|k| put(b, &[0u8; 64], if k == 2 { 4 } else { 0 })).collect();
+    let bufs: Vec<u64> = (0..4)
+        .map(|k| put(b, &[0u8; 64], if k == 2 { 4 } else { 0 }))
+        .collect();
     let params = [
         ARGS[0].param(),
         ParamValue::U64(bufs[0]),
@@ -171,11 +229,17 @@ fn vec4_kernel_refuses_misaligned_buffers() {
         ParamValue::U64(bufs[3]),
         ParamValue::U64(n),
     ];
-    let e = s.launch_sim("elementwise", "adamw_vec4", shape(1, 32), &params).unwrap_err();
+    let e = s
+        .launch_sim("elementwise", "adamw_vec4", shape(1, 32), &params)
+        .unwrap_err();
     assert!(e.msg.contains("misaligned 16-byte load"), "{e}");
     assert!(e.text.starts_with("ld.global.v4.f32"), "{e}");
     let line = ELEMENTWISE.lines().nth(e.line as usize - 1).unwrap();
-    assert!(line.contains("ld.global.v4.f32"), "line {} is `{line}`", e.line);
+    assert!(
+        line.contains("ld.global.v4.f32"),
+        "line {} is `{line}`",
+        e.line
+    );
 }
 
 #[test]
@@ -194,22 +258,41 @@ fn out_of_bounds_access_is_refused_and_memory_is_restored() {
         ParamValue::U64(bufs[3]),
         ParamValue::U64(n as u64 + 1),
     ];
-    let e = s.launch_sim("elementwise", "adamw_f32", shape(1, 128), &params).unwrap_err();
+    let e = s
+        .launch_sim("elementwise", "adamw_f32", shape(1, 128), &params)
+        .unwrap_err();
     assert!(e.msg.contains("out of bounds"), "{e}");
     let b: &mut dyn Backend = &mut s;
     for d in bufs {
-        assert_eq!(get(b, d, 4 * n), data, "memory must be unchanged after a failed launch");
+        assert_eq!(
+            get(b, d, 4 * n),
+            data,
+            "memory must be unchanged after a failed launch"
+        );
     }
 }
 
 #[test]
 fn parameters_are_checked_against_the_declaration() {
     let mut s = sim();
-    let bad_struct = ParamValue::Bytes { align: 4, bytes: vec![0; 32] };
-    let params =
-        [bad_struct, ParamValue::U64(0), ParamValue::U64(0), ParamValue::U64(0), ParamValue::U64(0), ParamValue::U64(0)];
-    let e = s.launch_sim("elementwise", "adamw_f32", shape(1, 32), &params).unwrap_err();
+    let bad_struct = ParamValue::Bytes {
+        align: 4,
+        bytes: vec![0; 32],
+    };
+    let params = [
+        bad_struct,
+        ParamValue::U64(0),
+        ParamValue::U64(0),
+        ParamValue::U64(0),
+        ParamValue::U64(0),
+        ParamValue::U64(0),
+    ];
+    let e = s
+        .launch_sim("elementwise", "adamw_f32", shape(1, 32), &params)
+        .unwrap_err();
     assert!(e.msg.contains("parameter 0"), "{e}");
-    let e = s.launch_sim("elementwise", "adamw_f32", shape(1, 32), &params[..5]).unwrap_err();
+    let e = s
+        .launch_sim("elementwise", "adamw_f32", shape(1, 32), &params[..5])
+        .unwrap_err();
     assert!(e.msg.contains("takes 6 parameters"), "{e}");
 }

@@ -13,8 +13,13 @@ fn run(x: &[f32], grid: u32, offset: usize) -> Vec<u32> {
     let xd = put(b, &to_bytes_f32(x), 4 * offset);
     let tiles = tile_count(x.len());
     let out = b.alloc(4 * tiles.max(1)).unwrap();
-    let params = [ParamValue::U64(xd), ParamValue::U64(x.len() as u64), ParamValue::U64(out)];
-    b.launch("reduce", "sumsq_tiles", shape(grid, 256), &params).unwrap();
+    let params = [
+        ParamValue::U64(xd),
+        ParamValue::U64(x.len() as u64),
+        ParamValue::U64(out),
+    ];
+    b.launch("reduce", "sumsq_tiles", shape(grid, 256), &params)
+        .unwrap();
     from_bytes_u32(&get(b, out, 4 * tiles))
 }
 
@@ -26,7 +31,10 @@ fn tile_partials_match_core_bit_for_bit() {
             let x = values(n, fam, &mut rng);
             let mut want = vec![0f32; tile_count(n)];
             partials_by(&x, |v| v * v, &mut want).unwrap();
-            let want: Vec<u32> = want.iter().map(|v| canonicalize_f32(*v).to_bits()).collect();
+            let want: Vec<u32> = want
+                .iter()
+                .map(|v| canonicalize_f32(*v).to_bits())
+                .collect();
             for grid in [1, 3, 25] {
                 let got = run(&x, grid, (si + fi) % 3);
                 assert_eq!(got, want, "n={n} {fam:?} grid={grid}");

@@ -73,11 +73,20 @@ fn shuffle_modes_widths_and_clamps_match_cuda_semantics() {
             let b: &mut dyn Backend = &mut s;
             let xd = put(b, &to_bytes_u32(&x), 0);
             let out = b.alloc(48 * threads).unwrap();
-            let params = [ParamValue::U64(xd), ParamValue::U64(out), ParamValue::U32(delta as u32)];
-            b.launch("shuffles", "shuffles", shape(grid, block), &params).unwrap();
+            let params = [
+                ParamValue::U64(xd),
+                ParamValue::U64(out),
+                ParamValue::U32(delta as u32),
+            ];
+            b.launch("shuffles", "shuffles", shape(grid, block), &params)
+                .unwrap();
             let got = from_bytes_u32(&get(b, out, 48 * threads));
             for t in 0..threads {
-                assert_eq!(got[12 * t..12 * t + 12], expected(&x, t, delta), "thread {t} delta {delta} block {block}");
+                assert_eq!(
+                    got[12 * t..12 * t + 12],
+                    expected(&x, t, delta),
+                    "thread {t} delta {delta} block {block}"
+                );
             }
         }
     }
@@ -90,11 +99,21 @@ fn partial_warp_with_full_member_mask_is_refused() {
     let b: &mut dyn Backend = &mut s;
     let xd = put(b, &[0u8; 4 * 48], 0);
     let out = b.alloc(48 * 48).unwrap();
-    let params = [ParamValue::U64(xd), ParamValue::U64(out), ParamValue::U32(1)];
-    let e = s.launch_sim("shuffles", "shuffles", shape(1, 48), &params).unwrap_err();
+    let params = [
+        ParamValue::U64(xd),
+        ParamValue::U64(out),
+        ParamValue::U32(1),
+    ];
+    let e = s
+        .launch_sim("shuffles", "shuffles", shape(1, 48), &params)
+        .unwrap_err();
     assert!(e.msg.contains("member mask 0xffffffff"), "{e}");
     assert!(e.text.starts_with("shfl.sync.up.b32"), "{e}");
-    assert!(SHUFFLES.lines().nth(e.line as usize - 1).unwrap().contains("shfl.sync.up.b32"));
+    assert!(SHUFFLES
+        .lines()
+        .nth(e.line as usize - 1)
+        .unwrap()
+        .contains("shfl.sync.up.b32"));
 }
 
 #[test]
@@ -111,8 +130,20 @@ fn divergent_shuffle_is_refused_with_its_line() {
     let b: &mut dyn Backend = &mut s;
     let xd = put(b, &[0u8; 4 * 32], 0);
     let out = b.alloc(48 * 32).unwrap();
-    let params = [ParamValue::U64(xd), ParamValue::U64(out), ParamValue::U32(1)];
-    let e = s.launch_sim("div", "shuffles", shape(1, 32), &params).unwrap_err();
+    let params = [
+        ParamValue::U64(xd),
+        ParamValue::U64(out),
+        ParamValue::U32(1),
+    ];
+    let e = s
+        .launch_sim("div", "shuffles", shape(1, 32), &params)
+        .unwrap_err();
     assert!(e.msg.contains("divergent"), "{e}");
-    assert!(ptx.lines().nth(e.line as usize - 1).unwrap().contains("@%p13 shfl.sync.up.b32"), "{e}");
+    assert!(
+        ptx.lines()
+            .nth(e.line as usize - 1)
+            .unwrap()
+            .contains("@%p13 shfl.sync.up.b32"),
+        "{e}"
+    );
 }

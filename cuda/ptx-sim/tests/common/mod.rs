@@ -21,13 +21,18 @@ pub fn sim() -> Simulator {
         ("intops", INTOPS),
         ("floatops", FLOATOPS),
     ] {
-        s.register_module(n, t).unwrap_or_else(|e| panic!("{n}: {e}"));
+        s.register_module(n, t)
+            .unwrap_or_else(|e| panic!("{n}: {e}"));
     }
     s
 }
 
 pub fn shape(grid: u32, block: u32) -> LaunchShape {
-    LaunchShape { grid: (grid, 1, 1), block: (block, 1, 1), shared_bytes: 0 }
+    LaunchShape {
+        grid: (grid, 1, 1),
+        block: (block, 1, 1),
+        shared_bytes: 0,
+    }
 }
 
 /// xorshift64* - deterministic, dependency-free.
@@ -64,13 +69,31 @@ pub enum Family {
     Ordinary,
 }
 
-pub const FAMILIES: [Family; 6] =
-    [Family::RandomBits, Family::Specials, Family::Subnormals, Family::HugeTiny, Family::AllEqual, Family::Ordinary];
+pub const FAMILIES: [Family; 6] = [
+    Family::RandomBits,
+    Family::Specials,
+    Family::Subnormals,
+    Family::HugeTiny,
+    Family::AllEqual,
+    Family::Ordinary,
+];
 
 pub fn values(n: usize, fam: Family, rng: &mut Rng) -> Vec<f32> {
     const SPECIALS: [u32; 14] = [
-        0x0000_0000, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0xFFC0_0001, 0x7F80_0001,
-        0x0080_0000, 0x7F7F_FFFF, 0xFF7F_FFFF, 0x0000_0001, 0x8000_0001, 0x3F80_0000, 0x3F80_0001,
+        0x0000_0000,
+        0x8000_0000,
+        0x7F80_0000,
+        0xFF80_0000,
+        0x7FC0_0000,
+        0xFFC0_0001,
+        0x7F80_0001,
+        0x0080_0000,
+        0x7F7F_FFFF,
+        0xFF7F_FFFF,
+        0x0000_0001,
+        0x8000_0001,
+        0x3F80_0000,
+        0x3F80_0001,
     ];
     let fixed = f32::from_bits(0x3E4C_CCCD | (rng.u32() & 0xFF));
     (0..n)
@@ -85,7 +108,11 @@ pub fn values(n: usize, fam: Family, rng: &mut Rng) -> Vec<f32> {
             }
             Family::Subnormals => f32::from_bits((rng.u32() & 0x807F_FFFF) | (rng.below(2) << 31)),
             Family::HugeTiny => {
-                let e = if rng.below(2) == 0 { 250 + rng.below(4) } else { 1 + rng.below(4) };
+                let e = if rng.below(2) == 0 {
+                    250 + rng.below(4)
+                } else {
+                    1 + rng.below(4)
+                };
                 f32::from_bits((rng.u32() & 0x807F_FFFF) | (e << 23))
             }
             Family::AllEqual => fixed,
@@ -104,10 +131,14 @@ pub fn to_bytes_u16(v: &[u16]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 pub fn from_bytes_u32(b: &[u8]) -> Vec<u32> {
-    b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 pub fn from_bytes_u16(b: &[u8]) -> Vec<u16> {
-    b.chunks_exact(2).map(|c| u16::from_le_bytes(c.try_into().unwrap())).collect()
+    b.chunks_exact(2)
+        .map(|c| u16::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 /// Allocates `bytes.len() + offset` bytes and uploads `bytes` at `base + offset`;
