@@ -12,7 +12,8 @@ use crate::ir::*;
 use crate::num::*;
 use crate::SimError;
 
-/// The device memory arena: allocations at 256-byte aligned addresses above 4 GiB.
+/// The device memory arena: allocations at 256-byte aligned addresses above 4 GiB, separated
+/// by unallocated gaps; every access is checked to lie inside one allocation.
 #[derive(Clone, Debug)]
 pub struct Global {
     base: u64,
@@ -20,6 +21,8 @@ pub struct Global {
     /// (start, len), sorted by start.
     allocs: Vec<(u64, u64)>,
     last: usize,
+    /// Per byte, during a launch: bit 0 = read through `ld.global.nc`, bit 1 = written.
+    access: Vec<u8>,
 }
 
 impl Default for Global {
@@ -29,6 +32,7 @@ impl Default for Global {
             mem: Vec::new(),
             allocs: Vec::new(),
             last: 0,
+            access: Vec::new(),
         }
     }
 }
@@ -36,8 +40,14 @@ impl Default for Global {
 impl Global {
     /// Allocates `bytes` zeroed bytes, 256-byte aligned.
     pub fn alloc(&mut self, bytes: usize) -> u64 {
+        // A 256-byte unallocated gap after every allocation, so an overrun by a few elements
+        // faults instead of landing in the next buffer.
         let end = self.base + self.mem.len() as u64;
-        let addr = end.next_multiple_of(256).max(self.base);
+        let addr = if self.allocs.is_empty() {
+            self.base
+        } else {
+            (end + 256).next_multiple_of(256)
+        };
         let new_end = addr + (bytes as u64).max(1);
         self.mem.resize((new_end - self.base) as usize, 0);
         self.allocs.push((addr, bytes as u64));
@@ -87,6 +97,24 @@ impl Global {
 
     pub(crate) fn restore(&mut self, m: Vec<u8>) {
         self.mem = m;
+    }
+
+    /// Clears the per-launch access record.
+    pub(crate) fn begin_launch(&mut self) {
+        self.access.clear();
+        self.access.resize(self.mem.len(), 0);
+    }
+
+    /// Records an access of `len` bytes at index `i` (`bit` 1 = nc read, 2 = write); false if
+    /// the same launch both writes and nc-reads one of the bytes.
+    #[inline(always)]
+    fn record(&mut self, i: usize, len: usize, bit: u8) -> bool {
+        let mut seen = 0;
+        for a in &mut self.access[i..i + len] {
+            seen |= *a;
+            *a |= bit;
+        }
+        seen & (3 ^ bit) == 0
     }
 }
 
@@ -388,6 +416,7 @@ fn f32bin(op: FOp, a: f32, b: f32) -> u32 {
     }
 }
 
+#[inline(always)]
 fn int_bin(op: IntOp, w: u32, signed: bool, a: u64, b: u64) -> Option<u64> {
     let m = mask(w);
     let (ua, ub) = (a & m, b & m);
@@ -481,6 +510,7 @@ fn int_un(op: IntUn, w: u32, signed: bool, a: u64) -> u64 {
     }
 }
 
+#[inline(always)]
 fn cmp_int(cmp: Cmp, w: u32, signed: bool, a: u64, b: u64) -> bool {
     use std::cmp::Ordering::*;
     let o = if signed {
@@ -915,8 +945,20 @@ fn run_thread(
                     ));
                 }
                 let bytes: &[u8] = match space {
-                    Space::Global => match global.range(base, total) {
-                        Some(i) => &global.mem[i..i + total as usize],
+                    Space::Global | Space::GlobalNc => match global.range(base, total) {
+                        Some(i) => {
+                            if space == Space::GlobalNc && !global.record(i, total as usize, 1) {
+                                break Err(fail(
+                                    k,
+                                    pc,
+                                    format!(
+                                        "ld.global.nc at {base:#x} reads bytes this launch writes \
+                                         (a const __restrict__ input aliases an output)"
+                                    ),
+                                ));
+                            }
+                            &global.mem[i..i + total as usize]
+                        }
                         None => {
                             break Err(fail(
                                 k,
@@ -981,7 +1023,19 @@ fn run_thread(
                 }
                 let dst: &mut [u8] = match space {
                     Space::Global => match global.range(base, total as u64) {
-                        Some(i) => &mut global.mem[i..i + total],
+                        Some(i) => {
+                            if !global.record(i, total, 2) {
+                                break Err(fail(
+                                    k,
+                                    pc,
+                                    format!(
+                                        "st.global at {base:#x} writes bytes this launch reads \
+                                         through ld.global.nc (aliasing)"
+                                    ),
+                                ));
+                            }
+                            &mut global.mem[i..i + total]
+                        }
                         None => {
                             break Err(fail(
                                 k,
@@ -1007,7 +1061,9 @@ fn run_thread(
                             }
                         }
                     }
-                    Space::Param => break Err(fail(k, pc, "st.param is not supported")),
+                    Space::Param | Space::GlobalNc => {
+                        break Err(fail(k, pc, "st.param is not supported"))
+                    }
                 };
                 for (i, v) in vals.iter().enumerate().take(n as usize) {
                     store_le(dst, i, es, rd(regs, *v));

@@ -91,6 +91,9 @@ pub enum Special {
 pub enum Space {
     /// `.global` (and generic addresses, which the simulator maps to global memory).
     Global,
+    /// `ld.global.nc`: the non-coherent (read-only) path. Reading bytes that the same launch
+    /// writes is undefined on hardware, so the simulator refuses it.
+    GlobalNc,
     /// `.shared` (addresses are offsets into the block's shared window).
     Shared,
     /// `.param` (kernel parameters; offsets into the parameter buffer).

@@ -18,8 +18,9 @@
 //!   `0x7FFFFFFFFFFFFFFF` by analogy: **unconfirmed on hardware**, so a contract must not depend
 //!   on the bits of an f64 NaN (adamant's f64 per-step scalars never produce one from valid
 //!   hyper-parameters).
-//! - `min`/`max` (f32, f64): a NaN operand loses to a number, two NaNs give the canonical NaN,
-//!   and `-0.0 < +0.0` (PTX ISA: min of -0.0 and +0.0 is -0.0; max is +0.0).
+//! - `min`/`max` (f32, f64): a NaN operand loses to a number (PTX ISA), two NaNs give the
+//!   canonical NaN, and `-0.0 < +0.0` (IEEE 754-2019 minimumNumber/maximumNumber; the sign-of-zero
+//!   rule is an assumption to confirm on hardware, so kernels should not depend on it).
 //! - `cvt` f32 -> bf16/f16 `.rn`: round to nearest even, NaN -> `0x7FFF` (cuda_bf16.h's
 //!   sm_70 emulation; assumed for `F2FP` on sm_80+). Widening conversions (f16/bf16 -> f32,
 //!   f32 -> f64) are exact, NaN -> the canonical NaN of the destination (assumption).
@@ -31,6 +32,14 @@
 //! - `shfl.sync` follows the PTX ISA pseudo-code (`c` = clamp | segmask << 8); the source lane
 //!   must take part, the member mask must name exactly the lanes executing the instruction.
 //! - Integer division by zero is refused at run time (hardware result is unspecified).
+//!
+//! ## Memory checks
+//! Every global access must lie inside one allocation (allocations are separated by unallocated
+//! gaps) and be naturally aligned (16 bytes for `.v4.f32`); shared accesses must lie inside the
+//! block's static + dynamic shared memory. Bytes read through `ld.global.nc` (a
+//! `const __restrict__` input) and written in the same launch are refused: the non-coherent
+//! cache makes that undefined on hardware while an interpreter would silently "work".
+//! A failed launch leaves device memory as it was.
 
 #![deny(missing_docs)]
 
@@ -102,6 +111,23 @@ impl Simulator {
             opts,
             ..Self::default()
         }
+    }
+
+    /// A simulator with the same registered modules and options but empty device memory
+    /// (modules are shared, not re-parsed: cheap enough to call per test case).
+    pub fn fresh(&self) -> Simulator {
+        Simulator {
+            modules: self.modules.clone(),
+            opts: self.opts,
+            ..Simulator::default()
+        }
+    }
+
+    /// Names of the registered modules.
+    pub fn modules(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.modules.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// Parses `ptx` and registers it as module `name` (replacing an earlier one).
@@ -180,6 +206,7 @@ impl Simulator {
             shared_bytes: shared_bytes as u32,
         };
         let backup = self.global.snapshot();
+        self.global.begin_launch();
         let mut regs = std::mem::take(&mut self.regs);
         let mut shared = std::mem::take(&mut self.shared);
         let mut result = Ok(());

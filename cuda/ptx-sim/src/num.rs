@@ -157,3 +157,58 @@ pub fn f_to_int(x: f64, rnd: crate::ir::Rnd, bits: u32, signed: bool) -> u64 {
         _ => r as i64 as u64,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Rnd;
+
+    #[test]
+    fn min_max_nan_and_signed_zero() {
+        let nan = f32::from_bits(0xFFC0_1234);
+        assert_eq!(minmax32(nan, 1.5, false), 1.5f32.to_bits());
+        assert_eq!(minmax32(-2.0, nan, true), (-2.0f32).to_bits());
+        assert_eq!(minmax32(nan, nan, false), NAN32);
+        assert_eq!(minmax32(0.0, -0.0, false), 0x8000_0000);
+        assert_eq!(minmax32(-0.0, 0.0, false), 0x8000_0000);
+        assert_eq!(minmax32(0.0, -0.0, true), 0);
+        assert_eq!(minmax32(-0.0, -0.0, true), 0x8000_0000);
+        assert_eq!(minmax32(f32::from_bits(1), 0.0, true), 1);
+        assert_eq!(minmax64(-0.0, 0.0, true), 0);
+        assert_eq!(minmax64(f64::NAN, f64::NAN, true), NAN64);
+    }
+
+    #[test]
+    fn canonical_nans() {
+        assert_eq!(canon32(f32::from_bits(0xFFC0_0000)), NAN32);
+        assert_eq!(canon32(f32::INFINITY - f32::INFINITY), NAN32);
+        assert_eq!(canon32(-0.0), 0x8000_0000);
+        assert_eq!(canon64(f64::from_bits(0xFFF8_0000_0000_0001)), NAN64);
+        assert_eq!(f32_to_bf16(f32::from_bits(0xFF80_0001)), NAN16);
+        assert_eq!(f32_to_f16(f32::NAN), NAN16);
+    }
+
+    #[test]
+    fn bf16_and_f16_rounding_ties_to_even() {
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3F80_8000)), 0x3F80); // tie, even stays
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3F81_8000)), 0x3F82); // tie, odd rounds up
+        assert_eq!(f32_to_bf16(f32::from_bits(0x7F7F_FFFF)), 0x7F80); // overflow to inf
+        assert_eq!(f32_to_bf16(f32::from_bits(0x0000_0001)), 0x0000); // subnormal rounds to 0
+        assert_eq!(f32_to_f16(65520.0), 0x7C00);
+        assert_eq!(f32_to_f16(65519.0), 0x7BFF);
+        assert_eq!(f32_to_f16(f32::from_bits(0x3300_0001)), 0x0001);
+    }
+
+    #[test]
+    fn float_to_int_saturates_and_maps_nan_to_zero() {
+        assert_eq!(f_to_int(f64::NAN, Rnd::Rzi, 32, true), 0);
+        assert_eq!(f_to_int(3e9, Rnd::Rzi, 32, true), i32::MAX as u64);
+        assert_eq!(f_to_int(-3e9, Rnd::Rzi, 32, true) as u32, i32::MIN as u32);
+        assert_eq!(f_to_int(-1.5, Rnd::Rni, 32, false), 0);
+        assert_eq!(f_to_int(2.5, Rnd::Rni, 32, false), 2);
+        assert_eq!(f_to_int(3.5, Rnd::Rni, 32, false), 4);
+        assert_eq!(f_to_int(-2.5, Rnd::Rmi, 64, true) as i64, -3);
+        assert_eq!(f_to_int(2.1, Rnd::Rpi, 64, true), 3);
+        assert_eq!(f_to_int(1e30, Rnd::Rzi, 64, false), u64::MAX);
+    }
+}

@@ -1166,7 +1166,9 @@ fn decode(
         }
         "ld" | "st" => {
             nops(2)?;
-            let space = if has("global") {
+            let space = if has("global") && has("nc") && name == "ld" {
+                Space::GlobalNc
+            } else if has("global") {
                 Space::Global
             } else if has("shared") {
                 Space::Shared

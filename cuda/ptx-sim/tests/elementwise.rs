@@ -296,3 +296,29 @@ fn parameters_are_checked_against_the_declaration() {
         .unwrap_err();
     assert!(e.msg.contains("takes 6 parameters"), "{e}");
 }
+
+#[test]
+fn nc_input_aliasing_an_output_is_refused() {
+    // g (read through ld.global.nc) and m (written) are the same buffer: undefined on hardware.
+    let mut s = sim();
+    let b: &mut dyn Backend = &mut s;
+    let data = to_bytes_f32(&[0.5f32; 32]);
+    let p = put(b, &data, 0);
+    let m = put(b, &data, 0);
+    let v = put(b, &data, 0);
+    let params = [
+        ARGS[0].param(),
+        ParamValue::U64(p),
+        ParamValue::U64(m),
+        ParamValue::U64(m),
+        ParamValue::U64(v),
+        ParamValue::U64(32),
+    ];
+    let e = s
+        .launch_sim("elementwise", "adamw_f32", shape(1, 32), &params)
+        .unwrap_err();
+    assert!(
+        e.msg.contains("aliasing") || e.msg.contains("aliases"),
+        "{e}"
+    );
+}
