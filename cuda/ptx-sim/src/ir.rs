@@ -436,6 +436,10 @@ pub struct Kernel {
     pub shared_bytes: u32,
     /// Register slots per thread.
     pub nregs: u32,
+    /// `.maxntid x, y, z` (launches with more threads per block fail, as on hardware).
+    pub maxntid: Option<(u32, u32, u32)>,
+    /// `.reqntid x, y, z` (launches with another block shape fail, as on hardware).
+    pub reqntid: Option<(u32, u32, u32)>,
     /// The program.
     pub insts: Vec<Inst>,
     /// Source text of each instruction (for error messages), parallel to `insts`.

@@ -130,6 +130,17 @@ impl Simulator {
         v
     }
 
+    /// Registers several modules (e.g. the embedded set of `adamant-cuda`: file stem, PTX text).
+    pub fn register_modules<'a>(
+        &mut self,
+        modules: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), SimError> {
+        for (name, ptx) in modules {
+            self.register_module(name, ptx)?;
+        }
+        Ok(())
+    }
+
     /// Parses `ptx` and registers it as module `name` (replacing an earlier one).
     pub fn register_module(&mut self, name: &str, ptx: &str) -> Result<(), SimError> {
         let m = parse_module(ptx, self.opts)?;
@@ -191,6 +202,20 @@ impl Simulator {
             || g.2 > 65535
         {
             return Err(e(format!("invalid launch shape {shape:?}")));
+        }
+        if let Some((x, y, z)) = k.maxntid {
+            if threads > x as u64 * y as u64 * z as u64 {
+                return Err(e(format!(
+                    "block {b:?} exceeds the kernel's .maxntid {x}, {y}, {z}"
+                )));
+            }
+        }
+        if let Some(r) = k.reqntid {
+            if r != b {
+                return Err(e(format!(
+                    "block {b:?} differs from the kernel's .reqntid {r:?}"
+                )));
+            }
         }
         let shared_bytes = k.shared_bytes as u64 + shape.shared_bytes as u64;
         if shared_bytes > 48 * 1024 {

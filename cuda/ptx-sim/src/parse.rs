@@ -310,6 +310,34 @@ fn parse_entry(
         .last()
         .unwrap_or("")
         .to_string();
+    // Performance directives after the parameter list: `.maxntid 256, 1, 1`, `.reqntid ...`.
+    let mut maxntid = None;
+    let mut reqntid = None;
+    for part in header[close + 1..]
+        .split('.')
+        .filter(|p| !p.trim().is_empty())
+    {
+        let part = part.trim();
+        let (dir, args) = part.split_once(char::is_whitespace).unwrap_or((part, ""));
+        let dims: Vec<u32> = args
+            .split(',')
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        let dim = |i: usize| dims.get(i).copied().unwrap_or(1);
+        let triple = (dim(0), dim(1), dim(2));
+        match dir {
+            "maxntid" if !dims.is_empty() => maxntid = Some(triple),
+            "reqntid" if !dims.is_empty() => reqntid = Some(triple),
+            "minnctapersm" | "maxnreg" => {}
+            _ => {
+                return Err(err(
+                    hline,
+                    &header,
+                    format!("unsupported entry directive `.{part}`"),
+                ))
+            }
+        }
+    }
     let mut params = Vec::new();
     let mut off = 0u32;
     for p in header[open + 1..close].split(',') {
@@ -471,6 +499,8 @@ fn parse_entry(
             param_bytes: off,
             shared_bytes: dyn_base,
             nregs: ctx.nregs,
+            maxntid,
+            reqntid,
             insts,
             texts,
         },

@@ -132,3 +132,36 @@ fn scopes_specials_dynamic_shared_and_guards() {
         "st.shared.v2.u32 \t[%r12], {%r8, %r11};"
     );
 }
+
+#[test]
+fn launch_bounds_are_enforced() {
+    let bounded = PTX.replacen(
+        "\t.param .align 8 .b8 probe_param_1[16]\n)",
+        "\t.param .align 8 .b8 probe_param_1[16]\n)\n.maxntid 64, 1, 1\n.minnctapersm 2",
+        1,
+    );
+    assert_ne!(bounded, PTX);
+    let mut s = Simulator::new();
+    s.register_module("b", &bounded).unwrap();
+    let out = s.alloc(12 * 128).unwrap();
+    let params = [
+        ParamValue::U64(out),
+        ParamValue::Bytes {
+            align: 8,
+            bytes: vec![0; 16],
+        },
+    ];
+    let ok = LaunchShape {
+        grid: (1, 1, 1),
+        block: (64, 1, 1),
+        shared_bytes: 8 * 64,
+    };
+    s.launch_sim("b", "probe", ok, &params).unwrap();
+    let too_big = LaunchShape {
+        block: (128, 1, 1),
+        shared_bytes: 8 * 128,
+        ..ok
+    };
+    let e = s.launch_sim("b", "probe", too_big, &params).unwrap_err();
+    assert!(e.msg.contains(".maxntid"), "{e}");
+}
