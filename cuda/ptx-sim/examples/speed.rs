@@ -4,6 +4,25 @@ use adamant_cuda::backend::{Backend, LaunchShape, ParamValue};
 use ptx_sim::Simulator;
 use std::time::Instant;
 
+/// This thread's CPU time in seconds (Linux `/proc`, 10 ms resolution), so the rate is not
+/// skewed by other processes on a shared machine; `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn report(name: &str, k: u64, wall: f64, cpu: Option<f64>) {
+    let cpu_rate = cpu.map_or(String::new(), |c| {
+        format!(", {:.0} M/s per CPU second", k as f64 / c.max(0.01) / 1e6)
+    });
+    println!(
+        "{name:12} {k:>10} instructions in {wall:.3} s wall = {:.0} M/s{cpu_rate}",
+        k as f64 / wall / 1e6
+    );
+}
+
 fn main() {
     let ptx = include_str!("../tests/kernels/elementwise.ptx");
     let reduce = include_str!("../tests/kernels/reduce.ptx");
@@ -36,13 +55,10 @@ fn main() {
             ParamValue::U64(bufs[1]),
             ParamValue::U64(bufs[2]),
             ParamValue::U64(bufs[3]),
-            ParamValue::U64(if kernel == "adamw_bf16" {
-                n as u64 * 2 / 2 / 2
-            } else {
-                n as u64
-            }),
+            ParamValue::U64(n as u64),
         ];
         let before = s.instructions_executed();
+        let c0 = cpu_seconds();
         let t = Instant::now();
         s.launch(
             "elementwise",
@@ -57,10 +73,7 @@ fn main() {
         .unwrap();
         let dt = t.elapsed().as_secs_f64();
         let k = s.instructions_executed() - before;
-        println!(
-            "{kernel:12} {k:>10} instructions in {dt:.3} s = {:.0} M instructions/s",
-            k as f64 / dt / 1e6
-        );
+        report(kernel, k, dt, cpu_seconds().zip(c0).map(|(a, b)| a - b));
     }
     let out = s.alloc(4 * 1024).unwrap();
     let params = [
@@ -69,6 +82,7 @@ fn main() {
         ParamValue::U64(out),
     ];
     let before = s.instructions_executed();
+    let c0 = cpu_seconds();
     let t = Instant::now();
     s.launch(
         "reduce",
@@ -83,8 +97,10 @@ fn main() {
     .unwrap();
     let dt = t.elapsed().as_secs_f64();
     let k = s.instructions_executed() - before;
-    println!(
-        "sumsq_tiles  {k:>10} instructions in {dt:.3} s = {:.0} M instructions/s",
-        k as f64 / dt / 1e6
+    report(
+        "sumsq_tiles",
+        k,
+        dt,
+        cpu_seconds().zip(c0).map(|(a, b)| a - b),
     );
 }

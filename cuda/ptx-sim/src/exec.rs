@@ -639,6 +639,9 @@ fn store_le(b: &mut [u8], i: usize, es: usize, v: u64) {
     }
 }
 
+/// Instructions one thread may run between two collectives before it is declared runaway.
+const RUNAWAY: u64 = 1 << 32;
+
 /// Runs a thread until it blocks at a collective (false) or exits (true).
 #[inline(never)]
 fn run_thread(
@@ -1070,6 +1073,17 @@ fn run_thread(
                 }
             }
             Op::Bra { target } => {
+                // Watchdog on backward branches: a thread that runs this long between two
+                // collectives is looping forever (e.g. a mutated loop bound).
+                if target as usize <= pc && executed > RUNAWAY {
+                    break Err(fail(
+                        k,
+                        pc,
+                        format!(
+                            "thread ran {executed} instructions without reaching a barrier or exit"
+                        ),
+                    ));
+                }
                 pc = target as usize;
                 continue;
             }
