@@ -983,9 +983,26 @@ fn run_thread(
                         }
                     },
                     Space::Param => {
-                        match th.ctx.params.get(base as usize..(base + total) as usize) {
-                            Some(s) if addr.base.is_none() => s,
-                            _ => break Err(fail(k, pc, "parameter load out of bounds")),
+                        // Addresses from `mov %rd, param` carry the PARAM_ADDR tag.
+                        let off = match addr.base {
+                            None => Some(base),
+                            Some(_) => base.checked_sub(crate::parse::PARAM_ADDR).and_then(|t| {
+                                let p = k.params.get((t >> 32) as usize)?;
+                                let within = t & 0xFFFF_FFFF;
+                                (within + total <= p.size as u64)
+                                    .then_some(p.offset as u64 + within)
+                            }),
+                        };
+                        match off.and_then(|o| th.ctx.params.get(o as usize..(o + total) as usize))
+                        {
+                            Some(s) => s,
+                            None => {
+                                break Err(fail(
+                                    k,
+                                    pc,
+                                    format!("parameter load at {base:#x} is out of bounds"),
+                                ))
+                            }
                         }
                     }
                 };

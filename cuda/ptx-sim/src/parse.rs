@@ -5,6 +5,11 @@ use crate::ir::*;
 use crate::SimError;
 use std::collections::HashMap;
 
+/// Tag of parameter-space addresses taken with `mov %rd, param`: `PARAM_ADDR | index << 32 |
+/// byte offset within that parameter`. A generic or global access through one faults (it is far
+/// outside the global arena); an ld.param through one must stay inside that parameter.
+pub const PARAM_ADDR: u64 = 0xF000_0000_0000_0000;
+
 /// Parser options.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ParseOptions {
@@ -280,6 +285,7 @@ struct Ctx {
     scopes: Vec<HashMap<String, u32>>,
     nregs: u32,
     params: HashMap<String, u32>, // name -> offset
+    param_index: HashMap<String, usize>,
     shared: HashMap<String, u32>, // name -> offset
 }
 
@@ -395,6 +401,11 @@ fn parse_entry(
         scopes: vec![HashMap::new()],
         nregs: 0,
         params: params.iter().map(|p| (p.name.clone(), p.offset)).collect(),
+        param_index: params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect(),
         shared: HashMap::new(),
     };
     let mut shared_bytes = 0u32;
@@ -1104,8 +1115,21 @@ fn decode(
             } else if let Some(sr) = special(s) {
                 Op::MovSpecial { d: d.reg(dst)?, sr }
             } else {
-                if ctx.params.contains_key(s) {
-                    return Err(d.e("taking the address of a parameter is not supported"));
+                if let Some(idx) = ctx.param_index.get(s) {
+                    // The address of a kernel parameter (`__grid_constant__` structs indexed at
+                    // run time): an offset into the parameter buffer, usable only by ld.param.
+                    if ty.bits() != 64 {
+                        return Err(d.e("parameter addresses are 64-bit"));
+                    }
+                    return Ok(Inst {
+                        op: Op::Mov {
+                            w: 64,
+                            d: d.reg(dst)?,
+                            a: Src::I(PARAM_ADDR | (*idx as u64) << 32),
+                        },
+                        guard,
+                        line,
+                    });
                 }
                 Op::Mov {
                     w: ty.bits().max(1),

@@ -46,7 +46,8 @@ fn refused_at(src: &str, line: usize, msg: &str) {
 
 #[test]
 fn the_committed_test_ptx_is_accepted() {
-    for src in [ELEMENTWISE, REDUCE, SHUFFLES, INTOPS, FLOATOPS] {
+    let multi = include_str!("kernels/multi.ptx");
+    for src in [ELEMENTWISE, REDUCE, SHUFFLES, INTOPS, FLOATOPS, multi] {
         parse_module(src, ParseOptions::default()).unwrap();
     }
 }
