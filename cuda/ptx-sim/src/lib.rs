@@ -10,6 +10,48 @@
 //! approximate it), `.ftz`, `.approx`, `.full`, float atomics, `.local`, calls, unknown opcodes,
 //! divergent or partial-warp shuffles. Nothing is silently approximated.
 //!
+//! ## Use
+//! ```
+//! use adamant_cuda::backend::{Backend, LaunchShape, ParamValue};
+//! use ptx_sim::Simulator;
+//!
+//! let ptx = "
+//! .version 7.8
+//! .target sm_70
+//! .address_size 64
+//! .visible .entry scale(.param .u64 x, .param .f32 a)
+//! {
+//!     .reg .b32 %r<2>;
+//!     .reg .f32 %f<3>;
+//!     .reg .b64 %rd<4>;
+//!     ld.param.u64 %rd1, [x];
+//!     ld.param.f32 %f1, [a];
+//!     cvta.to.global.u64 %rd2, %rd1;
+//!     mov.u32 %r1, %tid.x;
+//!     mul.wide.u32 %rd3, %r1, 4;
+//!     add.s64 %rd2, %rd2, %rd3;
+//!     ld.global.f32 %f2, [%rd2];
+//!     mul.rn.f32 %f2, %f2, %f1;
+//!     st.global.f32 [%rd2], %f2;
+//!     ret;
+//! }";
+//! let mut sim = Simulator::new();
+//! sim.register_module("demo", ptx).unwrap();
+//! let x = sim.alloc(4 * 32).unwrap();
+//! let data: Vec<u8> = (0..32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+//! sim.upload(x, &data).unwrap();
+//! let shape = LaunchShape { grid: (1, 1, 1), block: (32, 1, 1), shared_bytes: 0 };
+//! sim.launch("demo", "scale", shape, &[ParamValue::U64(x), ParamValue::F32(0.5)]).unwrap();
+//! let mut out = vec![0u8; 4 * 32];
+//! sim.download(x, &mut out).unwrap();
+//! assert_eq!(f32::from_le_bytes(out[12..16].try_into().unwrap()), 1.5);
+//!
+//! // Without `.rn` the multiply could be contracted by ptxas: refused, naming the line.
+//! let err = sim.register_module("bad", &ptx.replace("mul.rn.f32", "mul.f32")).unwrap_err();
+//! let line = ptx.lines().position(|l| l.contains("mul.rn.f32")).unwrap() + 1;
+//! assert_eq!(err.line as usize, line);
+//! ```
+//!
 //! ## Numeric decisions
 //! - `add sub mul div sqrt rcp fma` `.rn` f32/f64 are IEEE-754 correctly rounded, which Rust's
 //!   operators and `mul_add` are on x86-64 and aarch64 (SSE/NEON, no FTZ/DAZ).
