@@ -26,9 +26,9 @@ fn writes(line: &str, reg: &str) -> bool {
     }
 }
 
-/// (a) Contracts the `nth` `mul.rn.f32 t, a, b` followed (within 8 lines, `a`/`b` unchanged) by
-/// `add.rn.f32 e, t, c` (or `e, c, t`) into `fma.rn.f32 e, a, b, c`. The `mul` stays, so the
-/// program remains valid.
+/// (a) Contracts the `nth` `mul.rn.f32 t, a, b` followed (within 8 lines, same basic block,
+/// `a`/`b` unchanged) by `add.rn.f32 e, t, c` (or `e, c, t`) into `fma.rn.f32 e, a, b, c`.
+/// The `mul` stays, so the program remains valid.
 pub fn fuse_mul_add(ptx: &str, nth: usize) -> Option<String> {
     let lines: Vec<&str> = ptx.lines().collect();
     let mut seen = 0;
@@ -40,6 +40,10 @@ pub fn fuse_mul_add(ptx: &str, nth: usize) -> Option<String> {
             continue;
         }
         for j in i + 1..(i + 9).min(lines.len()) {
+            let t = lines[j].trim();
+            if t.ends_with(':') || t.contains("bra") || t.starts_with('}') {
+                break;
+            }
             if let Some((ind, "add.rn.f32", a)) = split(lines[j]) {
                 if a.len() == 3 && (a[1] == m[0] || a[2] == m[0]) {
                     let c = if a[1] == m[0] { &a[2] } else { &a[1] };
