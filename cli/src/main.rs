@@ -3,12 +3,15 @@
 //! Each subcommand lives in its own module with `pub fn run(args: &[String]) -> Result<(), String>`;
 //! an `Err` is printed to stderr and the process exits with status 1.
 
+mod bench;
 mod demo;
 
 const USAGE: &str = "\
 usage: adamant <command> [options]
 
 commands:
+  bench     speed of every rule per storage type, size and thread count, against an
+            in-place ceiling kernel of the same memory traffic (--json, --quick; see bench --help)
   demo      train a small model with every optimizer; print losses, state bytes, hashes
   help      print this message
 ";
@@ -20,6 +23,7 @@ fn main() {
         None => ("demo", &[][..]),
     };
     let result = match cmd {
+        "bench" => bench::run(rest),
         "demo" => demo::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
