@@ -188,6 +188,8 @@ struct Row {
     seconds: f64,
     ceiling_kernel: &'static str,
     ceiling_seconds: f64,
+    /// Median over interleaved pairs of ceiling time / rule time.
+    paired_ratio: f64,
     triad_bytes_per_s: Option<f64>,
     samples: usize,
 }
@@ -202,7 +204,11 @@ impl Row {
     fn ceiling_bytes_per_s(&self) -> f64 {
         (self.n * self.bytes_per_param) as f64 / self.ceiling_seconds
     }
+    /// The headline ratio: the median of paired ratios (see [`interleaved`]).
     fn ratio(&self) -> f64 {
+        self.paired_ratio
+    }
+    fn ratio_of_medians(&self) -> f64 {
         self.bytes_per_s() / self.ceiling_bytes_per_s()
     }
 
@@ -215,7 +221,7 @@ impl Row {
             "{{\"rule\":\"{}\",\"dtype\":\"{}\",\"n\":{},\"threads\":{},\"isa\":\"{}\",\
              \"bytes_per_param\":{},\"seconds_per_step\":{:.6e},\"params_per_s\":{:.6e},\
              \"bytes_per_s\":{:.6e},\"ceiling_kernel\":\"{}\",\"ceiling_bytes_per_s\":{:.6e},\
-             \"ratio\":{:.4},\"triad_bytes_per_s\":{},\"samples\":{}}}",
+             \"ratio\":{:.4},\"ratio_of_medians\":{:.4},\"triad_bytes_per_s\":{},\"samples\":{}}}",
             self.rule,
             self.dtype,
             self.n,
@@ -228,6 +234,7 @@ impl Row {
             self.ceiling_kernel,
             self.ceiling_bytes_per_s(),
             self.ratio(),
+            self.ratio_of_medians(),
             triad,
             self.samples
         )
@@ -283,29 +290,46 @@ fn steps_per_round(n: usize, quick: bool) -> usize {
     }
 }
 
-/// Time `run(true)` (the rule) and `run(false)` (its ceiling) in alternating rounds (the rule
-/// first in even rounds), `k` single timed calls each per round, after one warm-up call of
-/// each; return both medians in seconds and the number of samples of each.
-fn interleaved(rounds: usize, k: usize, run: &mut dyn FnMut(bool)) -> (f64, f64, usize) {
+/// Time `run(true)` (the rule) and `run(false)` (its ceiling) as tightly interleaved pairs,
+/// `rounds * k` pairs in ABBA order (rule first in even pairs), after one warm-up call of each.
+/// Returns the median rule time, the median ceiling time (seconds), the median of the paired
+/// ratios `ceiling time / rule time`, and the number of pairs. Pairing each rule call with the
+/// ceiling call next to it cancels most of the drift a shared machine adds.
+fn interleaved(rounds: usize, k: usize, run: &mut dyn FnMut(bool)) -> Timing {
     run(true);
     run(false);
-    let mut times = [
-        Vec::with_capacity(rounds * k),
-        Vec::with_capacity(rounds * k),
-    ];
-    for r in 0..rounds {
-        let order = if r % 2 == 0 { [true, false] } else { [false, true] };
-        for which in order {
-            for _ in 0..k {
-                let t0 = Instant::now();
-                run(which);
-                times[which as usize].push(t0.elapsed().as_secs_f64());
-            }
-        }
+    let pairs = rounds * k;
+    let (mut tr, mut tc, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut time = |which: bool| {
+        let t0 = Instant::now();
+        run(which);
+        t0.elapsed().as_secs_f64()
+    };
+    for i in 0..pairs {
+        let (r, c) = if i % 2 == 0 {
+            let r = time(true);
+            (r, time(false))
+        } else {
+            let c = time(false);
+            (time(true), c)
+        };
+        tr.push(r);
+        tc.push(c);
+        ratios.push(c / r);
     }
-    let [mut tc, mut tr] = times;
-    let samples = tr.len();
-    (median(&mut tr), median(&mut tc), samples)
+    Timing {
+        rule: median(&mut tr),
+        ceiling: median(&mut tc),
+        ratio: median(&mut ratios),
+        samples: pairs,
+    }
+}
+
+struct Timing {
+    rule: f64,
+    ceiling: f64,
+    ratio: f64,
+    samples: usize,
 }
 
 fn filled<T: Element>(n: usize, f: impl Fn(usize) -> f32) -> Vec<T> {
@@ -335,7 +359,7 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
             // so the values never change and no load or store can be left out.
             let mask = black_box(0u32);
             let (p, g, m, v) = (&mut param, &grad, &mut exp_avg, &mut exp_avg_sq);
-            let (t_rule, t_ceil, samples) = match rule {
+            let timing = match rule {
                 Rule::AdamW | Rule::Adam => {
                     let config = AdamConfig {
                         weight_decay: 1e-2,
@@ -389,11 +413,12 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                 threads,
                 isa: driver.isa().name(),
                 bytes_per_param,
-                seconds: t_rule,
+                seconds: timing.rule,
                 ceiling_kernel: if rule.two_states() { "rw4x3" } else { "rw3x2" },
-                ceiling_seconds: t_ceil,
+                ceiling_seconds: timing.ceiling,
+                paired_ratio: timing.ratio,
                 triad_bytes_per_s: triad.iter().find(|t| t.0 == threads).map(|t| t.1),
-                samples,
+                samples: timing.samples,
             });
         }
     }
@@ -429,6 +454,7 @@ fn bench_triad(c: &Config, n: usize, emit: &mut dyn FnMut(Row)) -> Vec<(usize, f
             seconds: t,
             ceiling_kernel: "triad",
             ceiling_seconds: t,
+            paired_ratio: 1.0,
             triad_bytes_per_s: None,
             samples,
         };
@@ -457,7 +483,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             default_threads(),
             c.rounds
         );
-        println!("ratio = rule GB/s / ceiling GB/s (same buffers, same threads, same run)");
+        println!(
+            "ratio = ceiling time / rule time, median over tightly interleaved pairs \
+             (same buffers, same threads, same run)"
+        );
         println!("{TABLE_HEADER}");
     }
     let triad_n = *c.sizes.iter().max().unwrap_or(&(1 << 20));
@@ -467,9 +496,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             match d {
                 Dtypes::F32 => bench_dtype::<f32, f32, f32>(&c, d, n, &triad, &mut emit),
                 Dtypes::Bf16 => bench_dtype::<bf16, bf16, f32>(&c, d, n, &triad, &mut emit),
-                Dtypes::Bf16States => {
-                    bench_dtype::<bf16, bf16, bf16>(&c, d, n, &triad, &mut emit)
-                }
+                Dtypes::Bf16States => bench_dtype::<bf16, bf16, bf16>(&c, d, n, &triad, &mut emit),
             }
         }
     }
@@ -492,10 +519,18 @@ mod tests {
 
     #[test]
     fn spec_quick_bench_emits_every_row_with_the_required_fields() {
-        let args: Vec<String> = ["--quick", "--sizes", "64K", "--threads", "1,2", "--rounds", "1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--quick",
+            "--sizes",
+            "64K",
+            "--threads",
+            "1,2",
+            "--rounds",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let c = parse_args(&args).unwrap();
         let mut rows = Vec::new();
         let triad = bench_triad(&c, 1 << 16, &mut |r| rows.push(r));
@@ -505,17 +540,30 @@ mod tests {
         for r in &rows {
             let j = r.json();
             for field in [
-                "\"rule\"", "\"dtype\"", "\"n\"", "\"threads\"", "\"params_per_s\"",
-                "\"bytes_per_s\"", "\"ceiling_bytes_per_s\"", "\"ratio\"", "\"isa\"",
+                "\"rule\"",
+                "\"dtype\"",
+                "\"n\"",
+                "\"threads\"",
+                "\"params_per_s\"",
+                "\"bytes_per_s\"",
+                "\"ceiling_bytes_per_s\"",
+                "\"ratio\"",
+                "\"isa\"",
                 "\"bytes_per_param\"",
             ] {
                 assert!(j.contains(field), "{j}");
             }
             assert!(r.seconds > 0.0 && r.ceiling_seconds > 0.0 && r.ratio().is_finite());
         }
-        let adamw_f32 = rows.iter().find(|r| r.rule == "adamw" && r.dtype == "f32").unwrap();
+        let adamw_f32 = rows
+            .iter()
+            .find(|r| r.rule == "adamw" && r.dtype == "f32")
+            .unwrap();
         assert_eq!(adamw_f32.bytes_per_param, 28);
-        let lion_bf16 = rows.iter().find(|r| r.rule == "lion" && r.dtype == "bf16").unwrap();
+        let lion_bf16 = rows
+            .iter()
+            .find(|r| r.rule == "lion" && r.dtype == "bf16")
+            .unwrap();
         assert_eq!(lion_bf16.bytes_per_param, 14);
         assert_eq!(lion_bf16.ceiling_kernel, "rw3x2");
     }

@@ -26,11 +26,15 @@ pub const SPLIT_ALIGN: usize = 64;
 /// costs more than the work it takes over.
 const DEFAULT_GRAIN: usize = 1 << 16;
 
-/// Number of threads the machine offers (`std::thread::available_parallelism`, at least 1).
+/// Number of threads the machine offers (`std::thread::available_parallelism`, at least 1),
+/// read once per process (the query reads cgroup files).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// How a step is run: thread count, instruction set and the smallest piece worth a thread.

@@ -455,9 +455,9 @@ fn spec_errors_are_reported_before_anything_is_written() {
     let e = d.adam_step(&mut opt, &mut p, &g, &mut m, &mut v_short, &opts);
     assert!(matches!(e, Err(StepError::Layout(_))));
     // A mismatch in the second tensor of a list: the first is untouched too.
-    let mut p2 = vec![1.0f32; 10];
-    let g2 = vec![1.0f32; 10];
-    let mut b2 = vec![0.0f32; 9];
+    let mut p2 = [1.0f32; 10];
+    let g2 = [1.0f32; 10];
+    let mut b2 = [0.0f32; 9];
     let mut b1 = vec![0.0f32; 300];
     let mut sgd = Sgd::new(SgdConfig {
         momentum: 0.9,
@@ -481,7 +481,7 @@ fn spec_errors_are_reported_before_anything_is_written() {
     // Bad options are a config error, not a skip, even with found_inf set.
     let mut bad = StepOptions::new(f64::NAN);
     bad.found_inf = true;
-    drop(tensors);
+    let _ = tensors;
     let mut v = vec![0.0f32; 300];
     let e = d.adam_step(&mut opt, &mut p, &g, &mut m, &mut v, &bad);
     assert!(matches!(e, Err(StepError::Config(_))));
