@@ -77,7 +77,7 @@ pub fn triad(driver: &Driver, a: &mut [f32], b: &[f32], c: &[f32], scalar: f32) 
     let groups = partition(vec![piece], driver.threads(), driver.grain());
     run_groups(groups, &|group: Vec<TriadPiece<'_>>| {
         for p in group {
-            kernels::triad::<f32>(isa, p.a, p.b, p.c, scalar);
+            kernels::triad(isa, p.a, p.b, p.c, scalar);
         }
     });
 }

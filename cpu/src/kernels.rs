@@ -132,8 +132,7 @@ per_isa! {
 
 per_isa! {
     /// STREAM triad: `a = b + scalar*c`.
-    fn triad<T: Element>(a: &mut [f32], b: &[f32], c: &[f32], scalar: f32) {
-        let _ = T::DTYPE;
+    fn triad<>(a: &mut [f32], b: &[f32], c: &[f32], scalar: f32) {
         for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
             *a = *b + scalar * *c;
         }

@@ -503,3 +503,26 @@ fn sanity_isa_names_and_override() {
         assert_eq!(Driver::new().with_isa(isa).is_ok(), isa.is_available());
     }
 }
+
+#[test]
+fn spec_isa_env_var_caps_the_instruction_set() {
+    // `isa()` reads the variable once per process, so check it in a child process: this same
+    // test binary, running only this test, with the variable set.
+    if let Ok(v) = std::env::var(adamant_cpu::ISA_ENV) {
+        assert_eq!(v, "sse2");
+        assert_eq!(adamant_cpu::isa(), Isa::Baseline);
+        assert_eq!(Driver::new().isa(), Isa::Baseline);
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "spec_isa_env_var_caps_the_instruction_set",
+            "--test-threads=1",
+        ])
+        .env(adamant_cpu::ISA_ENV, "sse2")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
