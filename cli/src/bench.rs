@@ -3,9 +3,11 @@
 //! For each rule, storage type, size and thread count, the row's yardstick is a *ceiling*
 //! kernel measured in the same run on the same buffers: it reads every buffer the rule reads
 //! and writes in place every buffer the rule writes, with no arithmetic (AdamW: 4 streams read,
-//! 3 written; Lion and SGD with momentum: 3 read, 2 written). Rule and ceiling are timed in
-//! alternating rounds after a warm-up that has faulted every page in; the figures are medians
-//! over all timed steps. `ratio` = rule bytes/s over ceiling bytes/s. A STREAM triad row is
+//! 3 written; Lion and SGD with momentum: 3 read, 2 written). After a warm-up that has
+//! faulted every page in, rule and ceiling calls are timed as tightly interleaved pairs (ABBA
+//! order). `ratio` is the median over pairs of ceiling time / rule time, which cancels most of
+//! the drift a shared machine adds; `ratio_of_medians` (JSON) divides the two medians. A STREAM
+//! triad row (STREAM's 12 bytes per element) is
 //! reported per thread count for reference.
 
 use adamant_core::store::{Element, StateElement};
@@ -26,7 +28,7 @@ usage: adamant bench [--json] [--quick] [--sizes 16M,64M] [--threads 1,all]
   --rules    adamw (decoupled decay), adam (L2 decay), sgd (momentum 0.9), lion
   --dtypes   f32: everything f32; bf16: bf16 params and grads, f32 states;
              bf16-states: bf16 params, grads and states
-  --rounds   alternating rule/ceiling rounds per row (default 5, quick 2)
+  --rounds   rounds of interleaved rule/ceiling pairs per row (default 5, quick 2)
   ADAMANT_CPU_ISA=sse2|avx2|avx512 caps the instruction set of the rule kernels.
 ";
 
@@ -477,7 +479,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     if !json {
         println!(
-            "adamant bench: rule ISA {} (detected {}), {} core(s); medians of {} alternating rounds",
+            "adamant bench: rule ISA {} (detected {}), {} core(s); {} rounds of interleaved pairs",
             adamant_cpu::isa(),
             adamant_cpu::detected_isa(),
             default_threads(),
