@@ -7,8 +7,7 @@
 //! faulted every page in, rule and ceiling calls are timed as tightly interleaved pairs (ABBA
 //! order). `ratio` is the median over pairs of ceiling time / rule time, which cancels most of
 //! the drift a shared machine adds; `ratio_of_medians` (JSON) divides the two medians. A STREAM
-//! triad row (STREAM's 12 bytes per element) is
-//! reported per thread count for reference.
+//! triad row (STREAM's 12 bytes per element) is reported per thread count for reference.
 
 use adamant_core::store::{Element, StateElement};
 use adamant_core::{bf16, Adam, AdamConfig, Lion, LionConfig, Sgd, SgdConfig, StepOptions};
