@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module with `pub fn run(args: &[String]) -> Result<(), String>`;
 //! an `Err` is printed to stderr and the process exits with status 1.
 
+mod bench;
 mod demo;
 mod dp_sim;
 mod memory;
@@ -12,6 +13,8 @@ const USAGE: &str = "\
 usage: adamant <command> [options]
 
 commands:
+  bench     speed of every rule per storage type, size and thread count, against an
+            in-place ceiling kernel of the same memory traffic (--json, --quick; see bench --help)
   demo      train a small model with every optimizer; print losses, state bytes, hashes
   memory    optimizer state bytes of AdamW, Adam-mini and Lion for a real model
             [--json] [--model llama2-7b|llama2-13b|gpt2-124m]
@@ -26,6 +29,7 @@ fn main() {
         None => ("demo", &[][..]),
     };
     let result = match cmd {
+        "bench" => bench::run(rest),
         "demo" => demo::run(rest),
         "memory" => memory::run(rest),
         "dp-sim" => dp_sim::run(rest),
