@@ -142,7 +142,8 @@ pub struct AdamScalars {
 /// 2. p = p * decay                                      (AdamW: decay = 1 - lr*wd; Adam: 1)
 /// 3. exp_avg    = beta1*exp_avg + one_minus_beta1*g
 /// 4. exp_avg_sq = beta2*exp_avg_sq + one_minus_beta2*(g*g)
-/// 5. denom = sqrt(exp_avg_sq)/bias_correction2_sqrt + eps
+/// 5. denom = sqrt(exp_avg_sq)/bias_correction2_sqrt + eps  (the divide is skipped when
+///    bias_correction2_sqrt == 1, which gives the same bits)
 /// 6. p = p - step_size*(exp_avg/denom)
 /// ```
 /// Returns `(p, exp_avg, exp_avg_sq)`. CUDA mirror: `adam_elem` in `cuda/kernels/adam.cu`.
@@ -161,7 +162,14 @@ pub fn adam_elem<Q: Sqrt>(
     let p = param * k.decay;
     let m = k.beta1 * exp_avg + k.one_minus_beta1 * g;
     let v = k.beta2 * exp_avg_sq + k.one_minus_beta2 * (g * g);
-    let denom = Q::sqrt(v) / k.bias_correction2_sqrt + k.eps;
+    let mut s = Q::sqrt(v);
+    // x / 1 == x for every x (NaN stays NaN, canonical on store), so skipping the divide once
+    // bias_correction2 has rounded to 1 (after ~16.6k steps at beta2 = 0.999) changes no bit
+    // and frees the divider, which bounds AdamW's speed on some CPUs.
+    if k.bias_correction2_sqrt != 1.0 {
+        s = s / k.bias_correction2_sqrt;
+    }
+    let denom = s + k.eps;
     let p = p - k.step_size * (m / denom);
     (p, m, v)
 }
@@ -209,23 +217,35 @@ pub fn adam_slice<P: Element, G: Element, S: StateElement, Q: Sqrt>(
     let prep = !plan.prep.is_identity();
     let l2 = plan.scalars.weight_decay != 0.0;
     match (prep, l2, plan.sr) {
-        (false, false, None) => {
-            adam_loop::<P, G, S, Q, false, false, false>(param, grad, exp_avg, exp_avg_sq, plan)
+        // Steady state of long runs: bias_correction2 has rounded to 1; a copy of the loop
+        // without the divide (same bits, see `adam_elem`).
+        (false, false, None) if plan.scalars.bias_correction2_sqrt == 1.0 => {
+            adam_loop::<P, G, S, Q, false, false, false, true>(
+                param, grad, exp_avg, exp_avg_sq, plan,
+            )
         }
-        (true, false, None) => {
-            adam_loop::<P, G, S, Q, true, false, false>(param, grad, exp_avg, exp_avg_sq, plan)
+        (true, false, None) if plan.scalars.bias_correction2_sqrt == 1.0 => {
+            adam_loop::<P, G, S, Q, true, false, false, true>(
+                param, grad, exp_avg, exp_avg_sq, plan,
+            )
         }
-        (false, true, None) => {
-            adam_loop::<P, G, S, Q, false, true, false>(param, grad, exp_avg, exp_avg_sq, plan)
-        }
-        (true, true, None) => {
-            adam_loop::<P, G, S, Q, true, true, false>(param, grad, exp_avg, exp_avg_sq, plan)
-        }
-        (false, _, Some(_)) => {
-            adam_loop::<P, G, S, Q, false, true, true>(param, grad, exp_avg, exp_avg_sq, plan)
-        }
+        (false, false, None) => adam_loop::<P, G, S, Q, false, false, false, false>(
+            param, grad, exp_avg, exp_avg_sq, plan,
+        ),
+        (true, false, None) => adam_loop::<P, G, S, Q, true, false, false, false>(
+            param, grad, exp_avg, exp_avg_sq, plan,
+        ),
+        (false, true, None) => adam_loop::<P, G, S, Q, false, true, false, false>(
+            param, grad, exp_avg, exp_avg_sq, plan,
+        ),
+        (true, true, None) => adam_loop::<P, G, S, Q, true, true, false, false>(
+            param, grad, exp_avg, exp_avg_sq, plan,
+        ),
+        (false, _, Some(_)) => adam_loop::<P, G, S, Q, false, true, true, false>(
+            param, grad, exp_avg, exp_avg_sq, plan,
+        ),
         (true, _, Some(_)) => {
-            adam_loop::<P, G, S, Q, true, true, true>(param, grad, exp_avg, exp_avg_sq, plan)
+            adam_loop::<P, G, S, Q, true, true, true, false>(param, grad, exp_avg, exp_avg_sq, plan)
         }
     }
 }
@@ -239,6 +259,7 @@ fn adam_loop<
     const PREP: bool,
     const L2: bool,
     const SR: bool,
+    const BC2_IS_ONE: bool,
 >(
     param: &mut [P],
     grad: &[G],
@@ -247,6 +268,10 @@ fn adam_loop<
     plan: &Plan<AdamScalars>,
 ) {
     let mut k = plan.scalars;
+    if BC2_IS_ONE {
+        // A literal the compiler can see, so the divide in `adam_elem` folds away.
+        k.bias_correction2_sqrt = 1.0;
+    }
     if !L2 {
         // Lets the compiler drop step 1 of the formula; only reached when it is 0 already.
         k.weight_decay = 0.0;
