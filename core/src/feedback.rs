@@ -33,8 +33,9 @@
 
 use crate::error::{Buffer, LayoutError, QuantError};
 use crate::quant::{
-    check_len, check_scales, dequantized_at, fold_peers, group_scale, packed_len, quantize_elem,
-    write_f32, Bits, QuantLayout,
+    absmax, check_len, check_scales, code_group, code_sum, dequantize_group, dequantize_group_add,
+    dequantized_at, group_scale, max_magnitude_bits, pack4, packed_len, quantize_elem, write_f32,
+    Bits, QuantLayout, MAGIC,
 };
 use crate::store::Element;
 
@@ -187,8 +188,144 @@ pub(crate) fn check_err(
     Ok(())
 }
 
-/// Index of the first element whose compensated value `base(i) + e_old(i)` is not finite.
-pub(crate) fn first_bad<F: Fn(usize) -> f32>(
+/// Where a compressor's `base` values come from: [`Base::at`] one element (the generic
+/// engine), [`Base::fill`] one whole group into a buffer (the fast engine); both give the same
+/// bits.
+pub(crate) trait Base {
+    /// Base value of element `i` of the chunk.
+    fn at(&self, i: usize) -> f32;
+    /// Base values of group `g` of `layout` into `out` (the group's length).
+    fn fill(&self, layout: &QuantLayout, g: usize, out: &mut [f32]);
+}
+
+/// Base values read (widened) from a gradient shard.
+pub(crate) struct SliceBase<'a, G>(pub &'a [G]);
+
+impl<G: Element> Base for SliceBase<'_, G> {
+    #[inline(always)]
+    fn at(&self, i: usize) -> f32 {
+        self.0[i].widen()
+    }
+    #[inline(always)]
+    fn fill(&self, layout: &QuantLayout, g: usize, out: &mut [f32]) {
+        let (start, _) = layout.group_range(g);
+        for (o, v) in out.iter_mut().zip(&self.0[start..]) {
+            *o = v.widen();
+        }
+    }
+}
+
+/// Base values folded from received packed chunks: `count` chunks of `layout`, the one of rank
+/// `r` at chunk index `first + r*stride`; `s = +0.0; s = s + deQ_r` in rank order, then
+/// `s / divisor` when there is a divisor.
+pub(crate) struct FoldBase<'a> {
+    pub received: &'a [u8],
+    pub layout: QuantLayout,
+    pub first: usize,
+    pub stride: usize,
+    pub count: usize,
+    pub divisor: Option<f32>,
+}
+
+impl FoldBase<'_> {
+    #[inline(always)]
+    fn chunk(&self, r: usize) -> &[u8] {
+        let cl = self.layout.packed_len();
+        let at = (self.first + r * self.stride) * cl;
+        &self.received[at..at + cl]
+    }
+}
+
+impl Base for FoldBase<'_> {
+    fn at(&self, i: usize) -> f32 {
+        let mut s = 0.0f32;
+        for r in 0..self.count {
+            s = s + dequantized_at(self.chunk(r), &self.layout, i);
+        }
+        match self.divisor {
+            Some(d) => s / d,
+            None => s,
+        }
+    }
+    fn fill(&self, _: &QuantLayout, g: usize, out: &mut [f32]) {
+        out.fill(0.0);
+        let at = self.layout.group_code_offset(g);
+        for r in 0..self.count {
+            let c = self.chunk(r);
+            dequantize_group_add(&c[at..], self.layout.bits, self.layout.scale(c, g), out);
+        }
+        if let Some(d) = self.divisor {
+            for o in out.iter_mut() {
+                *o = *o / d;
+            }
+        }
+    }
+}
+
+/// Largest group the fast engine buffers on the stack (`3 * FAST_GROUP` f32 and bytes);
+/// larger groups take the generic, element-at-a-time engine (the same bits).
+pub(crate) const FAST_GROUP: usize = 2048;
+
+/// Group `g`'s compensated values (steps 1-2 of the module doc): `eo = e_old`, `xs = base +
+/// e_old` (both the group's length).
+#[inline(always)]
+fn fill_x<B: Base>(
+    layout: &QuantLayout,
+    base: &B,
+    err: &ErrChunk<'_>,
+    reset: bool,
+    g: usize,
+    xs: &mut [f32],
+    eo: &mut [f32],
+) {
+    base.fill(layout, g, xs);
+    let (start, end) = layout.group_range(g);
+    if reset {
+        eo.fill(0.0);
+    } else {
+        match err {
+            ErrChunk::F32(e) => eo.copy_from_slice(&e[start..end]),
+            ErrChunk::Int8(e) => {
+                let l8 = QuantLayout {
+                    bits: Bits::Eight,
+                    ..*layout
+                };
+                let codes = &e[l8.group_code_offset(g)..];
+                dequantize_group(codes, Bits::Eight, l8.scale(e, g), eo);
+            }
+        }
+    }
+    for (x, e) in xs.iter_mut().zip(eo.iter()) {
+        *x = *x + *e;
+    }
+}
+
+/// Index of the first element whose compensated value `base(i) + e_old(i)` is not finite,
+/// screened group by group without branches per element.
+pub(crate) fn first_bad<B: Base>(
+    layout: &QuantLayout,
+    base: &B,
+    err: &ErrChunk<'_>,
+    reset: bool,
+) -> Option<usize> {
+    if layout.group_len > FAST_GROUP {
+        return first_bad_generic(layout, &|i| base.at(i), err, reset);
+    }
+    let mut xs = [0.0f32; FAST_GROUP];
+    let mut eo = [0.0f32; FAST_GROUP];
+    for g in 0..layout.groups() {
+        let (start, end) = layout.group_range(g);
+        let (xs, eo) = (&mut xs[..end - start], &mut eo[..end - start]);
+        fill_x(layout, base, err, reset, g, xs, eo);
+        if max_magnitude_bits(xs) >= 0x7F80_0000 {
+            return xs.iter().position(|x| !x.is_finite()).map(|j| start + j);
+        }
+    }
+    None
+}
+
+/// [`first_bad`], one element at a time.
+fn first_bad_generic<F: Fn(usize) -> f32>(
     layout: &QuantLayout,
     base: &F,
     err: &ErrChunk<'_>,
@@ -201,9 +338,119 @@ pub(crate) fn first_bad<F: Fn(usize) -> f32>(
     (0..layout.len).find(|&i| !(base(i) + err.old(&l8, reset, i)).is_finite())
 }
 
+/// The error of a failed [`first_bad`] screen at element `index` of a gradient-based
+/// compression: the first non-finite gradient element if there is one (a finite sum implies
+/// finite terms, so one screen of `g + e` covers both checks), else the error buffer at `index`.
+pub(crate) fn bad_grad_or_error<G: Element>(grad: &[G], index: usize) -> QuantError {
+    match crate::quant::first_non_finite(grad) {
+        Some(index) => QuantError::NonFinite {
+            buffer: Buffer::Grad,
+            index,
+        },
+        None => QuantError::NonFinite {
+            buffer: Buffer::ErrorFeedback,
+            index,
+        },
+    }
+}
+
 /// Compress one chunk with error feedback (no checks; [`first_bad`] must have passed):
 /// writes the packed chunk `out` and updates the error chunk, in the order of the module doc.
-pub(crate) fn ef_compress_chunk<F: Fn(usize) -> f32>(
+/// Groups up to [`FAST_GROUP`] go through the group-buffered engine (monomorphized on the
+/// rule), larger ones through [`ef_compress_chunk_generic`].
+pub(crate) fn ef_compress_chunk<B: Base>(
+    layout: &QuantLayout,
+    base: &B,
+    err: &mut ErrChunk<'_>,
+    reset: bool,
+    rule: ErrorRule,
+    out: &mut [u8],
+) {
+    if layout.group_len > FAST_GROUP {
+        return ef_compress_chunk_generic(layout, &|i| base.at(i), err, reset, rule, out);
+    }
+    match rule {
+        ErrorRule::Plain => compress_groups::<B, false>(layout, base, err, reset, 0.0, 0.0, out),
+        ErrorRule::Ema {
+            err_beta,
+            one_minus_err_beta,
+        } => compress_groups::<B, true>(
+            layout,
+            base,
+            err,
+            reset,
+            err_beta,
+            one_minus_err_beta,
+            out,
+        ),
+    }
+}
+
+/// The fast engine: per group, `x` and `e_old` into stack buffers, the absmax, then one
+/// straight-line loop computing codes and `e_new` (in place of `e_old`), then packing and
+/// storing. `EMA` selects [`loco_error_elem`] (else [`ef_error_elem`]).
+#[allow(clippy::too_many_arguments)]
+fn compress_groups<B: Base, const EMA: bool>(
+    layout: &QuantLayout,
+    base: &B,
+    err: &mut ErrChunk<'_>,
+    reset: bool,
+    err_beta: f32,
+    one_minus_err_beta: f32,
+    out: &mut [u8],
+) {
+    let l8 = QuantLayout {
+        bits: Bits::Eight,
+        ..*layout
+    };
+    let bits = layout.bits;
+    let (lo, hi) = (bits.q_min() as f32, bits.q_max() as f32);
+    let so = layout.scales_offset();
+    out[layout.code_bytes()..so].fill(0);
+    let mut xs = [0.0f32; FAST_GROUP];
+    let mut eo = [0.0f32; FAST_GROUP];
+    let mut codes = [0u8; FAST_GROUP];
+    for g in 0..layout.groups() {
+        let (start, end) = layout.group_range(g);
+        let n = end - start;
+        let (xs, e, codes) = (&mut xs[..n], &mut eo[..n], &mut codes[..n]);
+        fill_x(layout, base, err, reset, g, xs, e);
+        let (scale, inv) = group_scale(absmax(xs), bits);
+        for ((x, e), c) in xs.iter().zip(e.iter_mut()).zip(codes.iter_mut()) {
+            let t = code_sum(*x, scale, lo, hi);
+            *c = t.to_bits() as u8;
+            let x_hat = (t - MAGIC) * inv;
+            *e = if EMA {
+                loco_error_elem(*x, x_hat, *e, err_beta, one_minus_err_beta)
+            } else {
+                ef_error_elem(*x, x_hat)
+            };
+        }
+        let cb = layout.group_code_offset(g);
+        match bits {
+            Bits::Eight => out[cb..cb + n].copy_from_slice(codes),
+            Bits::Four => pack4(codes, &mut out[cb..cb + n.div_ceil(2)]),
+        }
+        write_f32(out, so + 4 * g, inv);
+        match err {
+            ErrChunk::F32(es) => es[start..end].copy_from_slice(e),
+            ErrChunk::Int8(es) => {
+                let (scale8, inv8) = group_scale(absmax(e), Bits::Eight);
+                let c8 = l8.group_code_offset(g);
+                code_group(e, scale8, Bits::Eight, &mut es[c8..c8 + n]);
+                write_f32(es, l8.scales_offset() + 4 * g, inv8);
+            }
+        }
+    }
+    if let ErrChunk::Int8(e) = err {
+        e[l8.code_bytes()..l8.scales_offset()].fill(0);
+    }
+}
+
+/// The generic engine: one element at a time through closures, `x` recomputed in each pass
+/// (the module doc's order written out plainly). Used for groups larger than [`FAST_GROUP`]
+/// and as the fast engine's reference in tests.
+pub(crate) fn ef_compress_chunk_generic<F: Fn(usize) -> f32>(
     layout: &QuantLayout,
     base: &F,
     err: &mut ErrChunk<'_>,
@@ -387,25 +634,16 @@ pub fn ef_worker_compress<G: Element>(
     check_len(Buffer::Grad, layout.len, x.len())?;
     check_len(Buffer::Packed, layout.packed_len(), packed.len())?;
     check_err(&err, &chunk, layout.shards, false)?;
-    if let Some(index) = crate::quant::first_non_finite(x) {
-        return Err(QuantError::NonFinite {
-            buffer: Buffer::Grad,
-            index,
-        });
-    }
     for c in 0..layout.shards {
-        let base = |i: usize| x[c * s + i].widen();
+        let base = SliceBase(&x[c * s..(c + 1) * s]);
         let e = err_chunk(&mut err, &chunk, c);
         if let Some(i) = first_bad(&chunk, &base, &e, false) {
-            return Err(QuantError::NonFinite {
-                buffer: Buffer::ErrorFeedback,
-                index: c * s + i,
-            });
+            return Err(bad_grad_or_error(x, c * s + i));
         }
     }
     let cl = layout.chunk_len();
     for (c, out) in packed.chunks_mut(cl).enumerate() {
-        let base = |i: usize| x[c * s + i].widen();
+        let base = SliceBase(&x[c * s..(c + 1) * s]);
         let mut e = err_chunk(&mut err, &chunk, c);
         ef_compress_chunk(&chunk, &base, &mut e, false, ErrorRule::Plain, out);
     }
@@ -444,8 +682,14 @@ pub fn ef_server_compress(
     check_len(Buffer::Packed, out_layout.packed_len(), packed.len())?;
     check_err(&err, worker, 1, false)?;
     check_scales(Buffer::Packed, received, worker, workers)?;
-    let n = workers as f32;
-    let base = |i: usize| fold_peers(received, worker, workers, i) / n;
+    let base = FoldBase {
+        received,
+        layout: *worker,
+        first: 0,
+        stride: 1,
+        count: workers,
+        divisor: Some(workers as f32),
+    };
     let mut e = err_chunk(&mut err, worker, 0);
     if let Some(index) = first_bad(worker, &base, &e, false) {
         return Err(QuantError::NonFinite {

@@ -48,7 +48,6 @@
 //! ([`QuantError::BadScale`]).
 
 use crate::error::{Buffer, ConfigError, Hyper, LayoutError, QuantError};
-use crate::reduce::max_abs;
 use crate::store::Element;
 
 /// Bit width of a symmetric quantizer.
@@ -296,32 +295,146 @@ pub fn code_at(codes: &[u8], j: usize, bits: Bits) -> i8 {
     }
 }
 
-/// Index of the first non-finite element, if any.
+/// Index of the first non-finite element, if any. Tiles of 256 are screened with a
+/// branch-free max of the magnitude bits (it vectorizes); only a failing tile is searched.
 pub(crate) fn first_non_finite<G: Element>(x: &[G]) -> Option<usize> {
-    x.iter().position(|v| !v.is_finite_bits())
+    for (t, tile) in x.chunks(256).enumerate() {
+        let mut m = 0u32;
+        for v in tile {
+            m = m.max(v.widen().to_bits() & 0x7FFF_FFFF);
+        }
+        if m >= 0x7F80_0000 {
+            return tile.iter().position(|v| !v.is_finite_bits()).map(|i| t * 256 + i);
+        }
+    }
+    None
 }
 
-/// Quantize and pack one group (no checks): codes into `codes` (exactly the group's code
-/// bytes), returns `inv_scale`. The fast path: two elements per byte.
-#[inline]
-fn quantize_group<G: Element>(x: &[G], bits: Bits, codes: &mut [u8]) -> f32 {
-    let (scale, inv) = group_scale(max_abs(x), bits);
+/// `1.5 * 2^23`. For `|y| <= 2^22`, `y + MAGIC` lies in `[2^23, 2^24)`, where the f32 step is
+/// 1: the addition rounds `y` to an integer, nearest even (`MAGIC` is even), and that integer
+/// `r` sits in the low mantissa bits (`bits = 0x4B40_0000 + r`, so the low byte is `r`'s two's
+/// complement byte), and `(y + MAGIC) - MAGIC = f32(r)` exactly (`+0.0` for `r = 0`).
+pub(crate) const MAGIC: f32 = 12_582_912.0;
+
+/// Largest magnitude of a finite group (the bits of non-negative floats order like the
+/// floats): `max |x_i|`, `+0.0` when empty. Branch-free, so it vectorizes.
+#[inline(always)]
+pub(crate) fn absmax(xs: &[f32]) -> f32 {
+    f32::from_bits(max_magnitude_bits(xs))
+}
+
+/// `max (bits(x_i) & 0x7FFF_FFFF)`: at least `0x7F80_0000` iff some `x_i` is not finite.
+#[inline(always)]
+pub(crate) fn max_magnitude_bits(xs: &[f32]) -> u32 {
+    let mut m = 0u32;
+    for v in xs {
+        m = m.max(v.to_bits() & 0x7FFF_FFFF);
+    }
+    m
+}
+
+/// The fast form of [`quantize_elem`] (same code): `t = clamp(x*scale, lo, hi) + MAGIC`, the
+/// code is `t`'s low byte and its value `t - MAGIC`. Clamping before rounding gives the same
+/// integer as clamping after, since `lo`, `hi` are integers and rounding is monotone; the
+/// clamped value has magnitude `<= 128`, inside [`MAGIC`]'s exact range.
+#[inline(always)]
+pub(crate) fn code_sum(x: f32, scale: f32, lo: f32, hi: f32) -> f32 {
+    let y = x * scale;
+    let y = if y < lo { lo } else { y };
+    let y = if y > hi { hi } else { y };
+    y + MAGIC
+}
+
+/// Pack a group's 4-bit codes (one per byte in `codes`, two's complement) two per byte into
+/// `out` (`ceil(codes.len()/2)` bytes); an odd group's last low nibble is zero.
+#[inline(always)]
+pub(crate) fn pack4(codes: &[u8], out: &mut [u8]) {
+    let pairs = codes.chunks_exact(2);
+    let rem = pairs.remainder();
+    for (o, p) in out.iter_mut().zip(pairs) {
+        *o = (p[0] << 4) | (p[1] & 0x0F);
+    }
+    if let [last] = rem {
+        out[codes.len() / 2] = last << 4;
+    }
+}
+
+/// Codes of one group (fast path) into `codes` (one per byte, `x.len()` bytes).
+#[inline(always)]
+pub(crate) fn code_group<G: Element>(x: &[G], scale: f32, bits: Bits, codes: &mut [u8]) {
+    let (lo, hi) = (bits.q_min() as f32, bits.q_max() as f32);
+    for (c, v) in codes.iter_mut().zip(x) {
+        *c = code_sum(v.widen(), scale, lo, hi).to_bits() as u8;
+    }
+}
+
+/// Dequantize one group's codes (`n` elements starting at `codes[0]`) into `out[..n]`.
+#[inline(always)]
+pub(crate) fn dequantize_group(codes: &[u8], bits: Bits, inv: f32, out: &mut [f32]) {
     match bits {
         Bits::Eight => {
-            for (c, v) in codes.iter_mut().zip(x) {
-                *c = quantize_elem(v.widen(), scale, bits) as u8;
+            for (o, c) in out.iter_mut().zip(codes) {
+                *o = dequantize_elem(*c as i8, inv);
             }
         }
         Bits::Four => {
-            let mut pairs = x.chunks_exact(2);
-            let mut out = codes.iter_mut();
-            for (p, c) in (&mut pairs).zip(&mut out) {
-                let e = quantize_elem(p[0].widen(), scale, bits);
-                let o = quantize_elem(p[1].widen(), scale, bits);
-                *c = pack_nibbles(e, o);
+            let n = out.len();
+            let mut pairs = out.chunks_exact_mut(2);
+            for (p, c) in (&mut pairs).zip(codes) {
+                p[0] = dequantize_elem((*c as i8) >> 4, inv);
+                p[1] = dequantize_elem(((*c << 4) as i8) >> 4, inv);
             }
-            if let ([last], Some(c)) = (pairs.remainder(), out.next()) {
-                *c = pack_nibbles(quantize_elem(last.widen(), scale, bits), 0);
+            if let [last] = pairs.into_remainder() {
+                *last = dequantize_elem((codes[n / 2] as i8) >> 4, inv);
+            }
+        }
+    }
+}
+
+/// `acc[j] = acc[j] + deQ(codes)[j]` over one group (one step of the rank-order fold).
+#[inline(always)]
+pub(crate) fn dequantize_group_add(codes: &[u8], bits: Bits, inv: f32, acc: &mut [f32]) {
+    match bits {
+        Bits::Eight => {
+            for (o, c) in acc.iter_mut().zip(codes) {
+                *o = *o + dequantize_elem(*c as i8, inv);
+            }
+        }
+        Bits::Four => {
+            let n = acc.len();
+            let mut pairs = acc.chunks_exact_mut(2);
+            for (p, c) in (&mut pairs).zip(codes) {
+                p[0] = p[0] + dequantize_elem((*c as i8) >> 4, inv);
+                p[1] = p[1] + dequantize_elem(((*c << 4) as i8) >> 4, inv);
+            }
+            if let [last] = pairs.into_remainder() {
+                *last = *last + dequantize_elem((codes[n / 2] as i8) >> 4, inv);
+            }
+        }
+    }
+}
+
+/// Elements coded per tile of the fast quantizer (even, so 4-bit tiles stay byte-aligned).
+const TILE: usize = 512;
+
+/// Quantize and pack one group (no checks): codes into `codes` (exactly the group's code
+/// bytes), returns `inv_scale`. The fast path: the absmax, then tiles coded with
+/// [`code_sum`] into a stack buffer and packed.
+#[inline]
+fn quantize_group<G: Element>(x: &[G], bits: Bits, codes: &mut [u8]) -> f32 {
+    let mut m = 0u32;
+    for v in x {
+        m = m.max(v.widen().to_bits() & 0x7FFF_FFFF);
+    }
+    let (scale, inv) = group_scale(f32::from_bits(m), bits);
+    match bits {
+        Bits::Eight => code_group(x, scale, bits, codes),
+        Bits::Four => {
+            let mut buf = [0u8; TILE];
+            for (xt, ct) in x.chunks(TILE).zip(codes.chunks_mut(TILE / 2)) {
+                let b = &mut buf[..xt.len()];
+                code_group(xt, scale, bits, b);
+                pack4(b, ct);
             }
         }
     }
@@ -446,27 +559,7 @@ fn dequantize_unchecked(packed: &[u8], layout: &QuantLayout, out: &mut [f32]) {
         .zip(packed.chunks(gb))
         .enumerate()
     {
-        let inv = layout.scale(packed, g);
-        match layout.bits {
-            Bits::Eight => {
-                for (o, c) in og.iter_mut().zip(cg) {
-                    *o = dequantize_elem(*c as i8, inv);
-                }
-            }
-            Bits::Four => {
-                let half = og.len() / 2;
-                let mut pairs = og.chunks_exact_mut(2);
-                for (p, c) in (&mut pairs).zip(cg) {
-                    let (e, o) = unpack_nibbles(*c);
-                    p[0] = dequantize_elem(e, inv);
-                    p[1] = dequantize_elem(o, inv);
-                }
-                if let [last] = pairs.into_remainder() {
-                    let (e, _) = unpack_nibbles(cg[half]);
-                    *last = dequantize_elem(e, inv);
-                }
-            }
-        }
+        dequantize_group(cg, layout.bits, layout.scale(packed, g), og);
     }
 }
 
@@ -546,8 +639,23 @@ pub fn dequantize_reduce(
             }
         }
     }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = fold_peers(received, layout, count, i) / divisor;
+    fold_groups(received, layout, count, out);
+    for o in out.iter_mut() {
+        *o = *o / divisor;
     }
     Ok(())
+}
+
+/// The rank-order fold of `count` chunks, group by group into `out` (no checks):
+/// `out[i] = +0.0; for r in 0..count: out[i] = out[i] + deQ_r[i]`.
+pub(crate) fn fold_groups(received: &[u8], layout: &QuantLayout, count: usize, out: &mut [f32]) {
+    let len = layout.packed_len();
+    for (g, og) in out.chunks_mut(layout.group_len).enumerate() {
+        og.fill(0.0);
+        let at = layout.group_code_offset(g);
+        for r in 0..count {
+            let chunk = &received[r * len..(r + 1) * len];
+            dequantize_group_add(&chunk[at..], layout.bits, layout.scale(chunk, g), og);
+        }
+    }
 }
