@@ -374,15 +374,9 @@ pub(crate) fn ef_compress_chunk<B: Base>(
         ErrorRule::Ema {
             err_beta,
             one_minus_err_beta,
-        } => compress_groups::<B, true>(
-            layout,
-            base,
-            err,
-            reset,
-            err_beta,
-            one_minus_err_beta,
-            out,
-        ),
+        } => {
+            compress_groups::<B, true>(layout, base, err, reset, err_beta, one_minus_err_beta, out)
+        }
     }
 }
 
@@ -717,4 +711,159 @@ pub fn ef_decompress(
         crate::quant::dequantize(p, &chunk, o)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast engine against the generic one (the module doc's order, one element at a
+    //! time), bit for bit, on every rule, storage, reset and base kind.
+    use super::*;
+    use crate::quant::quantize;
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let specials = [
+            0.0f32,
+            -0.0,
+            f32::from_bits(1),
+            -f32::MIN_POSITIVE,
+            1e-30,
+            0.5,
+            -1.5,
+            2.5,
+            3.0e30,
+            -7.0,
+        ];
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let r = (s >> 33) as u32;
+                if r % 5 == 0 {
+                    specials[(r / 5) as usize % specials.len()]
+                } else {
+                    let m = (r % 2001) as f32 / 1000.0 - 1.0;
+                    m * [1e-3f32, 1.0, 1e-20, 40.0][(r / 2001) as usize % 4]
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fast_engine_equals_generic_engine() {
+        let mut cases = 0;
+        for (n, gl) in [
+            (37usize, 5usize),
+            (64, 64),
+            (300, 7),
+            (129, 128),
+            (2049, 2048),
+        ] {
+            for bits in [Bits::Four, Bits::Eight] {
+                for rule in [
+                    ErrorRule::Plain,
+                    ErrorRule::Ema {
+                        err_beta: 0.8,
+                        one_minus_err_beta: 0.2,
+                    },
+                ] {
+                    for reset in [false, true] {
+                        for int8 in [false, true] {
+                            let l = QuantLayout::new(n, gl, bits).unwrap();
+                            let l8 = QuantLayout {
+                                bits: Bits::Eight,
+                                ..l
+                            };
+                            let g = values(n, n as u64 ^ gl as u64);
+                            let e0 = values(n, 99 + gl as u64);
+                            // A second base: the fold of three packed chunks, divided by 3.
+                            let mut recv = vec![0u8; 3 * l.packed_len()];
+                            for (r, c) in recv.chunks_mut(l.packed_len()).enumerate() {
+                                quantize(&values(n, 7 + r as u64), &l, c).unwrap();
+                            }
+                            let fold = FoldBase {
+                                received: &recv,
+                                layout: l,
+                                first: 0,
+                                stride: 1,
+                                count: 3,
+                                divisor: Some(3.0),
+                            };
+                            let slice = SliceBase(&g[..]);
+                            for use_fold in [false, true] {
+                                let mut ef = e0.clone();
+                                let mut eg = e0.clone();
+                                let mut e8f = vec![0u8; l8.packed_len()];
+                                quantize(&e0, &l8, &mut e8f).unwrap();
+                                let mut e8g = e8f.clone();
+                                let mut pf = vec![0xAAu8; l.packed_len()];
+                                let mut pg = vec![0x55u8; l.packed_len()];
+                                let (mut cf, mut cg) = if int8 {
+                                    (ErrChunk::Int8(&mut e8f), ErrChunk::Int8(&mut e8g))
+                                } else {
+                                    (ErrChunk::F32(&mut ef), ErrChunk::F32(&mut eg))
+                                };
+                                if use_fold {
+                                    assert_eq!(first_bad(&l, &fold, &cf, reset), None);
+                                    ef_compress_chunk(&l, &fold, &mut cf, reset, rule, &mut pf);
+                                    let at = |i| fold.at(i);
+                                    ef_compress_chunk_generic(
+                                        &l, &at, &mut cg, reset, rule, &mut pg,
+                                    );
+                                } else {
+                                    assert_eq!(first_bad(&l, &slice, &cf, reset), None);
+                                    ef_compress_chunk(&l, &slice, &mut cf, reset, rule, &mut pf);
+                                    let at = |i| slice.at(i);
+                                    ef_compress_chunk_generic(
+                                        &l, &at, &mut cg, reset, rule, &mut pg,
+                                    );
+                                }
+                                assert_eq!(pf, pg, "{n} {gl} {bits:?} {rule:?} {reset} {int8}");
+                                let bits_of =
+                                    |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                                assert_eq!(bits_of(&ef), bits_of(&eg));
+                                assert_eq!(e8f, e8g);
+                                cases += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 5 * 2 * 2 * 2 * 2 * 2);
+    }
+
+    #[test]
+    fn screen_finds_the_first_non_finite_sum() {
+        let (n, gl) = (100usize, 16usize);
+        let l = QuantLayout::new(n, gl, Bits::Four).unwrap();
+        let mut g = values(n, 3);
+        g[40] = f32::MAX;
+        g[70] = f32::INFINITY;
+        let mut e = vec![0.0f32; n];
+        e[40] = f32::MAX; // g + e overflows at 40
+        let c = ErrChunk::F32(&mut e);
+        assert_eq!(first_bad(&l, &SliceBase(&g[..]), &c, false), Some(40));
+        // A reset reads the error as zero: the first bad sum is the infinite gradient.
+        assert_eq!(first_bad(&l, &SliceBase(&g[..]), &c, true), Some(70));
+        assert_eq!(
+            bad_grad_or_error(&g, 40),
+            QuantError::NonFinite {
+                buffer: Buffer::Grad,
+                index: 70,
+            }
+        );
+        g[70] = 1.0;
+        assert_eq!(
+            bad_grad_or_error(&g, 40),
+            QuantError::NonFinite {
+                buffer: Buffer::ErrorFeedback,
+                index: 40,
+            }
+        );
+    }
 }

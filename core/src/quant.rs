@@ -304,7 +304,10 @@ pub(crate) fn first_non_finite<G: Element>(x: &[G]) -> Option<usize> {
             m = m.max(v.widen().to_bits() & 0x7FFF_FFFF);
         }
         if m >= 0x7F80_0000 {
-            return tile.iter().position(|v| !v.is_finite_bits()).map(|i| t * 256 + i);
+            return tile
+                .iter()
+                .position(|v| !v.is_finite_bits())
+                .map(|i| t * 256 + i);
         }
     }
     None
