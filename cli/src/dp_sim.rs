@@ -325,6 +325,16 @@ fn parse(args: &[String]) -> Result<Settings, String> {
 
 /// Entry point of `adamant dp-sim`.
 pub fn run(args: &[String]) -> Result<(), String> {
+    if args.first().map(String::as_str) == Some("--bench") {
+        let len = match args.get(1..) {
+            Some([flag, v]) if flag == "--len" => {
+                v.parse().map_err(|_| format!("bad --len: {v}"))?
+            }
+            Some([]) | None => 16 << 20,
+            _ => return Err("dp-sim --bench takes only --len N".into()),
+        };
+        return bench(len, 3);
+    }
     let set = parse(args)?;
     let model = Mlp::new(32, 64, set.workers * set.per_worker, 7);
     let init = model.init(42, 1.0);
@@ -369,6 +379,150 @@ pub fn run(args: &[String]) -> Result<(), String> {
             r.bytes_per_step,
             r.bytes_per_step as f64 / f32_bytes as f64
         );
+    }
+    Ok(())
+}
+
+/// `adamant dp-sim --bench [--len N]`: throughput of the quantizer and LoCo kernels on `N`
+/// elements (default 16M) for groups of 32, 128 and 2048, each against a streaming loop that
+/// moves the same byte streams (its "ceiling"), measured in the same run. Best of `reps` runs.
+pub fn bench(len: usize, reps: usize) -> Result<(), String> {
+    use adamant_core::feedback::ErrorStorage;
+    use std::hint::black_box;
+    use std::time::Instant;
+    let n = len.max(64) / 64 * 64;
+    // On a shared machine wall time counts other processes' slices; this thread's CPU time
+    // (Linux schedstat, ns) does not. Wall time where it is unavailable.
+    let cpu_ns = || -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        s.split_whitespace().next()?.parse().ok()
+    };
+    let use_cpu = cpu_ns().is_some();
+    let best = |f: &mut dyn FnMut()| -> f64 {
+        f();
+        (0..reps.max(1))
+            .map(|_| {
+                let (t, c) = (Instant::now(), cpu_ns());
+                f();
+                match (use_cpu, c, cpu_ns()) {
+                    (true, Some(a), Some(b)) => (b - a) as f64 * 1e-9,
+                    _ => t.elapsed().as_secs_f64(),
+                }
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let mut r = Lcg(11);
+    let g: Vec<f32> = (0..n).map(|_| r.normal() * 1e-2).collect();
+    let mut e = vec![0.0f32; n];
+    let mut dq = vec![0.0f32; n];
+    println!(
+        "kernel throughput on {n} elements (best of {reps}; {} threads available; \
+         GB/s = bytes moved / time, ratio = GB/s over the same-stream loop's GB/s)",
+        std::thread::available_parallelism().map_or(1, |v| v.get())
+    );
+    // Ceilings: plain loops over the same streams (f32 error: read g, read+write e, write
+    // packed; 8-bit error: read g, read+write e8, write packed; copy: read 4n, write 4n).
+    let mut p_c = vec![0u8; n / 2];
+    let mut e8_c = vec![0u8; n];
+    let t_copy = best(&mut || {
+        dq.copy_from_slice(black_box(&g));
+        black_box(&dq);
+    });
+    let t_f32 = best(&mut || {
+        for ((gc, ec), pc) in g
+            .chunks_exact(64)
+            .zip(e.chunks_exact_mut(64))
+            .zip(p_c.chunks_exact_mut(32))
+        {
+            for (a, b) in ec.iter_mut().zip(gc) {
+                *a += *b;
+            }
+            pc.fill(ec[0].to_bits() as u8);
+        }
+        black_box(&e);
+    });
+    let t_i8 = best(&mut || {
+        for ((gc, ec), pc) in g
+            .chunks_exact(64)
+            .zip(e8_c.chunks_exact_mut(64))
+            .zip(p_c.chunks_exact_mut(32))
+        {
+            for (a, b) in ec.iter_mut().zip(gc) {
+                *a = a.wrapping_add(b.to_bits() as u8);
+            }
+            pc.fill(ec[0]);
+        }
+        black_box(&e8_c);
+    });
+    let gbs = |bytes: f64, t: f64| bytes / t / 1e9;
+    let bw_copy = gbs(8.0 * n as f64, t_copy);
+    let bw_f32 = gbs(12.5 * n as f64, t_f32);
+    let bw_i8 = gbs(6.5 * n as f64, t_i8);
+    println!(
+        "ceilings: memcpy {bw_copy:.2} GB/s, f32-error stream {bw_f32:.2} GB/s, \
+         8-bit-error stream {bw_i8:.2} GB/s"
+    );
+    println!(
+        "{:<28} {:>6} {:>10} {:>8} {:>7}",
+        "kernel", "group", "Melem/s", "GB/s", "ratio"
+    );
+    for gl in [32usize, 128, 2048] {
+        let l1 = LocoLayout::new(n, 1, 1, gl, Bits::Four).map_err(|e| e.to_string())?;
+        let chunk = l1.chunk();
+        let pl = chunk.packed_len();
+        let mut packed = vec![0u8; pl];
+        let row = |name: &str, t: f64, bytes: usize, ceiling: f64| {
+            let bw = gbs(bytes as f64, t);
+            println!(
+                "{name:<28} {gl:>6} {:>10.1} {bw:>8.2} {:>7.2}",
+                n as f64 / t / 1e6,
+                bw / ceiling
+            );
+        };
+        let t = best(&mut || quant::quantize(&g, &chunk, &mut packed).unwrap());
+        row("quantize 4-bit", t, 4 * n + pl, bw_copy);
+        let t = best(&mut || quant::dequantize(&packed, &chunk, &mut dq).unwrap());
+        row("dequantize 4-bit", t, pl + 4 * n, bw_copy);
+        for storage in [ErrorStorage::F32, ErrorStorage::Int8] {
+            let mut loco = Loco::new(LocoConfig {
+                group_len: gl,
+                error_storage: storage,
+                reset_every: 0,
+                ..LocoConfig::default()
+            })
+            .map_err(|e| e.to_string())?;
+            // Step 1 resets; time steps >= 2, which read the stored error.
+            let plan = loco.begin().map_err(|e| e.to_string())?;
+            let mut e8 = vec![0u8; l1.error_len(ErrorStorage::Int8)];
+            let run = |plan: &loco::LocoPlan, e: &mut [f32], e8: &mut [u8], p: &mut [u8]| {
+                let eb = match storage {
+                    ErrorStorage::F32 => ErrorBuf::F32(e),
+                    ErrorStorage::Int8 => ErrorBuf::Int8(e8),
+                };
+                loco::compress(plan, &l1, &g, eb, p).unwrap();
+            };
+            run(&plan, &mut e, &mut e8, &mut packed);
+            loco.commit(&plan);
+            let plan = loco.begin().map_err(|e| e.to_string())?;
+            let t = best(&mut || run(&plan, &mut e, &mut e8, &mut packed));
+            match storage {
+                ErrorStorage::F32 => row("LoCo compress, f32 error", t, 12 * n + pl, bw_f32),
+                ErrorStorage::Int8 => row(
+                    "LoCo compress, 8-bit error",
+                    t,
+                    4 * n + 2 * e8.len() + pl,
+                    bw_i8,
+                ),
+            }
+        }
+        // decompress_reduce over 4 ranks' chunks of n elements each.
+        let l4 = LocoLayout::new(4 * n, 4, 1, gl, Bits::Four).map_err(|e| e.to_string())?;
+        let mut recv = vec![0u8; l4.received_len()];
+        for c in recv.chunks_mut(pl) {
+            c.copy_from_slice(&packed);
+        }
+        let t = best(&mut || loco::decompress_reduce(&l4, &recv, &mut dq).unwrap());
+        row("decompress_reduce, 4 ranks", t, recv.len() + 4 * n, bw_copy);
     }
     Ok(())
 }

@@ -34,8 +34,8 @@
 use crate::error::{Buffer, LayoutError, QuantError};
 use crate::quant::{
     absmax, check_len, check_scales, code_group, code_sum, dequantize_group, dequantize_group_add,
-    dequantized_at, group_scale, max_magnitude_bits, pack4, packed_len, quantize_elem, write_f32,
-    Bits, QuantLayout, MAGIC,
+    dequantized_at, group_scale, max_magnitude_bits, pack_code_bits, packed_len, quantize_elem,
+    read_f32, write_f32, Bits, QuantLayout, MAGIC,
 };
 use crate::store::Element;
 
@@ -189,13 +189,13 @@ pub(crate) fn check_err(
 }
 
 /// Where a compressor's `base` values come from: [`Base::at`] one element (the generic
-/// engine), [`Base::fill`] one whole group into a buffer (the fast engine); both give the same
-/// bits.
+/// engine), [`Base::fill_add`] one whole group (the fast engine); both give the same bits.
 pub(crate) trait Base {
     /// Base value of element `i` of the chunk.
     fn at(&self, i: usize) -> f32;
-    /// Base values of group `g` of `layout` into `out` (the group's length).
-    fn fill(&self, layout: &QuantLayout, g: usize, out: &mut [f32]);
+    /// Group `g` of `layout`: `xs[j] = base[j] + e_old[j]` (the group's length); returns
+    /// the largest magnitude bits of `xs` (see `quant::max_magnitude_bits`).
+    fn fill_add(&self, layout: &QuantLayout, g: usize, e_old: &[f32], xs: &mut [f32]) -> u32;
 }
 
 /// Base values read (widened) from a gradient shard.
@@ -207,11 +207,15 @@ impl<G: Element> Base for SliceBase<'_, G> {
         self.0[i].widen()
     }
     #[inline(always)]
-    fn fill(&self, layout: &QuantLayout, g: usize, out: &mut [f32]) {
+    fn fill_add(&self, layout: &QuantLayout, g: usize, e_old: &[f32], xs: &mut [f32]) -> u32 {
         let (start, _) = layout.group_range(g);
-        for (o, v) in out.iter_mut().zip(&self.0[start..]) {
-            *o = v.widen();
+        let mut m = 0u32;
+        for ((x, v), e) in xs.iter_mut().zip(&self.0[start..]).zip(e_old) {
+            let s = v.widen() + *e;
+            *x = s;
+            m = m.max(s.to_bits() & 0x7FFF_FFFF);
         }
+        m
     }
 }
 
@@ -247,18 +251,23 @@ impl Base for FoldBase<'_> {
             None => s,
         }
     }
-    fn fill(&self, _: &QuantLayout, g: usize, out: &mut [f32]) {
-        out.fill(0.0);
+    fn fill_add(&self, _: &QuantLayout, g: usize, e_old: &[f32], xs: &mut [f32]) -> u32 {
+        xs.fill(0.0);
         let at = self.layout.group_code_offset(g);
+        let so = self.layout.scales_offset();
         for r in 0..self.count {
             let c = self.chunk(r);
-            dequantize_group_add(&c[at..], self.layout.bits, self.layout.scale(c, g), out);
+            dequantize_group_add(&c[at..], self.layout.bits, read_f32(c, so + 4 * g), xs);
         }
         if let Some(d) = self.divisor {
-            for o in out.iter_mut() {
-                *o = *o / d;
+            for x in xs.iter_mut() {
+                *x = *x / d;
             }
         }
+        for (x, e) in xs.iter_mut().zip(e_old) {
+            *x = *x + *e;
+        }
+        max_magnitude_bits(xs)
     }
 }
 
@@ -266,38 +275,41 @@ impl Base for FoldBase<'_> {
 /// larger groups take the generic, element-at-a-time engine (the same bits).
 pub(crate) const FAST_GROUP: usize = 2048;
 
-/// Group `g`'s compensated values (steps 1-2 of the module doc): `eo = e_old`, `xs = base +
-/// e_old` (both the group's length).
+/// Group `g`'s old error `e_old` (step 1 of the module doc): zeros at a reset, the f32 buffer
+/// itself, or the 8-bit codes decoded into `buf` (`so8`: the 8-bit chunk's scales offset).
 #[inline(always)]
-fn fill_x<B: Base>(
+fn e_old_group<'b>(
     layout: &QuantLayout,
-    base: &B,
-    err: &ErrChunk<'_>,
+    err: &'b ErrChunk<'_>,
     reset: bool,
     g: usize,
-    xs: &mut [f32],
-    eo: &mut [f32],
-) {
-    base.fill(layout, g, xs);
+    so8: usize,
+    buf: &'b mut [f32],
+) -> &'b [f32] {
     let (start, end) = layout.group_range(g);
-    if reset {
-        eo.fill(0.0);
-    } else {
-        match err {
-            ErrChunk::F32(e) => eo.copy_from_slice(&e[start..end]),
-            ErrChunk::Int8(e) => {
-                let l8 = QuantLayout {
-                    bits: Bits::Eight,
-                    ..*layout
-                };
-                let codes = &e[l8.group_code_offset(g)..];
-                dequantize_group(codes, Bits::Eight, l8.scale(e, g), eo);
-            }
+    let buf = &mut buf[..end - start];
+    match (err, reset) {
+        (_, true) => {
+            buf.fill(0.0);
+            buf
+        }
+        (ErrChunk::F32(e), false) => &e[start..end],
+        (ErrChunk::Int8(e), false) => {
+            // The 8-bit chunk has the same groups: codes at g*group_len, one byte each.
+            let codes = &e[g * layout.group_len..];
+            dequantize_group(codes, Bits::Eight, read_f32(e, so8 + 4 * g), buf);
+            buf
         }
     }
-    for (x, e) in xs.iter_mut().zip(eo.iter()) {
-        *x = *x + *e;
+}
+
+/// The 8-bit error chunk's scales offset for `layout`'s groups.
+fn scales_offset8(layout: &QuantLayout) -> usize {
+    QuantLayout {
+        bits: Bits::Eight,
+        ..*layout
     }
+    .scales_offset()
 }
 
 /// Index of the first element whose compensated value `base(i) + e_old(i)` is not finite,
@@ -311,13 +323,14 @@ pub(crate) fn first_bad<B: Base>(
     if layout.group_len > FAST_GROUP {
         return first_bad_generic(layout, &|i| base.at(i), err, reset);
     }
+    let so8 = scales_offset8(layout);
     let mut xs = [0.0f32; FAST_GROUP];
-    let mut eo = [0.0f32; FAST_GROUP];
+    let mut eb = [0.0f32; FAST_GROUP];
     for g in 0..layout.groups() {
         let (start, end) = layout.group_range(g);
-        let (xs, eo) = (&mut xs[..end - start], &mut eo[..end - start]);
-        fill_x(layout, base, err, reset, g, xs, eo);
-        if max_magnitude_bits(xs) >= 0x7F80_0000 {
+        let xs = &mut xs[..end - start];
+        let e_old = e_old_group(layout, err, reset, g, so8, &mut eb);
+        if base.fill_add(layout, g, e_old, xs) >= 0x7F80_0000 {
             return xs.iter().position(|x| !x.is_finite()).map(|j| start + j);
         }
     }
@@ -397,22 +410,36 @@ fn compress_groups<B: Base, const EMA: bool>(
         bits: Bits::Eight,
         ..*layout
     };
+    let so8 = l8.scales_offset();
     let bits = layout.bits;
     let (lo, hi) = (bits.q_min() as f32, bits.q_max() as f32);
     let so = layout.scales_offset();
     out[layout.code_bytes()..so].fill(0);
     let mut xs = [0.0f32; FAST_GROUP];
-    let mut eo = [0.0f32; FAST_GROUP];
-    let mut codes = [0u8; FAST_GROUP];
+    let mut eb = [0.0f32; FAST_GROUP];
+    let mut codes = [0u32; FAST_GROUP];
     for g in 0..layout.groups() {
         let (start, end) = layout.group_range(g);
         let n = end - start;
-        let (xs, e, codes) = (&mut xs[..n], &mut eo[..n], &mut codes[..n]);
-        fill_x(layout, base, err, reset, g, xs, e);
-        let (scale, inv) = group_scale(absmax(xs), bits);
+        let (xs, codes) = (&mut xs[..n], &mut codes[..n]);
+        let e_old = e_old_group(layout, err, reset, g, so8, &mut eb);
+        let m = base.fill_add(layout, g, e_old, xs);
+        let (scale, inv) = group_scale(f32::from_bits(m), bits);
+        // The error slice updated in place: e_old on entry, e_new on exit (the f32 buffer
+        // itself, zeroed first at a reset; or the decoded 8-bit group in `eb`).
+        let e: &mut [f32] = match err {
+            ErrChunk::F32(es) => {
+                let e = &mut es[start..end];
+                if reset {
+                    e.fill(0.0);
+                }
+                e
+            }
+            ErrChunk::Int8(_) => &mut eb[..n],
+        };
         for ((x, e), c) in xs.iter().zip(e.iter_mut()).zip(codes.iter_mut()) {
             let t = code_sum(*x, scale, lo, hi);
-            *c = t.to_bits() as u8;
+            *c = t.to_bits();
             let x_hat = (t - MAGIC) * inv;
             *e = if EMA {
                 loco_error_elem(*x, x_hat, *e, err_beta, one_minus_err_beta)
@@ -421,23 +448,18 @@ fn compress_groups<B: Base, const EMA: bool>(
             };
         }
         let cb = layout.group_code_offset(g);
-        match bits {
-            Bits::Eight => out[cb..cb + n].copy_from_slice(codes),
-            Bits::Four => pack4(codes, &mut out[cb..cb + n.div_ceil(2)]),
-        }
+        pack_code_bits(codes, bits, &mut out[cb..cb + bits.code_bytes(n)]);
         write_f32(out, so + 4 * g, inv);
-        match err {
-            ErrChunk::F32(es) => es[start..end].copy_from_slice(e),
-            ErrChunk::Int8(es) => {
-                let (scale8, inv8) = group_scale(absmax(e), Bits::Eight);
-                let c8 = l8.group_code_offset(g);
-                code_group(e, scale8, Bits::Eight, &mut es[c8..c8 + n]);
-                write_f32(es, l8.scales_offset() + 4 * g, inv8);
-            }
+        if let ErrChunk::Int8(es) = err {
+            let e = &eb[..n];
+            let (scale8, inv8) = group_scale(absmax(e), Bits::Eight);
+            let c8 = l8.group_code_offset(g);
+            code_group(e, scale8, Bits::Eight, &mut es[c8..c8 + n]);
+            write_f32(es, so8 + 4 * g, inv8);
         }
     }
     if let ErrChunk::Int8(e) = err {
-        e[l8.code_bytes()..l8.scales_offset()].fill(0);
+        e[l8.code_bytes()..so8].fill(0);
     }
 }
 

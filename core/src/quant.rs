@@ -348,18 +348,36 @@ pub(crate) fn code_sum(x: f32, scale: f32, lo: f32, hi: f32) -> f32 {
     y + MAGIC
 }
 
-/// Pack a group's 4-bit codes (one per byte in `codes`, two's complement) two per byte into
-/// `out` (`ceil(codes.len()/2)` bytes); an odd group's last low nibble is zero.
+/// Pack a group's code sums (`t.to_bits()` of [`code_sum`], whose low byte is the code) into
+/// `out`: 8-bit one byte each, 4-bit two per byte (`ceil(n/2)` bytes; an odd group's last low
+/// nibble is zero). Straight-line u32 lane arithmetic, so it vectorizes.
 #[inline(always)]
-pub(crate) fn pack4(codes: &[u8], out: &mut [u8]) {
-    let pairs = codes.chunks_exact(2);
-    let rem = pairs.remainder();
-    for (o, p) in out.iter_mut().zip(pairs) {
-        *o = (p[0] << 4) | (p[1] & 0x0F);
+pub(crate) fn pack_code_bits(ts: &[u32], bits: Bits, out: &mut [u8]) {
+    match bits {
+        Bits::Eight => {
+            for (o, t) in out.iter_mut().zip(ts) {
+                *o = *t as u8;
+            }
+        }
+        Bits::Four => {
+            let pairs = ts.chunks_exact(2);
+            let rem = pairs.remainder();
+            for (o, p) in out.iter_mut().zip(pairs) {
+                *o = (((p[0] << 4) & 0xF0) | (p[1] & 0x0F)) as u8;
+            }
+            if let [last] = rem {
+                out[ts.len() / 2] = ((last << 4) & 0xF0) as u8;
+            }
+        }
     }
-    if let [last] = rem {
-        out[codes.len() / 2] = last << 4;
-    }
+}
+
+/// The two codes of a 4-bit byte as f32, `(even, odd)`: sign-extended nibbles by i32 shifts
+/// (the same values as [`unpack_nibbles`]; i32 lanes vectorize where i8 shifts do not).
+#[inline(always)]
+fn nibble_values(c: u8) -> (f32, f32) {
+    let w = c as i32;
+    (((w << 24) >> 28) as f32, ((w << 28) >> 28) as f32)
 }
 
 /// Codes of one group (fast path) into `codes` (one per byte, `x.len()` bytes).
@@ -381,14 +399,16 @@ pub(crate) fn dequantize_group(codes: &[u8], bits: Bits, inv: f32, out: &mut [f3
             }
         }
         Bits::Four => {
+            // f32(q) * inv_scale, as dequantize_elem.
             let n = out.len();
             let mut pairs = out.chunks_exact_mut(2);
             for (p, c) in (&mut pairs).zip(codes) {
-                p[0] = dequantize_elem((*c as i8) >> 4, inv);
-                p[1] = dequantize_elem(((*c << 4) as i8) >> 4, inv);
+                let (e, o) = nibble_values(*c);
+                p[0] = e * inv;
+                p[1] = o * inv;
             }
             if let [last] = pairs.into_remainder() {
-                *last = dequantize_elem((codes[n / 2] as i8) >> 4, inv);
+                *last = nibble_values(codes[n / 2]).0 * inv;
             }
         }
     }
@@ -407,22 +427,20 @@ pub(crate) fn dequantize_group_add(codes: &[u8], bits: Bits, inv: f32, acc: &mut
             let n = acc.len();
             let mut pairs = acc.chunks_exact_mut(2);
             for (p, c) in (&mut pairs).zip(codes) {
-                p[0] = p[0] + dequantize_elem((*c as i8) >> 4, inv);
-                p[1] = p[1] + dequantize_elem(((*c << 4) as i8) >> 4, inv);
+                let (e, o) = nibble_values(*c);
+                p[0] = p[0] + e * inv;
+                p[1] = p[1] + o * inv;
             }
             if let [last] = pairs.into_remainder() {
-                *last = *last + dequantize_elem((codes[n / 2] as i8) >> 4, inv);
+                *last = *last + nibble_values(codes[n / 2]).0 * inv;
             }
         }
     }
 }
 
-/// Elements coded per tile of the fast quantizer (even, so 4-bit tiles stay byte-aligned).
-const TILE: usize = 512;
-
 /// Quantize and pack one group (no checks): codes into `codes` (exactly the group's code
-/// bytes), returns `inv_scale`. The fast path: the absmax, then tiles coded with
-/// [`code_sum`] into a stack buffer and packed.
+/// bytes), returns `inv_scale`. The fast path: the absmax, then [`code_sum`] per element,
+/// 4-bit codes formed two at a time straight into their byte.
 #[inline]
 fn quantize_group<G: Element>(x: &[G], bits: Bits, codes: &mut [u8]) -> f32 {
     let mut m = 0u32;
@@ -433,11 +451,17 @@ fn quantize_group<G: Element>(x: &[G], bits: Bits, codes: &mut [u8]) -> f32 {
     match bits {
         Bits::Eight => code_group(x, scale, bits, codes),
         Bits::Four => {
-            let mut buf = [0u8; TILE];
-            for (xt, ct) in x.chunks(TILE).zip(codes.chunks_mut(TILE / 2)) {
-                let b = &mut buf[..xt.len()];
-                code_group(xt, scale, bits, b);
-                pack4(b, ct);
+            let (lo, hi) = (bits.q_min() as f32, bits.q_max() as f32);
+            let pairs = x.chunks_exact(2);
+            let rem = pairs.remainder();
+            for (c, p) in codes.iter_mut().zip(pairs) {
+                let e = code_sum(p[0].widen(), scale, lo, hi).to_bits();
+                let o = code_sum(p[1].widen(), scale, lo, hi).to_bits();
+                *c = (((e << 4) & 0xF0) | (o & 0x0F)) as u8;
+            }
+            if let [last] = rem {
+                let e = code_sum(last.widen(), scale, lo, hi).to_bits();
+                codes[x.len() / 2] = ((e << 4) & 0xF0) as u8;
             }
         }
     }
@@ -529,10 +553,11 @@ pub(crate) fn check_scales(
     count: usize,
 ) -> Result<(), QuantError> {
     let len = layout.packed_len();
+    let so = layout.scales_offset();
     for c in 0..count {
         let chunk = &packed[c * len..(c + 1) * len];
         for g in 0..layout.groups() {
-            let s = layout.scale(chunk, g);
+            let s = read_f32(chunk, so + 4 * g);
             // Rejects NaN, infinities, zero, negatives.
             if !(s > 0.0 && s <= f32::MAX) {
                 return Err(QuantError::BadScale {
@@ -557,12 +582,13 @@ pub fn dequantize(packed: &[u8], layout: &QuantLayout, out: &mut [f32]) -> Resul
 
 fn dequantize_unchecked(packed: &[u8], layout: &QuantLayout, out: &mut [f32]) {
     let gb = layout.bits.code_bytes(layout.group_len);
+    let so = layout.scales_offset();
     for (g, (og, cg)) in out
         .chunks_mut(layout.group_len)
         .zip(packed.chunks(gb))
         .enumerate()
     {
-        dequantize_group(cg, layout.bits, layout.scale(packed, g), og);
+        dequantize_group(cg, layout.bits, read_f32(packed, so + 4 * g), og);
     }
 }
 
@@ -599,9 +625,10 @@ pub(crate) fn fold_may_overflow(
     g: usize,
 ) -> bool {
     let len = layout.packed_len();
+    let so = layout.scales_offset();
     let mut bound = 0.0f64;
     for r in 0..count {
-        let s = layout.scale(&received[r * len..(r + 1) * len], g) as f64;
+        let s = read_f32(&received[r * len..(r + 1) * len], so + 4 * g) as f64;
         bound += s * layout.bits.half_levels() as f64;
     }
     bound >= 1.7014118346046923e38
@@ -653,12 +680,13 @@ pub fn dequantize_reduce(
 /// `out[i] = +0.0; for r in 0..count: out[i] = out[i] + deQ_r[i]`.
 pub(crate) fn fold_groups(received: &[u8], layout: &QuantLayout, count: usize, out: &mut [f32]) {
     let len = layout.packed_len();
+    let so = layout.scales_offset();
     for (g, og) in out.chunks_mut(layout.group_len).enumerate() {
         og.fill(0.0);
         let at = layout.group_code_offset(g);
         for r in 0..count {
             let chunk = &received[r * len..(r + 1) * len];
-            dequantize_group_add(&chunk[at..], layout.bits, layout.scale(chunk, g), og);
+            dequantize_group_add(&chunk[at..], layout.bits, read_f32(chunk, so + 4 * g), og);
         }
     }
 }
