@@ -271,9 +271,19 @@ impl Base for FoldBase<'_> {
     }
 }
 
-/// Largest group the fast engine buffers on the stack (`3 * FAST_GROUP` f32 and bytes);
+/// Largest group the fast engine buffers on the stack (`3 * FAST_GROUP` f32 and u32);
 /// larger groups take the generic, element-at-a-time engine (the same bits).
 pub(crate) const FAST_GROUP: usize = 2048;
+
+/// Stack buffer length for `layout`'s groups: the smallest tier (64, 512, [`FAST_GROUP`])
+/// holding a whole group, so small tensors and groups do not pay for zeroing 24 KiB.
+fn buffer_tier(layout: &QuantLayout) -> usize {
+    match layout.group_len.min(layout.len) {
+        0..=64 => 64,
+        65..=512 => 512,
+        _ => FAST_GROUP,
+    }
+}
 
 /// Group `g`'s old error `e_old` (step 1 of the module doc): zeros at a reset, the f32 buffer
 /// itself, or the 8-bit codes decoded into `buf` (`so8`: the 8-bit chunk's scales offset).
@@ -323,9 +333,22 @@ pub(crate) fn first_bad<B: Base>(
     if layout.group_len > FAST_GROUP {
         return first_bad_generic(layout, &|i| base.at(i), err, reset);
     }
+    match buffer_tier(layout) {
+        64 => first_bad_fast::<B, 64>(layout, base, err, reset),
+        512 => first_bad_fast::<B, 512>(layout, base, err, reset),
+        _ => first_bad_fast::<B, FAST_GROUP>(layout, base, err, reset),
+    }
+}
+
+fn first_bad_fast<B: Base, const N: usize>(
+    layout: &QuantLayout,
+    base: &B,
+    err: &ErrChunk<'_>,
+    reset: bool,
+) -> Option<usize> {
     let so8 = scales_offset8(layout);
-    let mut xs = [0.0f32; FAST_GROUP];
-    let mut eb = [0.0f32; FAST_GROUP];
+    let mut xs = [0.0f32; N];
+    let mut eb = [0.0f32; N];
     for g in 0..layout.groups() {
         let (start, end) = layout.group_range(g);
         let xs = &mut xs[..end - start];
@@ -382,22 +405,29 @@ pub(crate) fn ef_compress_chunk<B: Base>(
     if layout.group_len > FAST_GROUP {
         return ef_compress_chunk_generic(layout, &|i| base.at(i), err, reset, rule, out);
     }
-    match rule {
-        ErrorRule::Plain => compress_groups::<B, false>(layout, base, err, reset, 0.0, 0.0, out),
+    let (ema, b, omb) = match rule {
+        ErrorRule::Plain => (false, 0.0, 0.0),
         ErrorRule::Ema {
             err_beta,
             one_minus_err_beta,
-        } => {
-            compress_groups::<B, true>(layout, base, err, reset, err_beta, one_minus_err_beta, out)
-        }
-    }
+        } => (true, err_beta, one_minus_err_beta),
+    };
+    let run = match (ema, buffer_tier(layout)) {
+        (false, 64) => compress_groups::<B, false, 64>,
+        (false, 512) => compress_groups::<B, false, 512>,
+        (false, _) => compress_groups::<B, false, FAST_GROUP>,
+        (true, 64) => compress_groups::<B, true, 64>,
+        (true, 512) => compress_groups::<B, true, 512>,
+        (true, _) => compress_groups::<B, true, FAST_GROUP>,
+    };
+    run(layout, base, err, reset, b, omb, out);
 }
 
 /// The fast engine: per group, `x` and `e_old` into stack buffers, the absmax, then one
 /// straight-line loop computing codes and `e_new` (in place of `e_old`), then packing and
 /// storing. `EMA` selects [`loco_error_elem`] (else [`ef_error_elem`]).
 #[allow(clippy::too_many_arguments)]
-fn compress_groups<B: Base, const EMA: bool>(
+fn compress_groups<B: Base, const EMA: bool, const N: usize>(
     layout: &QuantLayout,
     base: &B,
     err: &mut ErrChunk<'_>,
@@ -415,9 +445,9 @@ fn compress_groups<B: Base, const EMA: bool>(
     let (lo, hi) = (bits.q_min() as f32, bits.q_max() as f32);
     let so = layout.scales_offset();
     out[layout.code_bytes()..so].fill(0);
-    let mut xs = [0.0f32; FAST_GROUP];
-    let mut eb = [0.0f32; FAST_GROUP];
-    let mut codes = [0u32; FAST_GROUP];
+    let mut xs = [0.0f32; N];
+    let mut eb = [0.0f32; N];
+    let mut codes = [0u32; N];
     for g in 0..layout.groups() {
         let (start, end) = layout.group_range(g);
         let n = end - start;

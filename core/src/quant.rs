@@ -669,16 +669,19 @@ pub fn dequantize_reduce(
             }
         }
     }
-    fold_groups(received, layout, count, out);
-    for o in out.iter_mut() {
-        *o = *o / divisor;
-    }
+    fold_groups(received, layout, count, divisor, out);
     Ok(())
 }
 
 /// The rank-order fold of `count` chunks, group by group into `out` (no checks):
-/// `out[i] = +0.0; for r in 0..count: out[i] = out[i] + deQ_r[i]`.
-pub(crate) fn fold_groups(received: &[u8], layout: &QuantLayout, count: usize, out: &mut [f32]) {
+/// `out[i] = +0.0; for r in 0..count: out[i] = out[i] + deQ_r[i]; out[i] = out[i] / divisor`.
+pub(crate) fn fold_groups(
+    received: &[u8],
+    layout: &QuantLayout,
+    count: usize,
+    divisor: f32,
+    out: &mut [f32],
+) {
     let len = layout.packed_len();
     let so = layout.scales_offset();
     for (g, og) in out.chunks_mut(layout.group_len).enumerate() {
@@ -687,6 +690,9 @@ pub(crate) fn fold_groups(received: &[u8], layout: &QuantLayout, count: usize, o
         for r in 0..count {
             let chunk = &received[r * len..(r + 1) * len];
             dequantize_group_add(&chunk[at..], layout.bits, read_f32(chunk, so + 4 * g), og);
+        }
+        for o in og.iter_mut() {
+            *o = *o / divisor;
         }
     }
 }
