@@ -646,8 +646,11 @@ mod tests {
 
     #[test]
     fn loco_tracks_f32_and_plain_4bit_degrades() {
-        // The demo's settings and runs (threads: one per exchange).
-        let mut set = parse(&[]).unwrap();
+        // The demo's settings and runs (threads: one per exchange). A debug build trains 400
+        // steps instead of 800 to stay fast; the same assertions hold there (LoCo +0.23%,
+        // plain 4-bit +2.45% vs f32; at 800 steps -0.02% and +4.98%). Runs are deterministic.
+        let steps = if cfg!(debug_assertions) { "400" } else { "800" };
+        let mut set = parse(&["--steps".to_string(), steps.to_string()]).unwrap();
         set.every = set.steps / 4;
         let model = Mlp::new(set.dim, set.hidden, set.workers * set.per_worker, 7);
         let init = model.init(42, 1.0);
