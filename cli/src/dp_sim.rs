@@ -563,6 +563,16 @@ pub fn bench(len: usize, reps: usize) -> Result<(), String> {
         black_box(&dq);
     });
     let gbs = |bytes: f64, t: f64| bytes / t / 1e9;
+    println!(
+        "build: {} (the plain loops are compute-bound below AVX2; see -C target-cpu)",
+        if cfg!(target_feature = "avx512f") {
+            "AVX-512"
+        } else if cfg!(target_feature = "avx2") {
+            "AVX2"
+        } else {
+            "baseline x86-64 / SSE2"
+        }
+    );
     let bw_q = gbs(4.5 * n as f64, t_q);
     let bw_dq = gbs(4.5 * n as f64, t_dq);
     println!(
