@@ -57,8 +57,8 @@
 
 use crate::error::{beta, Buffer, ConfigError, Hyper, LayoutError, QuantError};
 use crate::feedback::{
-    check_err, ef_compress_chunk, err_chunk, error_len, first_bad, ErrorBuf, ErrorRule,
-    ErrorStorage,
+    bad_grad_or_error, check_err, ef_compress_chunk, err_chunk, error_len, first_bad, ErrorBuf,
+    ErrorRule, ErrorStorage, FoldBase, SliceBase,
 };
 use crate::quant::{check_len, check_scales, Bits, QuantLayout};
 use crate::scalars::to_f32;
@@ -329,25 +329,17 @@ pub fn compress<G: Element>(
     check_len(Buffer::Grad, layout.len, grad.len())?;
     check_len(Buffer::Packed, layout.compress_len(), packed.len())?;
     check_err(&err, &chunk, layout.world, plan.reset)?;
-    if let Some(index) = crate::quant::first_non_finite(grad) {
-        return Err(QuantError::NonFinite {
-            buffer: Buffer::Grad,
-            index,
-        });
-    }
+    // One screen of `g + e` per shard, in element order (shard k holds elements k*s..).
     for k in 0..layout.world {
-        let base = |i: usize| grad[k * s + i].widen();
+        let base = SliceBase(&grad[k * s..(k + 1) * s]);
         let e = err_chunk(&mut err, &chunk, k);
         if let Some(i) = first_bad(&chunk, &base, &e, plan.reset) {
-            return Err(QuantError::NonFinite {
-                buffer: Buffer::ErrorFeedback,
-                index: k * s + i,
-            });
+            return Err(bad_grad_or_error(grad, k * s + i));
         }
     }
     for (c, out) in packed.chunks_mut(layout.chunk_len()).enumerate() {
         let k = layout.shard_of_chunk(c);
-        let base = |i: usize| grad[k * s + i].widen();
+        let base = SliceBase(&grad[k * s..(k + 1) * s]);
         let mut e = err_chunk(&mut err, &chunk, k);
         ef_compress_chunk(&chunk, &base, &mut e, plan.reset, plan.rule, out);
     }
@@ -450,17 +442,14 @@ pub fn reduce_hop(
     check_len(Buffer::Packed, layout.hop_len(), packed.len())?;
     check_err(&err_inter, &chunk, nodes, plan.reset)?;
     check_scales(Buffer::Packed, received, &chunk, layout.world)?;
-    // Chunk (r, n) sits at block r, position n: stride `nodes` chunks between ranks. Gather
-    // by reading through a closure over the rank index.
-    let base_for = |n: usize| {
-        move |i: usize| {
-            let mut y = 0.0f32;
-            for r in 0..local {
-                let at = (r * nodes + n) * cl;
-                y = y + crate::quant::dequantized_at(&received[at..at + cl], &chunk, i);
-            }
-            y
-        }
+    // Chunk (r, n) sits at block r, position n: stride `nodes` chunks between ranks.
+    let base_for = |n: usize| FoldBase {
+        received,
+        layout: chunk,
+        first: n,
+        stride: nodes,
+        count: local,
+        divisor: None,
     };
     for n in 0..nodes {
         let base = base_for(n);

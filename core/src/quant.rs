@@ -48,7 +48,6 @@
 //! ([`QuantError::BadScale`]).
 
 use crate::error::{Buffer, ConfigError, Hyper, LayoutError, QuantError};
-use crate::reduce::max_abs;
 use crate::store::Element;
 
 /// Bit width of a symmetric quantizer.
@@ -296,32 +295,173 @@ pub fn code_at(codes: &[u8], j: usize, bits: Bits) -> i8 {
     }
 }
 
-/// Index of the first non-finite element, if any.
+/// Index of the first non-finite element, if any. Tiles of 256 are screened with a
+/// branch-free max of the magnitude bits (it vectorizes); only a failing tile is searched.
 pub(crate) fn first_non_finite<G: Element>(x: &[G]) -> Option<usize> {
-    x.iter().position(|v| !v.is_finite_bits())
+    for (t, tile) in x.chunks(256).enumerate() {
+        let mut m = 0u32;
+        for v in tile {
+            m = m.max(v.widen().to_bits() & 0x7FFF_FFFF);
+        }
+        if m >= 0x7F80_0000 {
+            return tile
+                .iter()
+                .position(|v| !v.is_finite_bits())
+                .map(|i| t * 256 + i);
+        }
+    }
+    None
 }
 
-/// Quantize and pack one group (no checks): codes into `codes` (exactly the group's code
-/// bytes), returns `inv_scale`. The fast path: two elements per byte.
-#[inline]
-fn quantize_group<G: Element>(x: &[G], bits: Bits, codes: &mut [u8]) -> f32 {
-    let (scale, inv) = group_scale(max_abs(x), bits);
+/// `1.5 * 2^23`. For `|y| <= 2^22`, `y + MAGIC` lies in `[2^23, 2^24)`, where the f32 step is
+/// 1: the addition rounds `y` to an integer, nearest even (`MAGIC` is even), and that integer
+/// `r` sits in the low mantissa bits (`bits = 0x4B40_0000 + r`, so the low byte is `r`'s two's
+/// complement byte), and `(y + MAGIC) - MAGIC = f32(r)` exactly (`+0.0` for `r = 0`).
+pub(crate) const MAGIC: f32 = 12_582_912.0;
+
+/// Largest magnitude of a finite group (the bits of non-negative floats order like the
+/// floats): `max |x_i|`, `+0.0` when empty. Branch-free, so it vectorizes.
+#[inline(always)]
+pub(crate) fn absmax(xs: &[f32]) -> f32 {
+    f32::from_bits(max_magnitude_bits(xs))
+}
+
+/// `max (bits(x_i) & 0x7FFF_FFFF)`: at least `0x7F80_0000` iff some `x_i` is not finite.
+#[inline(always)]
+pub(crate) fn max_magnitude_bits(xs: &[f32]) -> u32 {
+    let mut m = 0u32;
+    for v in xs {
+        m = m.max(v.to_bits() & 0x7FFF_FFFF);
+    }
+    m
+}
+
+/// The fast form of [`quantize_elem`] (same code): `t = clamp(x*scale, lo, hi) + MAGIC`, the
+/// code is `t`'s low byte and its value `t - MAGIC`. Clamping before rounding gives the same
+/// integer as clamping after, since `lo`, `hi` are integers and rounding is monotone; the
+/// clamped value has magnitude `<= 128`, inside [`MAGIC`]'s exact range.
+#[inline(always)]
+pub(crate) fn code_sum(x: f32, scale: f32, lo: f32, hi: f32) -> f32 {
+    let y = x * scale;
+    let y = if y < lo { lo } else { y };
+    let y = if y > hi { hi } else { y };
+    y + MAGIC
+}
+
+/// Pack a group's code sums (`t.to_bits()` of [`code_sum`], whose low byte is the code) into
+/// `out`: 8-bit one byte each, 4-bit two per byte (`ceil(n/2)` bytes; an odd group's last low
+/// nibble is zero). Straight-line u32 lane arithmetic, so it vectorizes.
+#[inline(always)]
+pub(crate) fn pack_code_bits(ts: &[u32], bits: Bits, out: &mut [u8]) {
     match bits {
         Bits::Eight => {
-            for (c, v) in codes.iter_mut().zip(x) {
-                *c = quantize_elem(v.widen(), scale, bits) as u8;
+            for (o, t) in out.iter_mut().zip(ts) {
+                *o = *t as u8;
             }
         }
         Bits::Four => {
-            let mut pairs = x.chunks_exact(2);
-            let mut out = codes.iter_mut();
-            for (p, c) in (&mut pairs).zip(&mut out) {
-                let e = quantize_elem(p[0].widen(), scale, bits);
-                let o = quantize_elem(p[1].widen(), scale, bits);
-                *c = pack_nibbles(e, o);
+            let pairs = ts.chunks_exact(2);
+            let rem = pairs.remainder();
+            for (o, p) in out.iter_mut().zip(pairs) {
+                *o = (((p[0] << 4) & 0xF0) | (p[1] & 0x0F)) as u8;
             }
-            if let ([last], Some(c)) = (pairs.remainder(), out.next()) {
-                *c = pack_nibbles(quantize_elem(last.widen(), scale, bits), 0);
+            if let [last] = rem {
+                out[ts.len() / 2] = ((last << 4) & 0xF0) as u8;
+            }
+        }
+    }
+}
+
+/// The two codes of a 4-bit byte as f32, `(even, odd)`: sign-extended nibbles by i32 shifts
+/// (the same values as [`unpack_nibbles`]; i32 lanes vectorize where i8 shifts do not).
+#[inline(always)]
+fn nibble_values(c: u8) -> (f32, f32) {
+    let w = c as i32;
+    (((w << 24) >> 28) as f32, ((w << 28) >> 28) as f32)
+}
+
+/// Codes of one group (fast path) into `codes` (one per byte, `x.len()` bytes).
+#[inline(always)]
+pub(crate) fn code_group<G: Element>(x: &[G], scale: f32, bits: Bits, codes: &mut [u8]) {
+    let (lo, hi) = (bits.q_min() as f32, bits.q_max() as f32);
+    for (c, v) in codes.iter_mut().zip(x) {
+        *c = code_sum(v.widen(), scale, lo, hi).to_bits() as u8;
+    }
+}
+
+/// Dequantize one group's codes (`n` elements starting at `codes[0]`) into `out[..n]`.
+#[inline(always)]
+pub(crate) fn dequantize_group(codes: &[u8], bits: Bits, inv: f32, out: &mut [f32]) {
+    match bits {
+        Bits::Eight => {
+            for (o, c) in out.iter_mut().zip(codes) {
+                *o = dequantize_elem(*c as i8, inv);
+            }
+        }
+        Bits::Four => {
+            // f32(q) * inv_scale, as dequantize_elem.
+            let n = out.len();
+            let mut pairs = out.chunks_exact_mut(2);
+            for (p, c) in (&mut pairs).zip(codes) {
+                let (e, o) = nibble_values(*c);
+                p[0] = e * inv;
+                p[1] = o * inv;
+            }
+            if let [last] = pairs.into_remainder() {
+                *last = nibble_values(codes[n / 2]).0 * inv;
+            }
+        }
+    }
+}
+
+/// `acc[j] = acc[j] + deQ(codes)[j]` over one group (one step of the rank-order fold).
+#[inline(always)]
+pub(crate) fn dequantize_group_add(codes: &[u8], bits: Bits, inv: f32, acc: &mut [f32]) {
+    match bits {
+        Bits::Eight => {
+            for (o, c) in acc.iter_mut().zip(codes) {
+                *o = *o + dequantize_elem(*c as i8, inv);
+            }
+        }
+        Bits::Four => {
+            let n = acc.len();
+            let mut pairs = acc.chunks_exact_mut(2);
+            for (p, c) in (&mut pairs).zip(codes) {
+                let (e, o) = nibble_values(*c);
+                p[0] = p[0] + e * inv;
+                p[1] = p[1] + o * inv;
+            }
+            if let [last] = pairs.into_remainder() {
+                *last = *last + nibble_values(codes[n / 2]).0 * inv;
+            }
+        }
+    }
+}
+
+/// Quantize and pack one group (no checks): codes into `codes` (exactly the group's code
+/// bytes), returns `inv_scale`. The fast path: the absmax, then [`code_sum`] per element,
+/// 4-bit codes formed two at a time straight into their byte.
+#[inline]
+fn quantize_group<G: Element>(x: &[G], bits: Bits, codes: &mut [u8]) -> f32 {
+    let mut m = 0u32;
+    for v in x {
+        m = m.max(v.widen().to_bits() & 0x7FFF_FFFF);
+    }
+    let (scale, inv) = group_scale(f32::from_bits(m), bits);
+    match bits {
+        Bits::Eight => code_group(x, scale, bits, codes),
+        Bits::Four => {
+            let (lo, hi) = (bits.q_min() as f32, bits.q_max() as f32);
+            let pairs = x.chunks_exact(2);
+            let rem = pairs.remainder();
+            for (c, p) in codes.iter_mut().zip(pairs) {
+                let e = code_sum(p[0].widen(), scale, lo, hi).to_bits();
+                let o = code_sum(p[1].widen(), scale, lo, hi).to_bits();
+                *c = (((e << 4) & 0xF0) | (o & 0x0F)) as u8;
+            }
+            if let [last] = rem {
+                let e = code_sum(last.widen(), scale, lo, hi).to_bits();
+                codes[x.len() / 2] = ((e << 4) & 0xF0) as u8;
             }
         }
     }
@@ -413,10 +553,11 @@ pub(crate) fn check_scales(
     count: usize,
 ) -> Result<(), QuantError> {
     let len = layout.packed_len();
+    let so = layout.scales_offset();
     for c in 0..count {
         let chunk = &packed[c * len..(c + 1) * len];
         for g in 0..layout.groups() {
-            let s = layout.scale(chunk, g);
+            let s = read_f32(chunk, so + 4 * g);
             // Rejects NaN, infinities, zero, negatives.
             if !(s > 0.0 && s <= f32::MAX) {
                 return Err(QuantError::BadScale {
@@ -441,32 +582,13 @@ pub fn dequantize(packed: &[u8], layout: &QuantLayout, out: &mut [f32]) -> Resul
 
 fn dequantize_unchecked(packed: &[u8], layout: &QuantLayout, out: &mut [f32]) {
     let gb = layout.bits.code_bytes(layout.group_len);
+    let so = layout.scales_offset();
     for (g, (og, cg)) in out
         .chunks_mut(layout.group_len)
         .zip(packed.chunks(gb))
         .enumerate()
     {
-        let inv = layout.scale(packed, g);
-        match layout.bits {
-            Bits::Eight => {
-                for (o, c) in og.iter_mut().zip(cg) {
-                    *o = dequantize_elem(*c as i8, inv);
-                }
-            }
-            Bits::Four => {
-                let half = og.len() / 2;
-                let mut pairs = og.chunks_exact_mut(2);
-                for (p, c) in (&mut pairs).zip(cg) {
-                    let (e, o) = unpack_nibbles(*c);
-                    p[0] = dequantize_elem(e, inv);
-                    p[1] = dequantize_elem(o, inv);
-                }
-                if let [last] = pairs.into_remainder() {
-                    let (e, _) = unpack_nibbles(cg[half]);
-                    *last = dequantize_elem(e, inv);
-                }
-            }
-        }
+        dequantize_group(cg, layout.bits, read_f32(packed, so + 4 * g), og);
     }
 }
 
@@ -503,9 +625,10 @@ pub(crate) fn fold_may_overflow(
     g: usize,
 ) -> bool {
     let len = layout.packed_len();
+    let so = layout.scales_offset();
     let mut bound = 0.0f64;
     for r in 0..count {
-        let s = layout.scale(&received[r * len..(r + 1) * len], g) as f64;
+        let s = read_f32(&received[r * len..(r + 1) * len], so + 4 * g) as f64;
         bound += s * layout.bits.half_levels() as f64;
     }
     bound >= 1.7014118346046923e38
@@ -546,8 +669,30 @@ pub fn dequantize_reduce(
             }
         }
     }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = fold_peers(received, layout, count, i) / divisor;
-    }
+    fold_groups(received, layout, count, divisor, out);
     Ok(())
+}
+
+/// The rank-order fold of `count` chunks, group by group into `out` (no checks):
+/// `out[i] = +0.0; for r in 0..count: out[i] = out[i] + deQ_r[i]; out[i] = out[i] / divisor`.
+pub(crate) fn fold_groups(
+    received: &[u8],
+    layout: &QuantLayout,
+    count: usize,
+    divisor: f32,
+    out: &mut [f32],
+) {
+    let len = layout.packed_len();
+    let so = layout.scales_offset();
+    for (g, og) in out.chunks_mut(layout.group_len).enumerate() {
+        og.fill(0.0);
+        let at = layout.group_code_offset(g);
+        for r in 0..count {
+            let chunk = &received[r * len..(r + 1) * len];
+            dequantize_group_add(&chunk[at..], layout.bits, read_f32(chunk, so + 4 * g), og);
+        }
+        for o in og.iter_mut() {
+            *o = *o / divisor;
+        }
+    }
 }

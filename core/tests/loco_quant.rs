@@ -403,3 +403,50 @@ fn rank_order_reduction() {
     dequantize_reduce(&two[..lb.packed_len()], &lb, 1, 1.0, &mut o).unwrap();
     assert!(o.iter().all(|v| v.is_finite()));
 }
+
+/// Groups longer than the fast quantizer's tile (512) and odd lengths: fast == reference,
+/// on adversarial values and on groups scaled down to the saturated-scale range.
+#[test]
+fn long_groups_fast_equals_reference() {
+    let mut cases = 0;
+    for (len, gl) in [
+        (3001usize, 513usize),
+        (2050, 1024),
+        (5000, 2049),
+        (1537, 1537),
+    ] {
+        for bits in [Bits::Four, Bits::Eight] {
+            for (seed, tiny) in [(1u64, false), (2, true)] {
+                let mut x = adversarial(len, seed);
+                if tiny {
+                    // Absmax below 8/f32::MAX: the scale saturates at f32::MAX.
+                    for v in x.iter_mut() {
+                        *v = f32::from_bits(v.to_bits() & 0x8000_0FFF);
+                    }
+                }
+                let l = QuantLayout::new(len, gl, bits).unwrap();
+                let mut fast = vec![0x5Au8; l.packed_len()];
+                let mut refr = vec![0xC3u8; l.packed_len()];
+                quantize(&x, &l, &mut fast).unwrap();
+                quantize_reference(&x, &l, &mut refr).unwrap();
+                assert_eq!(fast, refr, "len {len} gl {gl} {bits:?} tiny {tiny}");
+                let mut y = vec![0.0f32; len];
+                dequantize(&fast, &l, &mut y).unwrap();
+                // Decoded by hand from the documented layout.
+                let want: Vec<f32> = (0..len)
+                    .map(|i| {
+                        let (g, j) = (i / gl, i % gl);
+                        let q = code_at(&fast[l.group_code_offset(g)..], j, bits);
+                        q as f32 * l.scale(&fast, g)
+                    })
+                    .collect();
+                assert_eq!(
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 16);
+}
