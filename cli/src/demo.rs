@@ -1181,6 +1181,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         print!("{}", render_json(&r));
     } else {
         print!("{}", render_text(&r));
+        // LoCo row (issue 8): data-parallel workers exchanging f32, plain 4-bit and LoCo
+        // 4-bit gradients; `adamant dp-sim` is the full version.
+        let mut dp = String::new();
+        crate::dp_sim::demo_section(&mut dp)?;
+        print!("\n{dp}");
     }
     Ok(())
 }
