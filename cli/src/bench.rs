@@ -18,7 +18,7 @@ use std::time::Instant;
 const USAGE: &str = "\
 usage: adamant bench [--json] [--quick] [--sizes 16M,64M] [--threads 1,all]
                      [--rules adamw,adam,sgd,lion] [--dtypes f32,bf16,bf16-states]
-                     [--rounds N]
+                     [--rounds N] [--from-step N]
 
   --json     one JSON object per line instead of a table
   --quick    small size (1M) and few rounds: a smoke test that takes seconds
@@ -28,6 +28,9 @@ usage: adamant bench [--json] [--quick] [--sizes 16M,64M] [--threads 1,all]
   --dtypes   f32: everything f32; bf16: bf16 params and grads, f32 states;
              bf16-states: bf16 params, grads and states
   --rounds   rounds of interleaved rule/ceiling pairs per row (default 5, quick 2)
+  --from-step  step counter the optimizers start from (default 100000: the steady state
+             of a long run, where AdamW's bias_correction2 has rounded to 1 and its divide
+             is skipped; 0 measures the first steps of a run)
   ADAMANT_CPU_ISA=sse2|avx2|avx512 caps the instruction set of the rule kernels.
 ";
 
@@ -81,6 +84,7 @@ struct Config {
     dtypes: Vec<Dtypes>,
     rounds: usize,
     quick: bool,
+    from_step: u64,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -112,6 +116,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
         dtypes: Dtypes::ALL.to_vec(),
         rounds: 5,
         quick: false,
+        from_step: 100_000,
     };
     let mut sizes_given = false;
     let mut rounds_given = false;
@@ -163,6 +168,11 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
                     .ok_or("bad --rounds")?;
                 rounds_given = true;
             }
+            "--from-step" => {
+                c.from_step = value("--from-step")?
+                    .parse::<u64>()
+                    .map_err(|_| "bad --from-step".to_string())?;
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown option `{other}`\n{USAGE}")),
         }
@@ -193,6 +203,7 @@ struct Row {
     paired_ratio: f64,
     triad_bytes_per_s: Option<f64>,
     samples: usize,
+    from_step: u64,
 }
 
 impl Row {
@@ -222,7 +233,8 @@ impl Row {
             "{{\"rule\":\"{}\",\"dtype\":\"{}\",\"n\":{},\"threads\":{},\"isa\":\"{}\",\
              \"bytes_per_param\":{},\"seconds_per_step\":{:.6e},\"params_per_s\":{:.6e},\
              \"bytes_per_s\":{:.6e},\"ceiling_kernel\":\"{}\",\"ceiling_bytes_per_s\":{:.6e},\
-             \"ratio\":{:.4},\"ratio_of_medians\":{:.4},\"triad_bytes_per_s\":{},\"samples\":{}}}",
+             \"ratio\":{:.4},\"ratio_of_medians\":{:.4},\"triad_bytes_per_s\":{},\"samples\":{},\
+             \"from_step\":{}}}",
             self.rule,
             self.dtype,
             self.n,
@@ -237,7 +249,8 @@ impl Row {
             self.ratio(),
             self.ratio_of_medians(),
             triad,
-            self.samples
+            self.samples,
+            self.from_step
         )
     }
 
@@ -368,6 +381,7 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                         ..AdamConfig::adamw()
                     };
                     let mut opt = Adam::new(config).expect("valid config");
+                    opt.state.step = c.from_step;
                     interleaved(c.rounds, k, &mut |is_rule| {
                         if is_rule {
                             driver
@@ -384,6 +398,7 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                         ..SgdConfig::new(1e-3)
                     };
                     let mut opt = Sgd::new(config).expect("valid config");
+                    opt.state.step = c.from_step;
                     interleaved(c.rounds, k, &mut |is_rule| {
                         if is_rule {
                             driver
@@ -396,6 +411,7 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                 }
                 Rule::Lion => {
                     let mut opt = Lion::new(LionConfig::official()).expect("valid config");
+                    opt.state.step = c.from_step;
                     interleaved(c.rounds, k, &mut |is_rule| {
                         if is_rule {
                             driver
@@ -420,6 +436,7 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                 paired_ratio: timing.ratio,
                 triad_bytes_per_s: triad.iter().find(|t| t.0 == threads).map(|t| t.1),
                 samples: timing.samples,
+                from_step: c.from_step,
             });
         }
     }
@@ -458,6 +475,7 @@ fn bench_triad(c: &Config, n: usize, emit: &mut dyn FnMut(Row)) -> Vec<(usize, f
             paired_ratio: 1.0,
             triad_bytes_per_s: None,
             samples,
+            from_step: c.from_step,
         };
         out.push((threads, row.bytes_per_s()));
         emit(row);
