@@ -354,11 +354,7 @@ fn initial_error(
     }
 }
 
-fn err_buf<'a>(
-    storage: ErrorStorage,
-    bytes: &'a mut [u8],
-    f32s: &'a mut Vec<f32>,
-) -> ErrorBuf<'a> {
+fn err_buf<'a>(storage: ErrorStorage, bytes: &'a mut [u8], f32s: &'a mut Vec<f32>) -> ErrorBuf<'a> {
     match storage {
         ErrorStorage::F32 => {
             *f32s = bytes_f32(bytes);
