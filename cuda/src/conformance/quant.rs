@@ -298,6 +298,7 @@ pub fn quant_layouts() -> Vec<(usize, usize)> {
         (300, 33),
         (517, 512),
         (1100, 512),
+        (1030, 513),
         (40, 64),
         (0, 4),
     ]
@@ -631,12 +632,18 @@ pub fn quant_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<QuantCounts, S
             }
         }
     }
+    if !quick {
+        // More groups than the largest grid: blocks stride over groups.
+        let layout = QuantLayout::new(4099, 1, Bits::Eight).map_err(|e| format!("{e:?}"))?;
+        quantize_case::<B, bf16>(b, layout, 77, 0, &mut c)?;
+    }
     let locos = [
         (37, 1, 1, 8, Bits::Four),
         (4 * 45, 4, 1, 16, Bits::Four),
         (4 * 33, 4, 2, 7, Bits::Four),
         (6 * 20, 6, 3, 512, Bits::Eight),
         (2 * 600, 2, 1, 512, Bits::Four),
+        (2 * 1030, 2, 1, 513, Bits::Eight),
     ];
     for (k, (len, world, nodes, group_len, bits)) in locos.into_iter().enumerate() {
         let layout =
