@@ -378,6 +378,9 @@ pub const COMMIT_ENTRY: &str = "adamant_step_commit";
 ///   packed chunk of `bits = 8`), the output chunk `c` of `out`.
 /// - Decompress (`adamant_quant_decompress[_check]`): `out[c*len + i]` (f32) is the fold of
 ///   the `peers` chunks of chunk `c` (as above, with `src_bits`), divided by `divisor` unless 0.
+///
+/// Sources are read through the read-only path (`ld.global.nc`): they must not overlap `out`
+/// or `err` (core's borrows forbid that too).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct QuantArgs {
