@@ -363,3 +363,155 @@ pub fn nonfinite_entry(grad: Dtype) -> String {
 
 /// Entry name of the step-counter commit kernel.
 pub const COMMIT_ENTRY: &str = "adamant_step_commit";
+
+/// Arguments of every `quant` kernel (`cuda/kernels/quant.cu`), passed by value (104 bytes,
+/// align 8). A launch covers `chunks` chunks of `len` elements each, one packed chunk per
+/// chunk (the layout of `adamant_core::quant`: codes, zero padding to 4 bytes, one f32
+/// `inv_scale` per group).
+///
+/// - Compress (`adamant_quant_{check,compress}_<src>`): chunk `c` holds shard
+///   `k = (c % nodes) * (chunks / nodes) + c / nodes` (`adamant_core::loco::LocoLayout::
+///   shard_of_chunk`; `nodes = 1`: `k = c`). Its values are the gradient elements
+///   `src + k*len*size(G)` (dtype sources), or the rank-order fold of `peers` packed chunks at
+///   `src + c*src_chunk_stride + r*peer_stride` (`packed` source) divided by `divisor` when
+///   that is not 0. The error chunk is shard `k` of `err` (f32: `len` values; 8-bit: one
+///   packed chunk of `bits = 8`), the output chunk `c` of `out`.
+/// - Decompress (`adamant_quant_decompress[_check]`): `out[c*len + i]` (f32) is the fold of
+///   the `peers` chunks of chunk `c` (as above, with `src_bits`), divided by `divisor` unless 0.
+///
+/// Sources are read through the read-only path (`ld.global.nc`): they must not overlap `out`
+/// or `err` (core's borrows forbid that too).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct QuantArgs {
+    /// 0: gradient of shard 0, or chunk 0's first peer chunk (4-byte aligned).
+    pub src: u64,
+    /// 8: error buffer (f32 values or 8-bit packed chunks), 0 = none.
+    pub err: u64,
+    /// 16: packed output chunks (compress) or f32 values (decompress).
+    pub out: u64,
+    /// 24: the 32-bit status word: the check kernel stores f32 1.0 (= [`FOUND_INF_SET`]) where
+    /// core would refuse the call; a set word makes the main kernel write nothing.
+    pub status: u64,
+    /// 32: elements per chunk.
+    pub len: u64,
+    /// 40: bytes between consecutive peers' chunks (packed sources).
+    pub peer_stride: u64,
+    /// 48: bytes between the first peer chunks of consecutive chunks (packed sources).
+    pub src_chunk_stride: u64,
+    /// 56: chunks of the launch.
+    pub chunks: u32,
+    /// 60: shard permutation (see the type doc); 1 = identity.
+    pub nodes: u32,
+    /// 64: peers folded per element (packed sources and decompress), 0 for dtype sources.
+    pub peers: u32,
+    /// 68: elements per group (> 0).
+    pub group_len: u32,
+    /// 72: output code width (4 or 8).
+    pub bits: u32,
+    /// 76: peers' code width (4 or 8).
+    pub src_bits: u32,
+    /// 80: error storage: 0 none, 1 f32, 2 8-bit packed.
+    pub err_storage: u32,
+    /// 84: 1 = the step reads every error as zero (LoCo reset).
+    pub reset: u32,
+    /// 88: 0 = plain error feedback `e = x - x̂`, 1 = LoCo `err_beta*e + (1-err_beta)*(x - x̂)`.
+    pub rule: u32,
+    /// 92: `err_beta` (f32).
+    pub err_beta: f32,
+    /// 96: `1 - err_beta` (f64, rounded once to f32).
+    pub one_minus_err_beta: f32,
+    /// 100: divisor of the fold; 0 = none.
+    pub divisor: f32,
+}
+
+impl Default for QuantArgs {
+    fn default() -> Self {
+        QuantArgs {
+            src: 0,
+            err: 0,
+            out: 0,
+            status: 0,
+            len: 0,
+            peer_stride: 0,
+            src_chunk_stride: 0,
+            chunks: 0,
+            nodes: 1,
+            peers: 0,
+            group_len: 1,
+            bits: 4,
+            src_bits: 4,
+            err_storage: 0,
+            reset: 0,
+            rule: 0,
+            err_beta: 0.0,
+            one_minus_err_beta: 1.0,
+            divisor: 0.0,
+        }
+    }
+}
+
+impl QuantArgs {
+    /// Size in bytes.
+    pub const SIZE: usize = 104;
+    /// Little-endian bytes, as the kernels read them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; Self::SIZE];
+        put_u64(&mut b, 0, self.src);
+        put_u64(&mut b, 8, self.err);
+        put_u64(&mut b, 16, self.out);
+        put_u64(&mut b, 24, self.status);
+        put_u64(&mut b, 32, self.len);
+        put_u64(&mut b, 40, self.peer_stride);
+        put_u64(&mut b, 48, self.src_chunk_stride);
+        put_u32(&mut b, 56, self.chunks);
+        put_u32(&mut b, 60, self.nodes);
+        put_u32(&mut b, 64, self.peers);
+        put_u32(&mut b, 68, self.group_len);
+        put_u32(&mut b, 72, self.bits);
+        put_u32(&mut b, 76, self.src_bits);
+        put_u32(&mut b, 80, self.err_storage);
+        put_u32(&mut b, 84, self.reset);
+        put_u32(&mut b, 88, self.rule);
+        put_u32(&mut b, 92, self.err_beta.to_bits());
+        put_u32(&mut b, 96, self.one_minus_err_beta.to_bits());
+        put_u32(&mut b, 100, self.divisor.to_bits());
+        b
+    }
+}
+
+/// Where a compress launch reads its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantSource {
+    /// A gradient buffer of this dtype.
+    Grad(Dtype),
+    /// The rank-order fold of peers' packed chunks.
+    Packed,
+}
+
+impl QuantSource {
+    fn suffix(self) -> &'static str {
+        match self {
+            QuantSource::Grad(d) => d.name(),
+            QuantSource::Packed => "packed",
+        }
+    }
+}
+
+/// Module (PTX file stem) of the quantizer kernels.
+pub const QUANT_MODULE: &str = "quant";
+
+/// Entry name of the pre-scan of a compress launch: `adamant_quant_check_<src>`.
+pub fn quant_check_entry(src: QuantSource) -> String {
+    format!("adamant_quant_check_{}", src.suffix())
+}
+
+/// Entry name of a compress kernel: `adamant_quant_compress_<src>`.
+pub fn quant_compress_entry(src: QuantSource) -> String {
+    format!("adamant_quant_compress_{}", src.suffix())
+}
+
+/// Entry name of the pre-scan of a decompress launch.
+pub const QUANT_DECOMPRESS_CHECK_ENTRY: &str = "adamant_quant_decompress_check";
+/// Entry name of the decompress kernel.
+pub const QUANT_DECOMPRESS_ENTRY: &str = "adamant_quant_decompress";

@@ -166,3 +166,187 @@ pub unsafe fn combine_on_stream(
 pub fn probe() -> Result<(), OpError> {
     Ok(crate::driver::init_driver()?)
 }
+
+// Quantizers, LoCo and two-way error feedback on a stream (see the `ops` functions of the
+// same names). `status` is the device address of a 32-bit word the caller zeroes: where core
+// would return an error the kernels store f32 1.0 into it and write nothing else.
+
+fn quant_bits(b: u32) -> Result<adamant_core::quant::Bits, OpError> {
+    adamant_core::quant::Bits::from_u32(b)
+        .ok_or_else(|| OpError::InvalidArgument(format!("{b}-bit codes (4 or 8)")))
+}
+
+fn error_storage(code: u32) -> Result<adamant_core::feedback::ErrorStorage, OpError> {
+    use adamant_core::feedback::ErrorStorage;
+    match code {
+        0 => Ok(ErrorStorage::F32),
+        1 => Ok(ErrorStorage::Int8),
+        c => Err(OpError::InvalidArgument(format!("error storage code {c}"))),
+    }
+}
+
+/// `adamant_core::quant::quantize` on `stream`: `len` values (dtype code `dtype_code`) at `x`
+/// into the packed buffer at `packed`, groups of `group_len`, `bits` 4 or 8.
+///
+/// # Safety
+/// As [`step_on_stream`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn quantize_on_stream(
+    stream: *mut c_void,
+    dtype_code: u32,
+    len: usize,
+    group_len: usize,
+    bits: u32,
+    x: u64,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    let layout = adamant_core::quant::QuantLayout {
+        len,
+        group_len,
+        bits: quant_bits(bits)?,
+    };
+    ops::quantize(&mut l, dtype(dtype_code)?, &layout, x, packed, status)
+}
+
+/// `adamant_core::quant::dequantize` on `stream` into `len` f32 values at `out`.
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn dequantize_on_stream(
+    stream: *mut c_void,
+    len: usize,
+    group_len: usize,
+    bits: u32,
+    packed: u64,
+    out: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    let layout = adamant_core::quant::QuantLayout {
+        len,
+        group_len,
+        bits: quant_bits(bits)?,
+    };
+    ops::dequantize(&mut l, &layout, packed, out, status)
+}
+
+/// `adamant_core::loco::compress` on `stream` (see [`ops::loco_compress`]).
+///
+/// # Safety
+/// As [`step_on_stream`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn loco_compress_on_stream(
+    stream: *mut c_void,
+    plan: &adamant_core::loco::LocoPlan,
+    layout: &adamant_core::loco::LocoLayout,
+    grad_dtype_code: u32,
+    grad: u64,
+    err: u64,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    let d = dtype(grad_dtype_code)?;
+    ops::loco_compress(&mut l, plan, layout, d, grad, err, packed, status)
+}
+
+/// `adamant_core::loco::reduce_hop` on `stream` (see [`ops::loco_reduce_hop`]).
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn loco_reduce_hop_on_stream(
+    stream: *mut c_void,
+    plan: &adamant_core::loco::LocoPlan,
+    layout: &adamant_core::loco::LocoLayout,
+    received: u64,
+    err_inter: u64,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::loco_reduce_hop(&mut l, plan, layout, received, err_inter, packed, status)
+}
+
+/// `adamant_core::loco::decompress_reduce` (`average`) or `decompress_sum` on `stream`.
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn loco_decompress_on_stream(
+    stream: *mut c_void,
+    layout: &adamant_core::loco::LocoLayout,
+    received: u64,
+    out: u64,
+    average: bool,
+    status: u64,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::loco_decompress(&mut l, layout, received, out, average, status)
+}
+
+/// `adamant_core::feedback::ef_worker_compress` on `stream`; `storage_code` 0 = f32 errors,
+/// 1 = 8-bit.
+///
+/// # Safety
+/// As [`step_on_stream`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn ef_worker_compress_on_stream(
+    stream: *mut c_void,
+    layout: &adamant_core::feedback::ShardLayout,
+    dtype_code: u32,
+    x: u64,
+    err: u64,
+    storage_code: u32,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    let (d, s) = (dtype(dtype_code)?, error_storage(storage_code)?);
+    ops::ef_worker_compress(&mut l, layout, d, x, err, s, packed, status)
+}
+
+/// `adamant_core::feedback::ef_server_compress` on `stream`; `storage_code` as
+/// [`ef_worker_compress_on_stream`].
+///
+/// # Safety
+/// As [`step_on_stream`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn ef_server_compress_on_stream(
+    stream: *mut c_void,
+    worker: &adamant_core::quant::QuantLayout,
+    server_bits: u32,
+    received: u64,
+    workers: usize,
+    err: u64,
+    storage_code: u32,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    let (b, s) = (quant_bits(server_bits)?, error_storage(storage_code)?);
+    ops::ef_server_compress(&mut l, worker, b, received, workers, err, s, packed, status)
+}
+
+/// `adamant_core::feedback::ef_decompress` on `stream`.
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn ef_decompress_on_stream(
+    stream: *mut c_void,
+    layout: &adamant_core::feedback::ShardLayout,
+    packed: u64,
+    out: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::ef_decompress(&mut l, layout, packed, out, status)
+}

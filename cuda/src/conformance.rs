@@ -16,6 +16,8 @@ use adamant_core::step::{skip_reason, GradPrep, StepOptions, StochasticRounding}
 use adamant_core::store::{canonicalize_f32, Element, StateElement};
 use adamant_core::{bf16, f16, AdamConfig, Dtype, LionConfig, SgdConfig};
 
+pub mod quant;
+
 /// Deterministic generator (SplitMix64).
 struct Rng(u64);
 impl Rng {

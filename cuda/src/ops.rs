@@ -447,3 +447,380 @@ pub fn combine<L: Launcher + ?Sized>(
     }
     Ok(src)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Quantizers, LoCo and two-way error feedback (`quant` module). Each call is a pre-scan launch
+// (stores f32 1.0 into `status` where core would return an error) and the main launch (writes
+// nothing when `status` is set). The caller zeroes `status` before the first call of a step;
+// passing the step's `found_inf` also makes an overflowed step skip compression.
+
+use crate::args::{QuantArgs, QuantSource, QUANT_MODULE};
+use adamant_core::feedback::{ErrorRule, ErrorStorage, ShardLayout};
+use adamant_core::loco::{LocoLayout, LocoPlan};
+use adamant_core::quant::{Bits, QuantLayout};
+
+fn bits_u32(b: Bits) -> u32 {
+    b.bits()
+}
+
+fn storage_code(s: Option<ErrorStorage>) -> u32 {
+    match s {
+        None => 0,
+        Some(ErrorStorage::F32) => 1,
+        Some(ErrorStorage::Int8) => 2,
+    }
+}
+
+fn invalid(m: &str) -> OpError {
+    OpError::InvalidArgument(m.into())
+}
+
+fn aligned(addr: u64, align: u64, what: &str) -> Result<(), OpError> {
+    if addr == 0 || addr % align != 0 {
+        return Err(OpError::InvalidArgument(format!(
+            "{what} is null or not {align}-byte aligned"
+        )));
+    }
+    Ok(())
+}
+
+/// Launch groups of a quant launch: `chunks * ceil(len / group_len)`.
+fn quant_groups(a: &QuantArgs) -> u64 {
+    a.chunks as u64 * a.len.div_ceil(a.group_len as u64)
+}
+
+fn check_quant_args(a: &QuantArgs, packed_src: bool, err_elem: u64) -> Result<(), OpError> {
+    if a.group_len == 0 {
+        return Err(invalid("group_len must be positive"));
+    }
+    if a.nodes == 0 || a.chunks % a.nodes != 0 {
+        return Err(invalid("nodes must divide the chunks"));
+    }
+    for b in [a.bits, a.src_bits] {
+        if b != 4 && b != 8 {
+            return Err(invalid("code width must be 4 or 8 bits"));
+        }
+    }
+    aligned(a.status, 4, "status")?;
+    if quant_groups(a) == 0 {
+        return Ok(());
+    }
+    aligned(a.src, if packed_src { 4 } else { err_elem }, "source")?;
+    if packed_src && (a.peers == 0 || a.peer_stride % 4 != 0 || a.src_chunk_stride % 4 != 0) {
+        return Err(invalid("peers must be > 0 with 4-byte multiple strides"));
+    }
+    aligned(a.out, 4, "output")?;
+    if a.err_storage != 0 {
+        aligned(a.err, 4, "error buffer")?;
+    }
+    if a.err_storage > 2 || a.rule > 1 || a.reset > 1 {
+        return Err(invalid("error storage, rule or reset out of range"));
+    }
+    Ok(())
+}
+
+/// Launch the pre-scan and the compress kernel of `src` with `args` (see [`QuantArgs`]).
+pub fn quant_compress<L: Launcher + ?Sized>(
+    l: &mut L,
+    src: QuantSource,
+    args: &QuantArgs,
+) -> Result<(), OpError> {
+    let elem = match src {
+        QuantSource::Grad(d) => d.size() as u64,
+        QuantSource::Packed => 4,
+    };
+    check_quant_args(args, src == QuantSource::Packed, elem)?;
+    let total = quant_groups(args);
+    if total == 0 {
+        return Ok(());
+    }
+    let params = [ParamValue::Bytes {
+        align: 8,
+        bytes: args.to_bytes(),
+    }];
+    let shape = shape_for(total);
+    l.launch_kernel(QUANT_MODULE, &args::quant_check_entry(src), shape, &params)?;
+    l.launch_kernel(
+        QUANT_MODULE,
+        &args::quant_compress_entry(src),
+        shape,
+        &params,
+    )?;
+    Ok(())
+}
+
+/// Launch the pre-scan and the decompress kernel with `args` (see [`QuantArgs`]).
+pub fn quant_decompress<L: Launcher + ?Sized>(l: &mut L, args: &QuantArgs) -> Result<(), OpError> {
+    check_quant_args(args, true, 4)?;
+    if !(args.divisor == 0.0 || (args.divisor > 0.0 && args.divisor <= f32::MAX)) {
+        return Err(invalid("the divisor must be finite and positive"));
+    }
+    let total = quant_groups(args);
+    if total == 0 {
+        return Ok(());
+    }
+    let params = [ParamValue::Bytes {
+        align: 8,
+        bytes: args.to_bytes(),
+    }];
+    let shape = shape_for(total);
+    l.launch_kernel(
+        QUANT_MODULE,
+        args::QUANT_DECOMPRESS_CHECK_ENTRY,
+        shape,
+        &params,
+    )?;
+    l.launch_kernel(QUANT_MODULE, args::QUANT_DECOMPRESS_ENTRY, shape, &params)?;
+    Ok(())
+}
+
+fn u32_of(v: usize, what: &str) -> Result<u32, OpError> {
+    u32::try_from(v).map_err(|_| OpError::InvalidArgument(format!("{what} exceeds 2^32 - 1")))
+}
+
+fn quant_layout(layout: &QuantLayout) -> Result<QuantLayout, OpError> {
+    QuantLayout::new(layout.len, layout.group_len, layout.bits)
+        .map_err(|e| OpError::InvalidArgument(format!("{e:?}")))
+}
+
+fn base_args(len: usize, group_len: usize, bits: Bits, status: u64) -> Result<QuantArgs, OpError> {
+    Ok(QuantArgs {
+        status,
+        len: len as u64,
+        group_len: u32_of(group_len, "group_len")?,
+        bits: bits_u32(bits),
+        src_bits: bits_u32(bits),
+        ..QuantArgs::default()
+    })
+}
+
+/// `adamant_core::quant::quantize` of `layout.len` values of dtype `dtype` at `x` into the
+/// packed buffer at `packed` (`layout.packed_len()` bytes, 4-byte aligned).
+pub fn quantize<L: Launcher + ?Sized>(
+    l: &mut L,
+    dtype: Dtype,
+    layout: &QuantLayout,
+    x: u64,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    let q = quant_layout(layout)?;
+    let a = QuantArgs {
+        src: x,
+        out: packed,
+        chunks: 1,
+        ..base_args(q.len, q.group_len, q.bits, status)?
+    };
+    quant_compress(l, QuantSource::Grad(dtype), &a)
+}
+
+/// `adamant_core::quant::dequantize` of the packed buffer at `packed` into `layout.len` f32
+/// values at `out`.
+pub fn dequantize<L: Launcher + ?Sized>(
+    l: &mut L,
+    layout: &QuantLayout,
+    packed: u64,
+    out: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    let q = quant_layout(layout)?;
+    let a = QuantArgs {
+        src: packed,
+        out,
+        chunks: 1,
+        peers: 1,
+        ..base_args(q.len, q.group_len, q.bits, status)?
+    };
+    quant_decompress(l, &a)
+}
+
+fn rule_fields(rule: ErrorRule) -> (u32, f32, f32) {
+    match rule {
+        ErrorRule::Plain => (0, 0.0, 1.0),
+        ErrorRule::Ema {
+            err_beta,
+            one_minus_err_beta,
+        } => (1, err_beta, one_minus_err_beta),
+    }
+}
+
+fn loco_layout(layout: &LocoLayout) -> Result<LocoLayout, OpError> {
+    LocoLayout::new(
+        layout.len,
+        layout.world,
+        layout.nodes,
+        layout.group_len,
+        layout.bits,
+    )
+    .map_err(|e| OpError::InvalidArgument(format!("{e:?}")))
+}
+
+/// `adamant_core::loco::compress`: this rank's gradient (`grad`, dtype `dtype`) plus the intra
+/// error buffer `err` (storage `plan.error_storage`) into `world` packed chunks at `packed`.
+#[allow(clippy::too_many_arguments)]
+pub fn loco_compress<L: Launcher + ?Sized>(
+    l: &mut L,
+    plan: &LocoPlan,
+    layout: &LocoLayout,
+    dtype: Dtype,
+    grad: u64,
+    err: u64,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    let lay = loco_layout(layout)?;
+    let (rule, err_beta, one_minus_err_beta) = rule_fields(plan.rule);
+    let a = QuantArgs {
+        src: grad,
+        err,
+        out: packed,
+        chunks: u32_of(lay.world, "world")?,
+        nodes: u32_of(lay.nodes, "nodes")?,
+        err_storage: storage_code(Some(plan.error_storage)),
+        reset: plan.reset as u32,
+        rule,
+        err_beta,
+        one_minus_err_beta,
+        ..base_args(lay.shard_len(), lay.group_len, lay.bits, status)?
+    };
+    quant_compress(l, QuantSource::Grad(dtype), &a)
+}
+
+/// `adamant_core::loco::reduce_hop` (two-hop layouts): the intra-node all-to-all output at
+/// `received` plus the inter error buffer `err_inter` into `nodes` packed chunks at `packed`.
+pub fn loco_reduce_hop<L: Launcher + ?Sized>(
+    l: &mut L,
+    plan: &LocoPlan,
+    layout: &LocoLayout,
+    received: u64,
+    err_inter: u64,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    let lay = loco_layout(layout)?;
+    let (rule, err_beta, one_minus_err_beta) = rule_fields(plan.rule);
+    let cl = lay.chunk_len() as u64;
+    let a = QuantArgs {
+        src: received,
+        err: err_inter,
+        out: packed,
+        peer_stride: lay.nodes as u64 * cl,
+        src_chunk_stride: cl,
+        chunks: u32_of(lay.nodes, "nodes")?,
+        peers: u32_of(lay.local(), "local ranks")?,
+        err_storage: storage_code(Some(plan.error_storage)),
+        reset: plan.reset as u32,
+        rule,
+        err_beta,
+        one_minus_err_beta,
+        ..base_args(lay.shard_len(), lay.group_len, lay.bits, status)?
+    };
+    quant_compress(l, QuantSource::Packed, &a)
+}
+
+/// `adamant_core::loco::decompress_reduce` (`average = true`: divided by the world size) or
+/// `decompress_sum` (`average = false`): `final_count()` chunks at `received` into
+/// `shard_len` f32 values at `out`.
+pub fn loco_decompress<L: Launcher + ?Sized>(
+    l: &mut L,
+    layout: &LocoLayout,
+    received: u64,
+    out: u64,
+    average: bool,
+    status: u64,
+) -> Result<(), OpError> {
+    let lay = loco_layout(layout)?;
+    let a = QuantArgs {
+        src: received,
+        out,
+        peer_stride: lay.chunk_len() as u64,
+        chunks: 1,
+        peers: u32_of(lay.final_count(), "ranks")?,
+        // decompress_sum divides by 1.0, which leaves every fold unchanged.
+        divisor: if average { lay.world as f32 } else { 0.0 },
+        ..base_args(lay.shard_len(), lay.group_len, lay.bits, status)?
+    };
+    quant_decompress(l, &a)
+}
+
+/// `adamant_core::feedback::ef_worker_compress`: `x` (dtype `dtype`) plus the worker error
+/// buffer `err` (`storage`) into `shards` packed chunks at `packed`.
+#[allow(clippy::too_many_arguments)]
+pub fn ef_worker_compress<L: Launcher + ?Sized>(
+    l: &mut L,
+    layout: &ShardLayout,
+    dtype: Dtype,
+    x: u64,
+    err: u64,
+    storage: ErrorStorage,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    let lay = ShardLayout::new(layout.len, layout.shards, layout.group_len, layout.bits)
+        .map_err(|e| OpError::InvalidArgument(format!("{e:?}")))?;
+    let a = QuantArgs {
+        src: x,
+        err,
+        out: packed,
+        chunks: u32_of(lay.shards, "shards")?,
+        err_storage: storage_code(Some(storage)),
+        ..base_args(lay.shard_len(), lay.group_len, lay.bits, status)?
+    };
+    quant_compress(l, QuantSource::Grad(dtype), &a)
+}
+
+/// `adamant_core::feedback::ef_server_compress`: `workers` chunks of `worker` at `received`,
+/// averaged, plus the server error `err` (`storage`), into one chunk of `server_bits` at
+/// `packed`.
+#[allow(clippy::too_many_arguments)]
+pub fn ef_server_compress<L: Launcher + ?Sized>(
+    l: &mut L,
+    worker: &QuantLayout,
+    server_bits: Bits,
+    received: u64,
+    workers: usize,
+    err: u64,
+    storage: ErrorStorage,
+    packed: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    let w = quant_layout(worker)?;
+    if workers == 0 {
+        return Err(invalid("no workers"));
+    }
+    let a = QuantArgs {
+        src: received,
+        err,
+        out: packed,
+        peer_stride: w.packed_len() as u64,
+        chunks: 1,
+        peers: u32_of(workers, "workers")?,
+        src_bits: bits_u32(w.bits),
+        err_storage: storage_code(Some(storage)),
+        divisor: workers as f32,
+        ..base_args(w.len, w.group_len, server_bits, status)?
+    };
+    quant_compress(l, QuantSource::Packed, &a)
+}
+
+/// `adamant_core::feedback::ef_decompress`: the all-gathered server chunks at `packed` into
+/// `layout.len` f32 values at `out`.
+pub fn ef_decompress<L: Launcher + ?Sized>(
+    l: &mut L,
+    layout: &ShardLayout,
+    packed: u64,
+    out: u64,
+    status: u64,
+) -> Result<(), OpError> {
+    let lay = ShardLayout::new(layout.len, layout.shards, layout.group_len, layout.bits)
+        .map_err(|e| OpError::InvalidArgument(format!("{e:?}")))?;
+    let a = QuantArgs {
+        src: packed,
+        out,
+        src_chunk_stride: lay.chunk_len() as u64,
+        chunks: u32_of(lay.shards, "shards")?,
+        peers: 1,
+        ..base_args(lay.shard_len(), lay.group_len, lay.bits, status)?
+    };
+    quant_decompress(l, &a)
+}

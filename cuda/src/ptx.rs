@@ -29,6 +29,7 @@ pub const MODULES: &[Module] = &[
     module!("lion"),
     module!("reduce"),
     module!("step"),
+    module!("quant"),
 ];
 
 /// The module named `name`.

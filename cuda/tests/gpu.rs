@@ -34,3 +34,11 @@ fn gpu_reductions_match_core_bit_for_bit() {
     let elems = conformance::reduce_matrix(&mut b).expect("reductions");
     eprintln!("reductions: {elems} elements identical to core");
 }
+
+#[test]
+fn gpu_quantizers_match_core_bit_for_bit() {
+    let Some(mut b) = gpu() else { return };
+    let c = conformance::quant::quant_matrix(&mut b, false).expect("quant matrix");
+    eprintln!("{}: quantizers {c:?}", b.name());
+    assert!(c.cases > 200 && c.refused > 20);
+}

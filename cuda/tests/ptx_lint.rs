@@ -110,6 +110,30 @@ const ALLOWED: &[&str] = &[
     "bra",
     "bra.uni",
     "ret",
+    // quant.ptx: byte codes, exact int -> f32 conversion of codes in [-128, 127], integer
+    // division for the group geometry, unordered compares of the scale checks.
+    "cvt.rn.f32.s32",
+    "st.global.wb.u8",
+    "st.global.wb.f32",
+    "ld.global.nc.f32",
+    "ld.global.nc.u8",
+    "ld.global.ca.u8",
+    "shr.s32",
+    "div.u32",
+    "div.u64",
+    "neg.s32",
+    "neg.s64",
+    "min.s32",
+    "not.b64",
+    "ld.param.v2.f32",
+    "ld.param.f32",
+    "setp.leu.f32",
+    "setp.gtu.f32",
+    "bfi.b32",
+    "setp.ge.u32",
+    "setp.eq.b64",
+    "selp.f64",
+    "setp.ge.f64",
 ];
 
 /// Float arithmetic opcodes that must carry `.rn`.
@@ -271,4 +295,21 @@ fn spec_every_kernel_the_launcher_names_is_in_the_ptx() {
     }
     assert!(has("step", args::COMMIT_ENTRY));
     assert_eq!(n + 1, 54 + 9 + 3 + 1);
+    let mut q = 0;
+    for src in [
+        args::QuantSource::Grad(Dtype::F32),
+        args::QuantSource::Grad(Dtype::Bf16),
+        args::QuantSource::Grad(Dtype::F16),
+        args::QuantSource::Packed,
+    ] {
+        assert!(has(args::QUANT_MODULE, &args::quant_check_entry(src)));
+        assert!(has(args::QUANT_MODULE, &args::quant_compress_entry(src)));
+        q += 2;
+    }
+    assert!(has(args::QUANT_MODULE, args::QUANT_DECOMPRESS_CHECK_ENTRY));
+    assert!(has(args::QUANT_MODULE, args::QUANT_DECOMPRESS_ENTRY));
+    assert_eq!(
+        ptx::entries(ptx::module(args::QUANT_MODULE).unwrap().ptx).count(),
+        q + 2
+    );
 }
