@@ -197,6 +197,16 @@ pub fn step_options(lr: f64, clip_coef: f32) -> StepOptions {
     o
 }
 
+/// `clip_coef` must be finite and `>= 0` (core's check, with the argument's name).
+pub fn check_clip(target: &str, clip_coef: f32) -> Result<(), Fail> {
+    if !(clip_coef.is_finite() && clip_coef >= 0.0) {
+        return Err(Fail::invalid(format!(
+            "{target}: `clip_coef` is {clip_coef}; it must be finite and >= 0"
+        )));
+    }
+    Ok(())
+}
+
 /// The 1-based step number for optax's `count` (steps applied so far).
 pub fn step_from_count(target: &str, count: i64) -> Result<u64, Fail> {
     if count < 0 {
@@ -240,6 +250,7 @@ pub unsafe fn adam(
     config: AdamConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -297,6 +308,7 @@ pub unsafe fn lion(
     config: LionConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -348,6 +360,7 @@ pub unsafe fn sgd(
     config: SgdConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -534,6 +547,7 @@ pub unsafe fn adam_mini(
     config: AdamMiniConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -586,12 +600,10 @@ pub unsafe fn adam_mini_partials(
     partials: Tensor,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     grad.check(target, PARAM_DTYPES, grad.len)?;
     partials.check(target, &[dtype::F32], reduce::tile_count(grad.len))?;
     check_disjoint(target, &[partials], &[grad])?;
-    step_options(0.0, clip_coef)
-        .validate()
-        .map_err(|e| step_fail(target, e))?;
     let prep = GradPrep {
         grad_scale: 1.0,
         clip_coef,
@@ -626,6 +638,7 @@ pub unsafe fn adam_mini_block(
     config: AdamMiniConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
