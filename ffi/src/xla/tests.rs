@@ -225,7 +225,7 @@ impl Call {
     }
 }
 
-fn adversarial(n: usize, seed: u32) -> Vec<f32> {
+pub(super) fn adversarial(n: usize, seed: u32) -> Vec<f32> {
     const SPECIAL: [u32; 12] = [
         0,
         0x8000_0000,
