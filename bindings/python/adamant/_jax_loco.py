@@ -74,7 +74,9 @@ def exchange(grad, err, count, *, axis_name, group_len=512, bits=4, err_beta=0.8
     """``compress`` -> ``jax.lax.all_to_all`` of the packed bytes over ``axis_name`` ->
     ``decompress_reduce``: returns ``(shard, err)``, ``shard`` this device's
     ``grad.size // world`` elements (in flat order) of the averaged gradient."""
-    world = jax.lax.axis_size(axis_name)
+    from .jax import axis_size
+
+    world = axis_size(axis_name)
     packed, err = compress(grad, err, count, world=world, group_len=group_len, bits=bits,
                            err_beta=err_beta, reset_every=reset_every, error_storage=error_storage)
     received = jax.lax.all_to_all(packed, axis_name, 0, 0, tiled=True)

@@ -39,7 +39,7 @@ __all__ = [
     "global_sum_sq", "global_norm", "adam_update", "lion_update", "sgd_update",
     "sum_sq_partials", "combine", "AdamState", "LionState", "SgdState",
     "adam_mini", "adagc", "adam_mini_update", "adam_mini_partials", "adam_mini_block_update",
-    "adagc_update", "tensor_sum_sq", "AdamMiniState", "AdaGcState", "loco",
+    "adagc_update", "tensor_sum_sq", "path_name", "axis_size", "AdamMiniState", "AdaGcState", "loco",
 ]
 
 _TARGETS = {
@@ -506,6 +506,12 @@ def tensor_sum_sq(x, axis_name=None):
     return combine(p)
 
 
+def axis_size(axis_name):
+    """The size of a mesh axis inside ``shard_map`` as a Python int."""
+    f = getattr(jax.lax, "axis_size", None)
+    return int(f(axis_name)) if f is not None else int(jax.lax.psum(1, axis_name))
+
+
 def _coef_buffer(c):
     return jnp.ones((), jnp.float32) if c is None else jnp.asarray(c, jnp.float32).reshape(())
 
@@ -660,7 +666,7 @@ def adam_mini(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, *, di
             wd = weight_decay if wd_on else 0.0
             if sh and d == "tensor":
                 part = jax.lax.all_gather(adam_mini_partials(g, c), axis_name, tiled=True)
-                numel = p.size * jax.lax.axis_size(axis_name)
+                numel = p.size * axis_size(axis_name)
                 p2, m2, v2 = adam_mini_block_update(p, g, m, v, combine(part), lr, state.count, c,
                                                     block_numel=numel, b1=b1, b2=b2, eps=eps,
                                                     weight_decay=wd)
@@ -702,7 +708,7 @@ def adagc_update(tensor_sums, gamma, count, *, max_norm=1.0, lambda_rel=1.04, be
 
 
 def adagc(max_norm=1.0, lambda_rel=1.04, beta=0.99, eps=1e-6, t_start=100, mode="per_tensor",
-          axis_name=None):
+          axis_name=None, sharded=None):
     """AdaGC (arXiv 2502.11034, the official Megatron code's rule; core's ``clip::adagc``):
     per-tensor adaptive clipping. Steps ``1..t_start``: global clipping to ``max_norm`` and
     ``gamma_i`` = running minimum of the clipped norms; afterwards each tensor is clipped to
@@ -713,7 +719,9 @@ def adagc(max_norm=1.0, lambda_rel=1.04, beta=0.99, eps=1e-6, t_start=100, mode=
     coefficients go to the rule's kernel, which multiplies the gradient inside its own pass
     (the gradients are never rewritten). Used alone (e.g. in ``optax.chain`` before an optax
     rule), ``update`` returns ``g * coef`` computed by XLA. Inside ``shard_map`` pass
-    ``axis_name``: per-tensor norms then come from the all-gathered per-tile partials."""
+    ``axis_name``: per-tensor norms then come from the all-gathered per-tile partials
+    (``sharded``, a pytree of bools or a callable on the gradients, marks replicated tensors
+    False: their norms are taken locally)."""
     if mode not in ("per_tensor", "global"):
         raise ValueError(f"adamant: `mode` is {mode!r}; accepted: 'per_tensor', 'global'")
     hyper = dict(max_norm=_float(max_norm, "max_norm"), lambda_rel=_float(lambda_rel, "lambda_rel"),
@@ -732,8 +740,11 @@ def adagc(max_norm=1.0, lambda_rel=1.04, beta=0.99, eps=1e-6, t_start=100, mode=
 
     def coef_fn(grads, state, params):
         del params
-        leaves = jax.tree.leaves(grads)
-        sums = jnp.stack([tensor_sum_sq(g, axis_name) for g in leaves]) if leaves else jnp.zeros((0,), jnp.float32)
+        leaves, treedef = jax.tree.flatten(grads)
+        flags = ([False] * len(leaves) if axis_name is None else
+                 [bool(f) for f in _decay_per_leaf(1.0, sharded, grads, treedef)])
+        sums = jnp.stack([tensor_sum_sq(g, axis_name if f else None) for g, f in zip(leaves, flags)]) \
+            if leaves else jnp.zeros((0,), jnp.float32)
         coefs, gamma, _ = adagc_update(sums, state.gamma, state.count, **hyper)
         return [coefs[i] for i in range(len(leaves))], AdaGcState(_safe_increment(state.count), gamma)
 

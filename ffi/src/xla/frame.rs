@@ -206,6 +206,43 @@ impl<'a> Frame<'a> {
         self.list(&self.frame.args, names, "argument")
     }
 
+    /// The arguments `names`, optionally followed by one more buffer `optional` (a trailing
+    /// argument added later, so frames built for the earlier signature keep working).
+    pub fn args_opt<const N: usize>(
+        &self,
+        names: [&'static str; N],
+        optional: &'static str,
+    ) -> Result<([BufView; N], Option<BufView>), Fail> {
+        let list = &self.frame.args;
+        if list.size != N as i64 + 1 {
+            return Ok((self.args(names)?, None));
+        }
+        let head = self.args_prefix(list, names)?;
+        // SAFETY: `N < list.size`; the list is XLA's for this call.
+        let last = unsafe { read_buffer(list, N, optional, "argument", self.target)? };
+        Ok((head, Some(last)))
+    }
+
+    fn args_prefix<const N: usize>(
+        &self,
+        list: &Args,
+        names: [&'static str; N],
+    ) -> Result<[BufView; N], Fail> {
+        let mut out = [BufView {
+            name: "",
+            dtype: 0,
+            data: core::ptr::null_mut(),
+            len: 0,
+            rank: 0,
+            dims: core::ptr::null(),
+        }; N];
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: the caller checked `N <= list.size`; the list is XLA's for this call.
+            *o = unsafe { read_buffer(list, i, names[i], "argument", self.target)? };
+        }
+        Ok(out)
+    }
+
     /// The results, checked to be exactly `names.len()` buffers.
     pub fn rets<const N: usize>(&self, names: [&'static str; N]) -> Result<[BufView; N], Fail> {
         self.list(&self.frame.rets, names, "result")

@@ -130,22 +130,12 @@ fn args_clip<const N: usize>(
     f: &Frame<'_>,
     names: [&'static str; N],
 ) -> Result<([BufView; N], f32), Fail> {
-    if f.arg_count() == N + 1 {
-        let mut all = [""; 8];
-        all[..N].copy_from_slice(&names);
-        all[N] = "clip_coef";
-        let bufs = match N + 1 {
-            6 => f.args::<6>(all[..6].try_into().unwrap())?.to_vec(),
-            7 => f.args::<7>(all[..7].try_into().unwrap())?.to_vec(),
-            _ => f.args::<8>(all[..8].try_into().unwrap())?.to_vec(),
-        };
-        let clip = read_f32(f.target, &bufs[N])?;
-        let mut out = [bufs[0]; N];
-        out.copy_from_slice(&bufs[..N]);
-        Ok((out, clip))
-    } else {
-        Ok((f.args(names)?, 1.0))
-    }
+    let (bufs, clip) = f.args_opt(names, "clip_coef")?;
+    let clip = match clip {
+        Some(c) => read_f32(f.target, &c)?,
+        None => 1.0,
+    };
+    Ok((bufs, clip))
 }
 
 /// An integer attribute (integral floats accepted).
@@ -400,14 +390,7 @@ pub unsafe extern "C" fn adamant_xla_combine(frame: *mut CallFrame) -> *mut Erro
     handle(frame, "adamant_combine", combine_body)
 }
 
-fn mini_config(
-    f: &Frame<'_>,
-    b1: AttrValue,
-    b2: AttrValue,
-    eps: AttrValue,
-    wd: AttrValue,
-) -> AdamMiniConfig {
-    let _ = f;
+fn mini_config(b1: AttrValue, b2: AttrValue, eps: AttrValue, wd: AttrValue) -> AdamMiniConfig {
     AdamMiniConfig {
         lr: 0.0,
         beta1: b1.f64(),
@@ -481,7 +464,7 @@ fn adam_mini_body(f: &Frame<'_>) -> Result<(), Fail> {
     let lr = read_lr(t, &lr)?;
     let count = read_count(t, &count)?;
     let clip = read_f32(t, &clip)?;
-    let config = mini_config(f, beta1, beta2, eps, wd);
+    let config = mini_config(beta1, beta2, eps, wd);
     let named = |b: &BufView, name| Tensor { name, ..tensor(b) };
     let copies = [
         (tensor(&p), named(&po, "param")),
@@ -545,7 +528,7 @@ fn adam_mini_block_body(f: &Frame<'_>) -> Result<(), Fail> {
     let lr = read_lr(t, &lr)?;
     let count = read_count(t, &count)?;
     let clip = read_f32(t, &clip)?;
-    let config = mini_config(f, beta1, beta2, eps, wd);
+    let config = mini_config(beta1, beta2, eps, wd);
     let named = |b: &BufView, name| Tensor { name, ..tensor(b) };
     let copies = [
         (tensor(&p), named(&po, "param")),
