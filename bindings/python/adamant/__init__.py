@@ -2,7 +2,8 @@
 
 - ``adamant.numpy``: in-place steps on host numpy arrays.
 - ``adamant.jax``: optax ``GradientTransformation``s (``adamw``, ``adam``, ``lion``, ``sgd``,
-  ``clip_by_global_norm``) running through XLA's typed FFI, jit- and donation-friendly.
+  ``adam_mini``, ``clip_by_global_norm``, ``adagc``) running through XLA's typed FFI, jit- and
+  donation-friendly, and ``adamant.jax.loco`` (LoCo's compressed all-to-all exchange).
 
 ``adamant.jax`` is imported on demand so that ``adamant.numpy`` works without JAX.
 """

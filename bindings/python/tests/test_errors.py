@@ -117,3 +117,54 @@ def test_numpy_errors_write_nothing():
     assert np.all(p == 1) and np.all(m == 0) and np.all(v == 0)
     an.adam(p, g, m, v, lr=1e-3, count=0)
     assert np.all(p < 1)
+
+
+# ------------------------------------------------------------------ Adam-mini, AdaGC, clip_coef
+
+
+def test_adam_mini_errors_name_the_argument_and_write_nothing():
+    p, g, m = jnp.ones((8, 16)), jnp.ones((8, 16)), jnp.zeros((8, 16))
+    with pytest.raises(JaxRuntimeError, match=r"adamant_adam_mini: `exp_avg_sq` has 3 elements, expected 8"):
+        jax.block_until_ready(aj.adam_mini_update(p, g, m, jnp.zeros((3,)), LR, COUNT, layout=("rows", 16)))
+    with pytest.raises(JaxRuntimeError, match=r"block layout: .*(tile|divide|block)"):
+        jax.block_until_ready(aj.adam_mini_update(p, g, m, jnp.zeros((3,)), LR, COUNT, layout=("heads", 40)))
+    with pytest.raises(JaxRuntimeError, match=r"`clip_coef` has dtype int32"):
+        jax.block_until_ready(jax.ffi.ffi_call("adamant_adam", (jax.ShapeDtypeStruct(P.shape, P.dtype),) * 3)(
+            P, Z, Z, Z, LR, COUNT, jnp.int32(1), beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+            decoupled=True))
+    with pytest.raises(JaxRuntimeError, match=r"adamant_adam: `clip_coef` is -1; it must be finite and >= 0"):
+        jax.block_until_ready(aj.adam_update(P, Z, Z, Z, LR, COUNT, clip_coef=-1.0))
+    with pytest.raises(JaxRuntimeError, match=r"`block_numel` is 5; it must be >= the piece's 128"):
+        jax.block_until_ready(aj.adam_mini_block_update(p, g, m, jnp.zeros((1,)), 1.0, LR, COUNT, block_numel=5))
+    # numpy: the same checks, nothing written
+    hp, hm, hv = np.ones(128, np.float32), np.zeros(128, np.float32), np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"`exp_avg_sq` has 3 elements, expected 8"):
+        an.adam_mini(hp, np.ones(128, np.float32), hm, hv, lr=1e-3, count=0, layout=("rows", 16))
+    assert (hp == 1).all() and not hm.any() and not hv.any()
+    with pytest.raises(ValueError, match=r"`layout`.*segment"):
+        an.adam_mini(hp, hp, hm, hv, lr=1e-3, count=0, layout=[("blocks", 128)])
+    with pytest.raises(ValueError, match=r"segments cover 100 elements, the tensor has 128"):
+        aj.adam_mini(1e-3, dim=64, n_heads=4, blocks={"w": [("element", 100)]}).init({"w": jnp.ones(128)})
+
+
+def test_adam_mini_and_adagc_construction_errors_name_the_value():
+    with pytest.raises(ValueError, match=r"n_heads"):
+        aj.adam_mini(1e-3, dim=64, n_heads=0)
+    with pytest.raises(ValueError, match=r"(?i)beta1"):
+        aj.adam_mini(1e-3, b1=1.5, dim=64, n_heads=4)
+    with pytest.raises(ValueError, match=r"`mode` is 'x'"):
+        aj.adagc(mode="x")
+    with pytest.raises(ValueError, match=r"(?i)beta"):
+        aj.adagc(beta=1.0)
+    with pytest.raises(ValueError, match=r"`t_start` must be an integer >= 0"):
+        aj.adagc(t_start=-1)
+
+
+def test_adagc_errors_name_the_argument():
+    with pytest.raises(JaxRuntimeError, match=r"adamant_adagc: `gamma` has 2 elements, expected 3"):
+        jax.block_until_ready(aj.adagc_update(jnp.ones((3,)), jnp.zeros((2,)), COUNT))
+    with pytest.raises(JaxRuntimeError, match=r"`count` is -1"):
+        jax.block_until_ready(aj.adagc_update(jnp.ones((3,)), jnp.zeros((3,)), jnp.int32(-1)))
+    gamma = np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match=r"`gamma` has 2 elements, expected 3"):
+        an.adagc(np.ones(3, np.float32), gamma, count=0)

@@ -20,6 +20,8 @@ pub const API_MINOR: i32 = 1;
 pub const EXTENSION_METADATA: i32 = 1;
 /// `XLA_FFI_ArgType_BUFFER` / `XLA_FFI_RetType_BUFFER`.
 pub const BUFFER: i32 = 1;
+/// `XLA_FFI_AttrType_ARRAY`.
+pub const ATTR_ARRAY: i32 = 1;
 /// `XLA_FFI_AttrType_SCALAR`.
 pub const ATTR_SCALAR: i32 = 3;
 /// `XLA_FFI_AttrType_STRING`.
@@ -178,6 +180,17 @@ pub struct Scalar {
     pub dtype: i32,
     /// Address of the value.
     pub value: *const c_void,
+}
+
+/// `XLA_FFI_Array` (a dense array attribute).
+#[repr(C)]
+pub struct Array {
+    /// `XLA_FFI_DataType` of the elements (int enum).
+    pub dtype: i32,
+    /// Element count.
+    pub size: usize,
+    /// First element.
+    pub data: *const c_void,
 }
 
 /// `XLA_FFI_Attrs` (sorted by name).
@@ -346,6 +359,9 @@ const _: () = {
     assert!(size_of::<ByteSpan>() == 16);
     assert!(offset_of!(Scalar, value) == 8);
     assert!(size_of::<Scalar>() == 16);
+    assert!(offset_of!(Array, size) == 8);
+    assert!(offset_of!(Array, data) == 16);
+    assert!(size_of::<Array>() == 24);
 };
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! Nothing here reads the contents of a buffer: only the `XLA_FFI_Buffer` descriptors, which
 //! live in host memory on every platform.
 
-use super::api::{self, dtype, Api, Args, Attrs, Buffer, ByteSpan, CallFrame, Scalar};
+use super::api::{self, dtype, Api, Args, Array, Attrs, Buffer, ByteSpan, CallFrame, Scalar};
 use core::ffi::c_void;
 use std::ffi::CString;
 
@@ -206,6 +206,43 @@ impl<'a> Frame<'a> {
         self.list(&self.frame.args, names, "argument")
     }
 
+    /// The arguments `names`, optionally followed by one more buffer `optional` (a trailing
+    /// argument added later, so frames built for the earlier signature keep working).
+    pub fn args_opt<const N: usize>(
+        &self,
+        names: [&'static str; N],
+        optional: &'static str,
+    ) -> Result<([BufView; N], Option<BufView>), Fail> {
+        let list = &self.frame.args;
+        if list.size != N as i64 + 1 {
+            return Ok((self.args(names)?, None));
+        }
+        let head = self.args_prefix(list, names)?;
+        // SAFETY: `N < list.size`; the list is XLA's for this call.
+        let last = unsafe { read_buffer(list, N, optional, "argument", self.target)? };
+        Ok((head, Some(last)))
+    }
+
+    fn args_prefix<const N: usize>(
+        &self,
+        list: &Args,
+        names: [&'static str; N],
+    ) -> Result<[BufView; N], Fail> {
+        let mut out = [BufView {
+            name: "",
+            dtype: 0,
+            data: core::ptr::null_mut(),
+            len: 0,
+            rank: 0,
+            dims: core::ptr::null(),
+        }; N];
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: the caller checked `N <= list.size`; the list is XLA's for this call.
+            *o = unsafe { read_buffer(list, i, names[i], "argument", self.target)? };
+        }
+        Ok(out)
+    }
+
     /// The results, checked to be exactly `names.len()` buffers.
     pub fn rets<const N: usize>(&self, names: [&'static str; N]) -> Result<[BufView; N], Fail> {
         self.list(&self.frame.rets, names, "result")
@@ -240,12 +277,36 @@ impl<'a> Frame<'a> {
         Ok(out)
     }
 
+    /// Number of arguments XLA passed (for handlers with an optional trailing argument).
+    pub fn arg_count(&self) -> usize {
+        self.frame.args.size.max(0) as usize
+    }
+
     /// Read the scalar attributes: every name in `accepted` must be present and no other name
     /// may appear. Values are returned in the order of `accepted`.
     pub fn attrs<const N: usize>(
         &self,
         accepted: [&'static str; N],
     ) -> Result<[AttrValue; N], Fail> {
+        let out = self.attrs_opt(accepted)?;
+        let mut vals = [AttrValue::Int(0); N];
+        for k in 0..N {
+            vals[k] = out[k].ok_or_else(|| {
+                Fail::invalid(format!(
+                    "{}: missing attribute `{}`",
+                    self.target, accepted[k]
+                ))
+            })?;
+        }
+        Ok(vals)
+    }
+
+    /// Read the attributes, each optional: no name outside `accepted` may appear. Scalars
+    /// and one-dimensional integer arrays are accepted.
+    pub fn attrs_opt<const N: usize>(
+        &self,
+        accepted: [&'static str; N],
+    ) -> Result<[Option<AttrValue>; N], Fail> {
         let attrs: &Attrs = &self.frame.attrs;
         let mut out: [Option<AttrValue>; N] = [None; N];
         for i in 0..attrs.size.max(0) as usize {
@@ -265,6 +326,23 @@ impl<'a> Frame<'a> {
                     accepted.join(", ")
                 )));
             };
+            if ty == api::ATTR_ARRAY {
+                // SAFETY: an ARRAY attribute points to an `XLA_FFI_Array`.
+                let a = unsafe { &*(value as *const Array) };
+                if !matches!(a.dtype, dtype::S64 | dtype::S32) || (a.size > 0 && a.data.is_null()) {
+                    return Err(Fail::invalid(format!(
+                        "{}: attribute `{name}` must be an int64 or int32 array (got {})",
+                        self.target,
+                        dtype::name(a.dtype)
+                    )));
+                }
+                out[k] = Some(AttrValue::Ints {
+                    dtype: a.dtype,
+                    data: a.data,
+                    len: a.size,
+                });
+                continue;
+            }
             if ty != api::ATTR_SCALAR {
                 return Err(Fail::invalid(format!(
                     "{}: attribute `{name}` must be a scalar (got attribute kind {ty})",
@@ -282,16 +360,7 @@ impl<'a> Frame<'a> {
                 ))
             })?);
         }
-        let mut vals = [AttrValue::Int(0); N];
-        for k in 0..N {
-            vals[k] = out[k].ok_or_else(|| {
-                Fail::invalid(format!(
-                    "{}: missing attribute `{}`",
-                    self.target, accepted[k]
-                ))
-            })?;
-        }
-        Ok(vals)
+        Ok(out)
     }
 }
 
@@ -311,6 +380,16 @@ pub enum AttrValue {
     Float(f64),
     /// An integer or boolean attribute.
     Int(i64),
+    /// A one-dimensional integer array attribute (`XLA_FFI_Array`, int64 or int32), valid
+    /// for the duration of the call.
+    Ints {
+        /// `S64` or `S32`.
+        dtype: i32,
+        /// First element.
+        data: *const c_void,
+        /// Element count.
+        len: usize,
+    },
 }
 
 impl AttrValue {
@@ -319,6 +398,7 @@ impl AttrValue {
         match self {
             AttrValue::Float(x) => x,
             AttrValue::Int(i) => i as f64,
+            AttrValue::Ints { .. } => f64::NAN,
         }
     }
     /// As a flag: nonzero is true.
@@ -326,6 +406,41 @@ impl AttrValue {
         match self {
             AttrValue::Float(x) => x != 0.0,
             AttrValue::Int(i) => i != 0,
+            AttrValue::Ints { len, .. } => len != 0,
+        }
+    }
+    /// As an integer: integers as they are, floats only when integral.
+    pub fn int(self) -> Option<i64> {
+        match self {
+            AttrValue::Int(i) => Some(i),
+            AttrValue::Float(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Some(x as i64),
+            _ => None,
+        }
+    }
+    /// As a list of integers: an array attribute, or a scalar integer as one element.
+    pub fn ints(self) -> Option<Vec<i64>> {
+        match self {
+            AttrValue::Ints {
+                dtype: d,
+                data,
+                len,
+            } => {
+                let mut v = Vec::with_capacity(len);
+                for i in 0..len {
+                    // SAFETY: XLA keeps `len` elements of dtype `d` at `data` for the call;
+                    // unaligned reads keep this independent of attribute storage packing.
+                    v.push(unsafe {
+                        if d == dtype::S64 {
+                            (data as *const i64).add(i).read_unaligned()
+                        } else {
+                            (data as *const i32).add(i).read_unaligned() as i64
+                        }
+                    });
+                }
+                Some(v)
+            }
+            AttrValue::Int(i) => Some(vec![i]),
+            AttrValue::Float(_) => None,
         }
     }
 }

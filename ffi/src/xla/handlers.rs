@@ -9,9 +9,13 @@
 //! static attributes. On the host (CPU platform) reading those scalars is reading host memory.
 
 use super::api::{self, dtype, CallFrame, Error};
-use super::frame::{enter, error, BufView, Fail, Frame, Stage};
+use super::frame::{enter, error, AttrValue, BufView, Fail, Frame, Stage};
 use super::run::{self, Tensor};
-use adamant_core::{AdamConfig, LionConfig, SgdConfig};
+use adamant_core::clip::{AdaGcConfig, AdaGcMode};
+use adamant_core::feedback::ErrorStorage;
+use adamant_core::loco::LocoConfig;
+use adamant_core::quant::Bits;
+use adamant_core::{AdamConfig, AdamMiniConfig, LionConfig, SgdConfig};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 fn handle(
@@ -113,6 +117,36 @@ fn read_lr(target: &str, b: &BufView) -> Result<f64, Fail> {
     })
 }
 
+/// A one-element f32 buffer (on the CPU platform: host memory).
+fn read_f32(target: &str, b: &BufView) -> Result<f32, Fail> {
+    scalar_check(target, b, &[dtype::F32])?;
+    // SAFETY: one f32 element; on the CPU platform buffers are host memory.
+    Ok(unsafe { (b.data as *const f32).read_unaligned() })
+}
+
+/// The arguments `names` plus an optional trailing `clip_coef` (f32 scalar, default 1:
+/// handlers called without it keep their earlier signature).
+fn args_clip<const N: usize>(
+    f: &Frame<'_>,
+    names: [&'static str; N],
+) -> Result<([BufView; N], f32), Fail> {
+    let (bufs, clip) = f.args_opt(names, "clip_coef")?;
+    let clip = match clip {
+        Some(c) => read_f32(f.target, &c)?,
+        None => 1.0,
+    };
+    Ok((bufs, clip))
+}
+
+/// An integer attribute (integral floats accepted).
+fn int_attr(target: &str, name: &str, v: AttrValue) -> Result<i64, Fail> {
+    v.int().ok_or_else(|| {
+        Fail::invalid(format!(
+            "{target}: attribute `{name}` must be an integer, got {v:?}"
+        ))
+    })
+}
+
 /// optax's `count` (steps applied so far) from its one-element buffer.
 fn read_count(target: &str, b: &BufView) -> Result<u64, Fail> {
     scalar_check(target, b, &[dtype::S32, dtype::S64])?;
@@ -129,8 +163,8 @@ fn read_count(target: &str, b: &BufView) -> Result<u64, Fail> {
 
 fn adam_body(f: &Frame<'_>) -> Result<(), Fail> {
     let t = f.target;
-    let [p, g, m, v, lr, count] =
-        f.args(["param", "grad", "exp_avg", "exp_avg_sq", "lr", "count"])?;
+    let ([p, g, m, v, lr, count], clip) =
+        args_clip(f, ["param", "grad", "exp_avg", "exp_avg_sq", "lr", "count"])?;
     let [po, mo, vo] = f.rets(["param_out", "exp_avg_out", "exp_avg_sq_out"])?;
     let [beta1, beta2, eps, wd, decoupled] =
         f.attrs(["beta1", "beta2", "eps", "weight_decay", "decoupled"])?;
@@ -168,6 +202,7 @@ fn adam_body(f: &Frame<'_>) -> Result<(), Fail> {
             copies[2].1,
             lr,
             count,
+            clip,
             config,
         )
     }
@@ -175,7 +210,7 @@ fn adam_body(f: &Frame<'_>) -> Result<(), Fail> {
 
 fn lion_body(f: &Frame<'_>) -> Result<(), Fail> {
     let t = f.target;
-    let [p, g, m, lr, count] = f.args(["param", "grad", "exp_avg", "lr", "count"])?;
+    let ([p, g, m, lr, count], clip) = args_clip(f, ["param", "grad", "exp_avg", "lr", "count"])?;
     let [po, mo] = f.rets(["param_out", "exp_avg_out"])?;
     let [beta1, beta2, wd] = f.attrs(["beta1", "beta2", "weight_decay"])?;
     for a in [&g, &m] {
@@ -218,6 +253,7 @@ fn lion_body(f: &Frame<'_>) -> Result<(), Fail> {
             copies[1].1,
             lr,
             count,
+            clip,
             config,
         )
     }
@@ -225,7 +261,8 @@ fn lion_body(f: &Frame<'_>) -> Result<(), Fail> {
 
 fn sgd_body(f: &Frame<'_>) -> Result<(), Fail> {
     let t = f.target;
-    let [p, g, b, lr, count] = f.args(["param", "grad", "momentum_buffer", "lr", "count"])?;
+    let ([p, g, b, lr, count], clip) =
+        args_clip(f, ["param", "grad", "momentum_buffer", "lr", "count"])?;
     let [po, bo] = f.rets(["param_out", "momentum_buffer_out"])?;
     let [momentum, dampening, wd, nesterov] =
         f.attrs(["momentum", "dampening", "weight_decay", "nesterov"])?;
@@ -271,6 +308,7 @@ fn sgd_body(f: &Frame<'_>) -> Result<(), Fail> {
             copies[1].1,
             lr,
             count,
+            clip,
             config,
         )
     }
@@ -294,7 +332,8 @@ fn combine_body(f: &Frame<'_>) -> Result<(), Fail> {
 
 /// XLA FFI handler `adamant_adam` (CPU): one Adam/AdamW step on one tensor.
 ///
-/// Arguments `(param, grad, exp_avg, exp_avg_sq, lr, count)`, results
+/// Arguments `(param, grad, exp_avg, exp_avg_sq, lr, count[, clip_coef])` (`clip_coef`: f32
+/// scalar multiplying the gradient inside the pass, e.g. AdaGC's; default 1), results
 /// `(param_out, exp_avg_out, exp_avg_sq_out)`; attributes `beta1, beta2, eps, weight_decay`
 /// (floats) and `decoupled` (bool: AdamW). Computes `adamant_core::rules::adam::adam_elem`
 /// per element with step `count + 1`.
@@ -306,7 +345,8 @@ pub unsafe extern "C" fn adamant_xla_adam(frame: *mut CallFrame) -> *mut Error {
     handle(frame, "adamant_adam", adam_body)
 }
 
-/// XLA FFI handler `adamant_lion` (CPU): arguments `(param, grad, exp_avg, lr, count)`,
+/// XLA FFI handler `adamant_lion` (CPU): arguments `(param, grad, exp_avg, lr, count[,
+/// clip_coef])`,
 /// results `(param_out, exp_avg_out)`, attributes `beta1, beta2, weight_decay`
 /// (`adamant_core::rules::lion::lion_elem`).
 ///
@@ -317,7 +357,8 @@ pub unsafe extern "C" fn adamant_xla_lion(frame: *mut CallFrame) -> *mut Error {
     handle(frame, "adamant_lion", lion_body)
 }
 
-/// XLA FFI handler `adamant_sgd` (CPU): arguments `(param, grad, momentum_buffer, lr, count)`
+/// XLA FFI handler `adamant_sgd` (CPU): arguments `(param, grad, momentum_buffer, lr, count[,
+/// clip_coef])`
 /// (`momentum_buffer` empty when `momentum == 0`), results `(param_out, momentum_buffer_out)`,
 /// attributes `momentum, dampening, weight_decay, nesterov`
 /// (`adamant_core::rules::sgd::sgd_elem`).
@@ -347,4 +388,382 @@ pub unsafe extern "C" fn adamant_xla_sum_sq_partials(frame: *mut CallFrame) -> *
 #[no_mangle]
 pub unsafe extern "C" fn adamant_xla_combine(frame: *mut CallFrame) -> *mut Error {
     handle(frame, "adamant_combine", combine_body)
+}
+
+fn mini_config(b1: AttrValue, b2: AttrValue, eps: AttrValue, wd: AttrValue) -> AdamMiniConfig {
+    AdamMiniConfig {
+        lr: 0.0,
+        beta1: b1.f64(),
+        beta2: b2.f64(),
+        eps: eps.f64(),
+        weight_decay: wd.f64(),
+        stochastic_rounding_seed: None,
+    }
+}
+
+fn adam_mini_body(f: &Frame<'_>) -> Result<(), Fail> {
+    let t = f.target;
+    let [p, g, m, v, lr, count, clip] = f.args([
+        "param",
+        "grad",
+        "exp_avg",
+        "exp_avg_sq",
+        "lr",
+        "count",
+        "clip_coef",
+    ])?;
+    let [po, mo, vo] = f.rets(["param_out", "exp_avg_out", "exp_avg_sq_out"])?;
+    let [beta1, beta2, eps, wd, layout, block_len, segments] = f.attrs_opt([
+        "beta1",
+        "beta2",
+        "eps",
+        "weight_decay",
+        "layout",
+        "block_len",
+        "segments",
+    ])?;
+    let need = |v: Option<AttrValue>, name: &str| {
+        v.ok_or_else(|| Fail::invalid(format!("{t}: missing attribute `{name}`")))
+    };
+    let (beta1, beta2, eps, wd) = (
+        need(beta1, "beta1")?,
+        need(beta2, "beta2")?,
+        need(eps, "eps")?,
+        need(wd, "weight_decay")?,
+    );
+    let kind = int_attr(t, "layout", need(layout, "layout")?)?;
+    let block_len = match block_len {
+        Some(b) => int_attr(t, "block_len", b)?,
+        None => 0,
+    };
+    let segs = match segments {
+        Some(s) if kind == run::layout_kind::SEGMENTS => run::segments_from(
+            t,
+            &s.ints().ok_or_else(|| {
+                Fail::invalid(format!("{t}: attribute `segments` must be an int64 array"))
+            })?,
+        )?,
+        Some(_) => {
+            return Err(Fail::invalid(format!(
+                "{t}: attribute `segments` is only accepted with `layout` = 4 (segments)"
+            )))
+        }
+        None if kind == run::layout_kind::SEGMENTS => {
+            return Err(Fail::invalid(format!(
+                "{t}: `layout` = 4 (segments) needs attribute `segments`"
+            )))
+        }
+        None => Vec::new(),
+    };
+    let layout = run::layout_from(t, kind, block_len, &segs)?;
+    same_shape(t, &g, &p)?;
+    same_shape(t, &m, &p)?;
+    same_as(t, &po, &p)?;
+    same_as(t, &mo, &m)?;
+    same_as(t, &vo, &v)?;
+    let lr = read_lr(t, &lr)?;
+    let count = read_count(t, &count)?;
+    let clip = read_f32(t, &clip)?;
+    let config = mini_config(beta1, beta2, eps, wd);
+    let named = |b: &BufView, name| Tensor { name, ..tensor(b) };
+    let copies = [
+        (tensor(&p), named(&po, "param")),
+        (tensor(&m), named(&mo, "exp_avg")),
+        (tensor(&v), named(&vo, "exp_avg_sq")),
+    ];
+    // SAFETY: descriptors from XLA for this call; results match their inputs.
+    unsafe {
+        run::adam_mini(
+            t,
+            &copies,
+            copies[0].1,
+            tensor(&g),
+            copies[1].1,
+            copies[2].1,
+            &layout,
+            lr,
+            count,
+            clip,
+            config,
+        )
+    }
+}
+
+fn adam_mini_partials_body(f: &Frame<'_>) -> Result<(), Fail> {
+    let [g, clip] = f.args(["grad", "clip_coef"])?;
+    let [out] = f.rets(["partials"])?;
+    f.attrs::<0>([])?;
+    let clip = read_f32(f.target, &clip)?;
+    // SAFETY: descriptors from XLA for this call.
+    unsafe { run::adam_mini_partials(f.target, tensor(&g), clip, tensor(&out)) }
+}
+
+fn adam_mini_block_body(f: &Frame<'_>) -> Result<(), Fail> {
+    let t = f.target;
+    let [p, g, m, v, sum_sq, lr, count, clip] = f.args([
+        "param",
+        "grad",
+        "exp_avg",
+        "exp_avg_sq",
+        "sum_sq",
+        "lr",
+        "count",
+        "clip_coef",
+    ])?;
+    let [po, mo, vo] = f.rets(["param_out", "exp_avg_out", "exp_avg_sq_out"])?;
+    let [beta1, beta2, eps, wd, block_numel] =
+        f.attrs(["beta1", "beta2", "eps", "weight_decay", "block_numel"])?;
+    let block_numel = int_attr(t, "block_numel", block_numel)?;
+    if block_numel <= 0 {
+        return Err(Fail::invalid(format!(
+            "{t}: attribute `block_numel` is {block_numel}; it must be > 0"
+        )));
+    }
+    same_shape(t, &g, &p)?;
+    same_shape(t, &m, &p)?;
+    same_as(t, &po, &p)?;
+    same_as(t, &mo, &m)?;
+    same_as(t, &vo, &v)?;
+    let sum_sq = read_f32(t, &sum_sq)?;
+    let lr = read_lr(t, &lr)?;
+    let count = read_count(t, &count)?;
+    let clip = read_f32(t, &clip)?;
+    let config = mini_config(beta1, beta2, eps, wd);
+    let named = |b: &BufView, name| Tensor { name, ..tensor(b) };
+    let copies = [
+        (tensor(&p), named(&po, "param")),
+        (tensor(&m), named(&mo, "exp_avg")),
+        (tensor(&v), named(&vo, "exp_avg_sq")),
+    ];
+    // SAFETY: descriptors from XLA for this call; results match their inputs.
+    unsafe {
+        run::adam_mini_block(
+            t,
+            &copies,
+            copies[0].1,
+            tensor(&g),
+            copies[1].1,
+            copies[2].1,
+            sum_sq,
+            block_numel as u64,
+            lr,
+            count,
+            clip,
+            config,
+        )
+    }
+}
+
+fn adagc_body(f: &Frame<'_>) -> Result<(), Fail> {
+    let t = f.target;
+    let [sums, gamma, count] = f.args(["tensor_sums", "gamma", "count"])?;
+    let [coefs, gamma_out, norm] = f.rets(["coefs", "gamma_out", "global_norm"])?;
+    let [max_norm, lambda_rel, beta, eps, t_start, global] =
+        f.attrs(["max_norm", "lambda_rel", "beta", "eps", "t_start", "global"])?;
+    let t_start = int_attr(t, "t_start", t_start)?;
+    if t_start < 0 {
+        return Err(Fail::invalid(format!(
+            "{t}: attribute `t_start` is {t_start}; it must be >= 0"
+        )));
+    }
+    same_as(t, &gamma_out, &gamma)?;
+    let count = read_count(t, &count)?;
+    let config = AdaGcConfig {
+        lambda_rel: lambda_rel.f64(),
+        beta: beta.f64(),
+        eps: eps.f64(),
+        t_start: t_start as u64,
+        max_norm: max_norm.f64(),
+        mode: if global.flag() {
+            AdaGcMode::Global
+        } else {
+            AdaGcMode::PerTensor
+        },
+    };
+    let g_in = tensor(&gamma);
+    let g_out = Tensor {
+        name: "gamma",
+        ..tensor(&gamma_out)
+    };
+    let copy = (g_in.data != g_out.data).then_some((g_in, g_out));
+    // SAFETY: descriptors from XLA for this call.
+    unsafe {
+        run::adagc(
+            t,
+            copy,
+            tensor(&sums),
+            g_out,
+            tensor(&coefs),
+            tensor(&norm),
+            count,
+            config,
+        )
+    }
+}
+
+fn loco_config(
+    t: &str,
+    err_beta: AttrValue,
+    group_len: AttrValue,
+    bits: AttrValue,
+    storage: AttrValue,
+    reset_every: AttrValue,
+) -> Result<LocoConfig, Fail> {
+    let group_len = int_attr(t, "group_len", group_len)?;
+    let bits = int_attr(t, "bits", bits)?;
+    let reset_every = int_attr(t, "reset_every", reset_every)?;
+    if group_len <= 0 {
+        return Err(Fail::invalid(format!(
+            "{t}: `group_len` is {group_len}; it must be > 0"
+        )));
+    }
+    if reset_every < 0 {
+        return Err(Fail::invalid(format!(
+            "{t}: `reset_every` is {reset_every}; it must be >= 0"
+        )));
+    }
+    let bits = u32::try_from(bits)
+        .ok()
+        .and_then(Bits::from_u32)
+        .ok_or_else(|| Fail::invalid(format!("{t}: `bits` is {bits}; accepted: 4, 8")))?;
+    let error_storage: ErrorStorage =
+        run::error_storage(t, int_attr(t, "error_storage", storage)?)?;
+    Ok(LocoConfig {
+        err_beta: err_beta.f64(),
+        group_len: group_len as usize,
+        bits,
+        error_storage,
+        reset_every: reset_every as u64,
+    })
+}
+
+fn loco_compress_body(f: &Frame<'_>) -> Result<(), Fail> {
+    let t = f.target;
+    let [g, e, count] = f.args(["grad", "err", "count"])?;
+    let [packed, e_out] = f.rets(["packed", "err_out"])?;
+    let [world, err_beta, group_len, bits, storage, reset_every] = f.attrs([
+        "world",
+        "err_beta",
+        "group_len",
+        "bits",
+        "error_storage",
+        "reset_every",
+    ])?;
+    same_as(t, &e_out, &e)?;
+    let world = int_attr(t, "world", world)?;
+    let config = loco_config(t, err_beta, group_len, bits, storage, reset_every)?;
+    let count = read_count(t, &count)?;
+    let e_in = tensor(&e);
+    let e_o = Tensor {
+        name: "err",
+        ..tensor(&e_out)
+    };
+    let copy = (e_in.data != e_o.data).then_some((e_in, e_o));
+    // SAFETY: descriptors from XLA for this call.
+    unsafe {
+        run::loco_compress(
+            t,
+            copy,
+            tensor(&g),
+            e_o,
+            tensor(&packed),
+            count,
+            config,
+            world,
+        )
+    }
+}
+
+fn loco_decompress_reduce_body(f: &Frame<'_>) -> Result<(), Fail> {
+    let t = f.target;
+    let [received] = f.args(["received"])?;
+    let [out] = f.rets(["out"])?;
+    let [world, group_len, bits] = f.attrs(["world", "group_len", "bits"])?;
+    let world = int_attr(t, "world", world)?;
+    let group_len = int_attr(t, "group_len", group_len)?;
+    let bits = int_attr(t, "bits", bits)?;
+    // SAFETY: descriptors from XLA for this call.
+    unsafe {
+        run::loco_decompress_reduce(t, tensor(&received), tensor(&out), world, group_len, bits)
+    }
+}
+
+/// XLA FFI handler `adamant_adam_mini` (CPU): one Adam-mini step on one whole tensor.
+///
+/// Arguments `(param, grad, exp_avg, exp_avg_sq, lr, count, clip_coef)` (`exp_avg_sq`: one
+/// entry per block), results `(param_out, exp_avg_out, exp_avg_sq_out)`; attributes `beta1,
+/// beta2, eps, weight_decay` (floats), `layout` (0 element, 1 rows, 2 heads, 3 tensor,
+/// 4 segments), `block_len` (row length or head size) and `segments` (int64 `(len,
+/// block_len)` pairs, `block_len` 0 for an element segment). Computes
+/// `adamant_core::rules::adam_mini::apply_tensor` (`block_second_moment`, `block_scale`,
+/// `adam_mini_elem`).
+///
+/// # Safety
+/// Called by XLA with a valid call frame.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_xla_adam_mini(frame: *mut CallFrame) -> *mut Error {
+    handle(frame, "adamant_adam_mini", adam_mini_body)
+}
+
+/// XLA FFI handler `adamant_adam_mini_partials` (CPU): arguments `(grad, clip_coef)`, result
+/// f32[`ceil(n/4096)`]: the per-tile canonical sums of `(g*clip_coef)^2` of this shard's piece
+/// of a block (`adamant_core::rules::adam_mini::grad_sq_partials`).
+///
+/// # Safety
+/// Called by XLA with a valid call frame.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_xla_adam_mini_partials(frame: *mut CallFrame) -> *mut Error {
+    handle(frame, "adamant_adam_mini_partials", adam_mini_partials_body)
+}
+
+/// XLA FFI handler `adamant_adam_mini_block` (CPU): one shard's piece of a block that spans
+/// shards. Arguments `(param, grad, exp_avg, exp_avg_sq[1], sum_sq, lr, count, clip_coef)`
+/// with `sum_sq` the block's combined sum, results `(param_out, exp_avg_out,
+/// exp_avg_sq_out)`; attributes `beta1, beta2, eps, weight_decay, block_numel` (the block's
+/// global element count). `block_update` then `adam_mini_slice`.
+///
+/// # Safety
+/// Called by XLA with a valid call frame.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_xla_adam_mini_block(frame: *mut CallFrame) -> *mut Error {
+    handle(frame, "adamant_adam_mini_block", adam_mini_block_body)
+}
+
+/// XLA FFI handler `adamant_adagc` (CPU): arguments `(tensor_sums f32[N], gamma, count)`,
+/// results `(coefs f32[N], gamma_out, global_norm f32[])`; attributes `max_norm, lambda_rel,
+/// beta, eps` (floats), `t_start` (int), `global` (bool). `adamant_core::clip::AdaGc::plan`
+/// then `commit` (`adagc_tensor` per tensor).
+///
+/// # Safety
+/// Called by XLA with a valid call frame.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_xla_adagc(frame: *mut CallFrame) -> *mut Error {
+    handle(frame, "adamant_adagc", adagc_body)
+}
+
+/// XLA FFI handler `adamant_loco_compress` (CPU): arguments `(grad, err, count)`, results
+/// `(packed u8[world*chunk_len], err_out)`; attributes `world, group_len, bits,
+/// error_storage, reset_every` (ints), `err_beta` (float). `adamant_core::loco::compress`
+/// with one hop.
+///
+/// # Safety
+/// Called by XLA with a valid call frame.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_xla_loco_compress(frame: *mut CallFrame) -> *mut Error {
+    handle(frame, "adamant_loco_compress", loco_compress_body)
+}
+
+/// XLA FFI handler `adamant_loco_decompress_reduce` (CPU): argument `received`
+/// (u8, `world` chunks in rank order), result f32[shard_len]; attributes `world, group_len,
+/// bits`. `adamant_core::loco::decompress_reduce` with one hop.
+///
+/// # Safety
+/// Called by XLA with a valid call frame.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_xla_loco_decompress_reduce(frame: *mut CallFrame) -> *mut Error {
+    handle(
+        frame,
+        "adamant_loco_decompress_reduce",
+        loco_decompress_reduce_body,
+    )
 }

@@ -5,12 +5,18 @@
 //! - [`frame`] reads the metadata query (API 0.1, accepted by jaxlib 0.6 through 0.10), stages,
 //!   argument/attribute checks, errors through `XLA_FFI_Error_Create` naming the argument.
 //! - [`run`] has the checked steps shared by both entry points (core's slice kernels).
-//! - [`handlers`] exports `adamant_xla_{adam,lion,sgd,sum_sq_partials,combine}`.
-//! - [`host`] exports `adamant_host_{adam,lion,sgd,sum_sq_partials,combine}`.
+//! - [`handlers`] exports `adamant_xla_{adam,lion,sgd,sum_sq_partials,combine}`,
+//!   `adamant_xla_adam_mini{,_partials,_block}`, `adamant_xla_adagc` and
+//!   `adamant_xla_loco_{compress,decompress_reduce}`; adam/lion/sgd take an optional trailing
+//!   `clip_coef` buffer (AdaGC's coefficient, applied inside the rule's pass).
+//! - [`host`] exports the matching `adamant_host_*` entry points, plus
+//!   `adamant_host_adam_mini_classify` (core's official name rules) and
+//!   `adamant_host_loco_layout`.
 //!
-//! Sharded statistics (global-norm clipping now; Adam-mini and AdaGC later) run in two phases:
-//! `sum_sq_partials` on each shard, an all-gather of the per-tile results in global tile order,
-//! then `combine`, so shards cut at 4096-element tile boundaries reproduce the unsharded bits.
+//! Sharded statistics (global norms, AdaGC's per-tensor norms, Adam-mini blocks that span
+//! shards) run in two phases: per-tile partials on each shard, an all-gather of the tile
+//! results in global tile order, then `combine`, so shards cut at 4096-element tile
+//! boundaries reproduce the unsharded bits.
 
 pub mod api;
 pub mod fpenv;
@@ -21,3 +27,5 @@ pub mod run;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;

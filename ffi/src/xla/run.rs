@@ -5,12 +5,21 @@
 
 use super::api::dtype;
 use super::frame::Fail;
+use adamant_core::clip::{AdaGc, AdaGcConfig, AdaGcMode};
+use adamant_core::feedback::{ErrorBuf, ErrorStorage};
+use adamant_core::loco::{self, Loco, LocoConfig, LocoLayout};
+use adamant_core::quant::Bits;
 use adamant_core::reduce;
 use adamant_core::rules::adam::{adam_slice, AdamState};
+use adamant_core::rules::adam_mini::{
+    adam_mini_slice, apply_tensor, block_update, grad_sq_partials, AdamMiniScalars, Path,
+};
 use adamant_core::rules::lion::lion_slice;
 use adamant_core::rules::sgd::sgd_slice;
 use adamant_core::scalars::Sqrt;
+use adamant_core::step::GradPrep;
 use adamant_core::{bf16, f16, Adam, AdamConfig, Begin, Lion, LionConfig, Sgd, SgdConfig};
+use adamant_core::{AdamMini, AdamMiniConfig, BlockLayout, Segment};
 use adamant_core::{Plan, StepOptions};
 use core::ffi::c_void;
 
@@ -42,10 +51,10 @@ const PARAM_DTYPES: &[i32] = &[dtype::F32, dtype::BF16, dtype::F16];
 const STATE_DTYPES: &[i32] = &[dtype::F32, dtype::BF16];
 
 fn elem_size(d: i32) -> usize {
-    if d == dtype::F32 {
-        4
-    } else {
-        2
+    match d {
+        dtype::F32 => 4,
+        dtype::U8 => 1,
+        _ => 2,
     }
 }
 
@@ -121,7 +130,7 @@ fn skip_fail(target: &str, r: adamant_core::SkipReason) -> Fail {
 ///
 /// # Safety
 /// `t` passed [`Tensor::check`] for `T`'s dtype and is not aliased for the returned lifetime.
-unsafe fn slice_mut<'a, T>(t: &Tensor) -> &'a mut [T] {
+pub(crate) unsafe fn slice_mut<'a, T>(t: &Tensor) -> &'a mut [T] {
     if t.len == 0 {
         return &mut [];
     }
@@ -133,7 +142,7 @@ unsafe fn slice_mut<'a, T>(t: &Tensor) -> &'a mut [T] {
 ///
 /// # Safety
 /// As [`slice_mut`], but shared.
-unsafe fn slice<'a, T>(t: &Tensor) -> &'a [T] {
+pub(crate) unsafe fn slice<'a, T>(t: &Tensor) -> &'a [T] {
     if t.len == 0 {
         return &[];
     }
@@ -178,6 +187,26 @@ macro_rules! with_state {
     };
 }
 
+/// Step options for a step at `lr` whose gradient is multiplied by `clip_coef` inside the
+/// rule's pass (`1` changes no bit; core validates it finite and `>= 0`).
+pub fn step_options(lr: f64, clip_coef: f32) -> StepOptions {
+    let mut o = StepOptions::new(lr);
+    if clip_coef != 1.0 {
+        o.clip_coef = Some(clip_coef);
+    }
+    o
+}
+
+/// `clip_coef` must be finite and `>= 0` (core's check, with the argument's name).
+pub fn check_clip(target: &str, clip_coef: f32) -> Result<(), Fail> {
+    if !(clip_coef.is_finite() && clip_coef >= 0.0) {
+        return Err(Fail::invalid(format!(
+            "{target}: `clip_coef` is {clip_coef}; it must be finite and >= 0"
+        )));
+    }
+    Ok(())
+}
+
 /// The 1-based step number for optax's `count` (steps applied so far).
 pub fn step_from_count(target: &str, count: i64) -> Result<u64, Fail> {
     if count < 0 {
@@ -217,9 +246,11 @@ pub unsafe fn adam(
     exp_avg_sq: Tensor,
     lr: f64,
     count: u64,
+    clip_coef: f32,
     config: AdamConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -232,7 +263,7 @@ pub unsafe fn adam(
         ..opt
     };
     let plan = match opt
-        .begin::<f32, _>(&StepOptions::new(lr), [])
+        .begin::<f32, _>(&step_options(lr, clip_coef), [])
         .map_err(|e| step_fail(target, e))?
     {
         Begin::Apply(p) => p,
@@ -273,9 +304,11 @@ pub unsafe fn lion(
     exp_avg: Tensor,
     lr: f64,
     count: u64,
+    clip_coef: f32,
     config: LionConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -284,7 +317,7 @@ pub unsafe fn lion(
     let mut opt = Lion::new(config).map_err(|e| config_fail(target, e))?;
     opt.state.step = count;
     let plan = match opt
-        .begin::<f32, _>(&StepOptions::new(lr), [])
+        .begin::<f32, _>(&step_options(lr, clip_coef), [])
         .map_err(|e| step_fail(target, e))?
     {
         Begin::Apply(p) => p,
@@ -323,9 +356,11 @@ pub unsafe fn sgd(
     momentum_buffer: Tensor,
     lr: f64,
     count: u64,
+    clip_coef: f32,
     config: SgdConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
     let n = param.len;
     param.check(target, PARAM_DTYPES, n)?;
     grad.check(target, PARAM_DTYPES, n)?;
@@ -335,7 +370,7 @@ pub unsafe fn sgd(
     let mut opt = Sgd::new(config).map_err(|e| config_fail(target, e))?;
     opt.state.step = count;
     let plan: Plan<_> = match opt
-        .begin::<f32, _>(&StepOptions::new(lr), [])
+        .begin::<f32, _>(&step_options(lr, clip_coef), [])
         .map_err(|e| step_fail(target, e))?
     {
         Begin::Apply(p) => p,
@@ -392,4 +427,485 @@ pub unsafe fn combine(target: &str, partials: Tensor, out: Tensor) -> Result<(),
     let (p, o) = unsafe { (slice::<f32>(&partials), slice_mut::<f32>(&out)) };
     o[0] = reduce::combine(p);
     Ok(())
+}
+
+// ------------------------------------------------------------------------------ Adam-mini
+
+/// Block layout codes shared by the XLA attributes and the host entry points.
+pub mod layout_kind {
+    /// [`adamant_core::BlockLayout::Element`]: per-element AdamW.
+    pub const ELEMENT: i64 = 0;
+    /// [`adamant_core::BlockLayout::Rows`] with `block_len = row_len`.
+    pub const ROWS: i64 = 1;
+    /// [`adamant_core::BlockLayout::Heads`] with `block_len = head_numel`.
+    pub const HEADS: i64 = 2;
+    /// [`adamant_core::BlockLayout::Tensor`]: one block.
+    pub const TENSOR: i64 = 3;
+    /// [`adamant_core::BlockLayout::Segments`] from `(len, block_len)` pairs (`block_len` 0:
+    /// an element segment).
+    pub const SEGMENTS: i64 = 4;
+}
+
+/// Segments from flat `(len, block_len)` pairs; `block_len == 0` is an element segment.
+pub fn segments_from(target: &str, pairs: &[i64]) -> Result<Vec<Segment>, Fail> {
+    if pairs.len() % 2 != 0 || pairs.is_empty() {
+        return Err(Fail::invalid(format!(
+            "{target}: `segments` must hold (len, block_len) pairs, got {} values",
+            pairs.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(pairs.len() / 2);
+    for p in pairs.chunks_exact(2) {
+        if p[0] < 0 || p[1] < 0 {
+            return Err(Fail::invalid(format!(
+                "{target}: `segments` has a negative length ({}, {})",
+                p[0], p[1]
+            )));
+        }
+        let (len, block_len) = (p[0] as usize, p[1] as usize);
+        out.push(if block_len == 0 {
+            Segment::Element { len }
+        } else {
+            Segment::Blocks { len, block_len }
+        });
+    }
+    Ok(out)
+}
+
+/// The block layout for a kind code and block length (`segments` for [`layout_kind::SEGMENTS`]).
+pub fn layout_from<'a>(
+    target: &str,
+    kind: i64,
+    block_len: i64,
+    segments: &'a [Segment],
+) -> Result<BlockLayout<'a>, Fail> {
+    let bl = || {
+        if block_len <= 0 {
+            Err(Fail::invalid(format!(
+                "{target}: `block_len` is {block_len}; rows and heads layouts need > 0"
+            )))
+        } else {
+            Ok(block_len as usize)
+        }
+    };
+    Ok(match kind {
+        layout_kind::ELEMENT => BlockLayout::Element,
+        layout_kind::ROWS => BlockLayout::Rows { row_len: bl()? },
+        layout_kind::HEADS => BlockLayout::Heads { head_numel: bl()? },
+        layout_kind::TENSOR => BlockLayout::Tensor,
+        layout_kind::SEGMENTS => BlockLayout::Segments(segments),
+        other => {
+            return Err(Fail::invalid(format!(
+                "{target}: `layout` is {other}; accepted: 0 element, 1 rows, 2 heads, \
+                 3 tensor, 4 segments"
+            )))
+        }
+    })
+}
+
+fn layout_fail(target: &str, e: impl core::fmt::Display) -> Fail {
+    Fail::invalid(format!("{target}: block layout: {e}"))
+}
+
+fn mini_plan(
+    target: &str,
+    lr: f64,
+    count: u64,
+    clip_coef: f32,
+    config: AdamMiniConfig,
+) -> Result<Plan<AdamMiniScalars>, Fail> {
+    let mut opt = AdamMini::new(config).map_err(|e| config_fail(target, e))?;
+    opt.state.step = count;
+    match opt
+        .begin::<f32, _>(&step_options(lr, clip_coef), [])
+        .map_err(|e| step_fail(target, e))?
+    {
+        Begin::Apply(p) => Ok(p),
+        Begin::Skip(r) => Err(skip_fail(target, r)),
+    }
+}
+
+/// Adam-mini over one whole tensor held locally, in place (core's
+/// `adamant_core::rules::adam_mini::apply_tensor`, fast path): every block's canonical sum of
+/// the prepared squares, its second moment, then `adam_mini_elem` (element blocks:
+/// `adam_elem`). `exp_avg_sq` holds `layout.state_len(numel)` entries.
+///
+/// # Safety
+/// As [`adam`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn adam_mini(
+    target: &str,
+    copies: &[(Tensor, Tensor)],
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    layout: &BlockLayout<'_>,
+    lr: f64,
+    count: u64,
+    clip_coef: f32,
+    config: AdamMiniConfig,
+) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
+    let n = param.len;
+    param.check(target, PARAM_DTYPES, n)?;
+    grad.check(target, PARAM_DTYPES, n)?;
+    exp_avg.check(target, STATE_DTYPES, n)?;
+    let state_len = layout.state_len(n).map_err(|e| layout_fail(target, e))?;
+    if exp_avg_sq.len != state_len {
+        return Err(Fail::invalid(format!(
+            "{target}: `exp_avg_sq` has {} elements, expected {state_len} (one per block of \
+             the layout)",
+            exp_avg_sq.len
+        )));
+    }
+    exp_avg_sq.check(target, &[exp_avg.dtype], state_len)?;
+    check_disjoint(target, &[param, exp_avg, exp_avg_sq], &[grad])?;
+    let plan = mini_plan(target, lr, count, clip_coef, config)?;
+    // SAFETY: the caller's contract covers every tensor in `copies`.
+    unsafe { copy_in(copies) };
+    with_float!(param.dtype, P, {
+        with_float!(grad.dtype, G, {
+            with_state!(exp_avg.dtype, S, {
+                // SAFETY: checked (dtype, length, alignment) and disjoint, as in `adam`.
+                unsafe {
+                    apply_tensor::<P, G, S>(
+                        slice_mut(&param),
+                        slice(&grad),
+                        slice_mut(&exp_avg),
+                        slice_mut(&exp_avg_sq),
+                        layout,
+                        true,
+                        &plan,
+                        Path::Fast,
+                    )
+                }
+                .map_err(|e| layout_fail(target, e))
+            })
+        })
+    })
+}
+
+/// Phase one of an Adam-mini block split over shards: per-tile (4096) canonical sums of the
+/// prepared squares `(g*clip_coef)^2` of this shard's piece of the block
+/// (`adamant_core::rules::adam_mini::grad_sq_partials`).
+///
+/// # Safety
+/// As [`adam`].
+pub unsafe fn adam_mini_partials(
+    target: &str,
+    grad: Tensor,
+    clip_coef: f32,
+    partials: Tensor,
+) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
+    grad.check(target, PARAM_DTYPES, grad.len)?;
+    partials.check(target, &[dtype::F32], reduce::tile_count(grad.len))?;
+    check_disjoint(target, &[partials], &[grad])?;
+    let prep = GradPrep {
+        grad_scale: 1.0,
+        clip_coef,
+    };
+    with_float!(grad.dtype, G, {
+        // SAFETY: both checked and disjoint.
+        let (g, out) = unsafe { (slice::<G>(&grad), slice_mut::<f32>(&partials)) };
+        grad_sq_partials(g, prep, out).map_err(|e| step_fail(target, e))
+    })
+}
+
+/// Phases two and three of an Adam-mini block split over shards, on one shard's piece:
+/// `exp_avg_sq` (one entry, replicated on every shard) is updated from the block's combined
+/// `sum_sq` over its `block_numel` elements (`block_update`), then `adam_mini_elem` runs on
+/// the piece with the block's scale (`adam_mini_slice`). Every shard computes the same entry.
+///
+/// # Safety
+/// As [`adam`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn adam_mini_block(
+    target: &str,
+    copies: &[(Tensor, Tensor)],
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    sum_sq: f32,
+    block_numel: u64,
+    lr: f64,
+    count: u64,
+    clip_coef: f32,
+    config: AdamMiniConfig,
+) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
+    check_clip(target, clip_coef)?;
+    let n = param.len;
+    param.check(target, PARAM_DTYPES, n)?;
+    grad.check(target, PARAM_DTYPES, n)?;
+    exp_avg.check(target, STATE_DTYPES, n)?;
+    exp_avg_sq.check(target, &[exp_avg.dtype], 1).map_err(|_| {
+        Fail::invalid(format!(
+            "{target}: `exp_avg_sq` must be one element of the dtype of `exp_avg` (the \
+             block's second moment), got {} of {}",
+            exp_avg_sq.len,
+            dtype::name(exp_avg_sq.dtype)
+        ))
+    })?;
+    if block_numel == 0 || (block_numel as u128) < n as u128 {
+        return Err(Fail::invalid(format!(
+            "{target}: `block_numel` is {block_numel}; it must be >= the piece's {n} elements \
+             and > 0"
+        )));
+    }
+    check_disjoint(target, &[param, exp_avg, exp_avg_sq], &[grad])?;
+    let plan = mini_plan(target, lr, count, clip_coef, config)?;
+    // SAFETY: the caller's contract covers every tensor in `copies`.
+    unsafe { copy_in(copies) };
+    with_float!(param.dtype, P, {
+        with_float!(grad.dtype, G, {
+            with_state!(exp_avg.dtype, S, {
+                // SAFETY: checked and disjoint, as in `adam`.
+                unsafe {
+                    let v = &mut slice_mut::<S>(&exp_avg_sq)[0];
+                    let scale = block_update(v, sum_sq, block_numel, &plan.scalars);
+                    adam_mini_slice::<P, G, S>(
+                        slice_mut(&param),
+                        slice(&grad),
+                        slice_mut(&exp_avg),
+                        scale,
+                        &plan,
+                    );
+                }
+                Ok(())
+            })
+        })
+    })
+}
+
+// ------------------------------------------------------------------------------ AdaGC
+
+/// AdaGC for one step (plan and commit together: adamant's JAX and numpy steps never skip):
+/// from the per-tensor sums of squares `tensor_sums` (f32, tensor order), write each tensor's
+/// clip coefficient into `coefs` and the global norm into `global_norm`, and advance `gamma`
+/// (`adamant_core::clip::AdaGc::{plan, commit}`; a non-finite norm gives coefficients 1 and
+/// leaves `gamma` unchanged). `count` is the number of steps already applied.
+///
+/// # Safety
+/// As [`adam`]; `gamma_copy` is `(gamma_in, gamma)` when XLA did not alias them.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn adagc(
+    target: &str,
+    gamma_copy: Option<(Tensor, Tensor)>,
+    tensor_sums: Tensor,
+    gamma: Tensor,
+    coefs: Tensor,
+    global_norm: Tensor,
+    count: u64,
+    config: AdaGcConfig,
+) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
+    let n = tensor_sums.len;
+    let mut clip = AdaGc::new(config).map_err(|e| config_fail(target, e))?;
+    clip.state.step = count;
+    tensor_sums.check(target, &[dtype::F32], n)?;
+    let glen = clip.gamma_len(n);
+    if gamma.len != glen {
+        return Err(Fail::invalid(format!(
+            "{target}: `gamma` has {} elements, expected {glen} ({})",
+            gamma.len,
+            if glen == n && config.mode == AdaGcMode::PerTensor {
+                "one per tensor"
+            } else {
+                "one in global mode"
+            }
+        )));
+    }
+    gamma.check(target, &[dtype::F32], glen)?;
+    if let Some((src, _)) = gamma_copy {
+        src.check(target, &[dtype::F32], glen)?;
+    }
+    coefs.check(target, &[dtype::F32], n)?;
+    global_norm.check(target, &[dtype::F32], 1)?;
+    let mut read = vec![tensor_sums];
+    read.extend(gamma_copy.map(|c| c.0));
+    check_disjoint(target, &[coefs, gamma, global_norm], &read)?;
+    // SAFETY: the caller's contract covers the copy.
+    unsafe { copy_in(gamma_copy.as_slice()) };
+    // SAFETY: every tensor checked and disjoint.
+    let (sums, g, c, norm_out) = unsafe {
+        (
+            slice::<f32>(&tensor_sums),
+            slice_mut::<f32>(&gamma),
+            slice_mut::<f32>(&coefs),
+            slice_mut::<f32>(&global_norm),
+        )
+    };
+    let plan = clip.plan(sums, g, c).map_err(|e| step_fail(target, e))?;
+    clip.commit(sums, g, &plan)
+        .map_err(|e| step_fail(target, e))?;
+    norm_out[0] = plan.global_norm;
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ LoCo
+
+/// A one-hop LoCo layout over `world` ranks.
+pub fn loco_layout(
+    target: &str,
+    len: usize,
+    world: i64,
+    group_len: i64,
+    bits: i64,
+) -> Result<LocoLayout, Fail> {
+    let bits = u32::try_from(bits)
+        .ok()
+        .and_then(Bits::from_u32)
+        .ok_or_else(|| Fail::invalid(format!("{target}: `bits` is {bits}; accepted: 4, 8")))?;
+    if world <= 0 {
+        return Err(Fail::invalid(format!(
+            "{target}: `world` is {world}; it must be > 0"
+        )));
+    }
+    if group_len <= 0 {
+        return Err(Fail::invalid(format!(
+            "{target}: `group_len` is {group_len}; it must be > 0"
+        )));
+    }
+    LocoLayout::new(len, world as usize, 1, group_len as usize, bits).map_err(|e| {
+        Fail::invalid(format!(
+            "{target}: `grad` of {len} elements cannot be cut into `world` = {world} shards \
+             ({e})"
+        ))
+    })
+}
+
+/// LoCo's error storage from a code: 0 f32, 1 8-bit.
+pub fn error_storage(target: &str, code: i64) -> Result<ErrorStorage, Fail> {
+    match code {
+        0 => Ok(ErrorStorage::F32),
+        1 => Ok(ErrorStorage::Int8),
+        other => Err(Fail::invalid(format!(
+            "{target}: `error_storage` is {other}; accepted: 0 (float32), 1 (int8)"
+        ))),
+    }
+}
+
+fn quant_fail(target: &str, e: impl core::fmt::Display) -> Fail {
+    Fail::invalid(format!("{target}: {e}"))
+}
+
+/// LoCo compression of this rank's gradient (`adamant_core::loco::compress`, one hop): `x =
+/// g + e`, 4/8-bit codes of each of the `world` shards into `packed` (chunk `c` goes to rank
+/// `c`), LoCo's error update into `err` (f32: one per element; 8-bit: packed). `count` is
+/// the number of steps already compressed (reset at steps `1, 1 + reset_every, ...`).
+///
+/// # Safety
+/// As [`adam`]; `err_copy` is `(err_in, err)` when XLA did not alias them.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn loco_compress(
+    target: &str,
+    err_copy: Option<(Tensor, Tensor)>,
+    grad: Tensor,
+    err: Tensor,
+    packed: Tensor,
+    count: u64,
+    config: LocoConfig,
+    world: i64,
+) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
+    let mut loco = Loco::new(config).map_err(|e| config_fail(target, e))?;
+    loco.state.step = count;
+    let layout = loco_layout(
+        target,
+        grad.len,
+        world,
+        config.group_len as i64,
+        config.bits.bits() as i64,
+    )?;
+    let plan = loco.begin().map_err(|e| config_fail(target, e))?;
+    grad.check(target, PARAM_DTYPES, grad.len)?;
+    let (err_dtype, err_len) = match config.error_storage {
+        ErrorStorage::F32 => (dtype::F32, layout.error_len(ErrorStorage::F32)),
+        ErrorStorage::Int8 => (dtype::U8, layout.error_len(ErrorStorage::Int8)),
+    };
+    let err_check = |t: &Tensor| {
+        if t.dtype != err_dtype || t.len != err_len {
+            return Err(Fail::invalid(format!(
+                "{target}: `{}` must be {} with {err_len} elements for this layout and \
+                 `error_storage`, got {} with {}",
+                t.name,
+                dtype::name(err_dtype),
+                dtype::name(t.dtype),
+                t.len
+            )));
+        }
+        t.check(target, &[err_dtype], err_len)
+    };
+    err_check(&err)?;
+    if let Some((src, _)) = err_copy {
+        err_check(&src)?;
+    }
+    if packed.dtype != dtype::U8 || packed.len != layout.compress_len() {
+        return Err(Fail::invalid(format!(
+            "{target}: `packed` must be uint8 with {} bytes, got {} with {}",
+            layout.compress_len(),
+            dtype::name(packed.dtype),
+            packed.len
+        )));
+    }
+    packed.check(target, &[dtype::U8], layout.compress_len())?;
+    let mut read = vec![grad];
+    read.extend(err_copy.map(|c| c.0));
+    check_disjoint(target, &[err, packed], &read)?;
+    // SAFETY: the caller's contract covers the copy.
+    unsafe { copy_in(err_copy.as_slice()) };
+    with_float!(grad.dtype, G, {
+        // SAFETY: every tensor checked and disjoint.
+        unsafe {
+            let e = match config.error_storage {
+                ErrorStorage::F32 => ErrorBuf::F32(slice_mut::<f32>(&err)),
+                ErrorStorage::Int8 => ErrorBuf::Int8(slice_mut::<u8>(&err)),
+            };
+            loco::compress::<G>(&plan, &layout, slice(&grad), e, slice_mut(&packed))
+        }
+        .map_err(|e| quant_fail(target, e))
+    })
+}
+
+/// LoCo's final reduction on one rank (`adamant_core::loco::decompress_reduce`, one hop):
+/// `received` holds the `world` chunks this rank was sent, in rank order; `out[i] =
+/// (fold_r deQ_r[i]) / world` for the rank's shard.
+///
+/// # Safety
+/// As [`adam`].
+pub unsafe fn loco_decompress_reduce(
+    target: &str,
+    received: Tensor,
+    out: Tensor,
+    world: i64,
+    group_len: i64,
+    bits: i64,
+) -> Result<(), Fail> {
+    let _ieee = super::fpenv::IeeeGuard::new();
+    let len = out
+        .len
+        .checked_mul(world.max(0) as usize)
+        .ok_or_else(|| Fail::invalid(format!("{target}: `out` is too large")))?;
+    let layout = loco_layout(target, len, world, group_len, bits)?;
+    if received.dtype != dtype::U8 || received.len != layout.received_len() {
+        return Err(Fail::invalid(format!(
+            "{target}: `received` must be uint8 with {} bytes ({world} chunks of {}), got {} \
+             with {}",
+            layout.received_len(),
+            layout.chunk_len(),
+            dtype::name(received.dtype),
+            received.len
+        )));
+    }
+    received.check(target, &[dtype::U8], received.len)?;
+    out.check(target, &[dtype::F32], out.len)?;
+    check_disjoint(target, &[out], &[received])?;
+    // SAFETY: both checked and disjoint.
+    let (r, o) = unsafe { (slice::<u8>(&received), slice_mut::<f32>(&out)) };
+    loco::decompress_reduce(&layout, r, o).map_err(|e| quant_fail(target, e))
 }

@@ -225,7 +225,7 @@ impl Call {
     }
 }
 
-fn adversarial(n: usize, seed: u32) -> Vec<f32> {
+pub(super) fn adversarial(n: usize, seed: u32) -> Vec<f32> {
     const SPECIAL: [u32; 12] = [
         0,
         0x8000_0000,
@@ -679,6 +679,7 @@ fn conformance_host_lion_and_sgd_match_core_step() {
                 0.9,
                 0.99,
                 0.1,
+                1.0,
                 msg.as_mut_ptr(),
                 msg.len(),
             )
@@ -723,6 +724,7 @@ fn conformance_host_lion_and_sgd_match_core_step() {
                 0.0,
                 1e-4,
                 1,
+                1.0,
                 msg.as_mut_ptr(),
                 msg.len(),
             )
@@ -757,6 +759,7 @@ fn conformance_host_lion_and_sgd_match_core_step() {
             0.0,
             0.0,
             0,
+            1.0,
             msg.as_mut_ptr(),
             msg.len(),
         )
