@@ -13,7 +13,7 @@ export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/pip}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q "jax==0.10.2" "jaxlib==0.10.2" optax numpy pytest
+"$VENV/bin/pip" install -q "jax==0.10.2" "jaxlib==0.10.2" "optax==0.2.8" "numpy==2.4.6" "pytest==9.2.0"
 # One pip install of the directory builds the Rust library (cargo build --release -p adamant-ffi)
 # and ships libadamant.so inside the package.
 "$VENV/bin/pip" install -q --force-reinstall --no-deps "$HERE"
