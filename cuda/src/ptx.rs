@@ -29,6 +29,8 @@ pub const MODULES: &[Module] = &[
     module!("lion"),
     module!("reduce"),
     module!("step"),
+    module!("adam_mini"),
+    module!("clip"),
 ];
 
 /// The module named `name`.
