@@ -34,3 +34,18 @@ fn gpu_reductions_match_core_bit_for_bit() {
     let elems = conformance::reduce_matrix(&mut b).expect("reductions");
     eprintln!("reductions: {elems} elements identical to core");
 }
+
+#[test]
+fn gpu_adam_mini_matches_core_bit_for_bit() {
+    let Some(mut b) = gpu() else { return };
+    let (cases, elems) = conformance::adam_mini_matrix(&mut b, false).expect("adam-mini matrix");
+    eprintln!("adam-mini: {cases} steps, {elems} values identical to core");
+    assert!(cases > 40);
+}
+
+#[test]
+fn gpu_clipping_matches_core_bit_for_bit() {
+    let Some(mut b) = gpu() else { return };
+    let (cases, n) = conformance::clip_matrix(&mut b).expect("clip matrix");
+    eprintln!("clipping: {cases} cases, {n} values identical to core");
+}
