@@ -11,7 +11,9 @@ use crate::args::{
 };
 use crate::backend::{Backend, ParamValue};
 use crate::ops::{self, MiniLaunch, ReduceInputs, StepRefs, Tensors};
-use adamant_core::clip::{tensor_sum_sq, AdaGc, AdaGcConfig, AdaGcMode, GlobalNormClip};
+use adamant_core::clip::{
+    tensor_sum_sq, tensor_sum_sq_partials, AdaGc, AdaGcConfig, AdaGcMode, GlobalNormClip,
+};
 use adamant_core::reduce;
 use adamant_core::rules::adam_mini;
 use adamant_core::rules::{adam, lion, sgd, Plan};
@@ -1434,13 +1436,24 @@ pub fn clip_case<B: Backend, G: Element>(
     let found_inf = put(b, &[0u8; 4], 0)?;
     let mut clip = mode.map(|c| AdaGc::new(c).unwrap());
     let mut gamma = gamma0[..gamma_len].to_vec();
-    for step in 0..5u64 {
-        // Step 2: a spike; step 3: skipped by the caller's found_inf; step 4: a NaN.
+    for step in 0..6u64 {
+        // Step 2: a spike; step 3: skipped by the caller's found_inf; step 4: a NaN; step 5:
+        // sparse gradients (nonzero only in lane 0 of each tile), so that each lane's
+        // accumulation order and rounding shows in the tile sums instead of being absorbed.
         let mut grads: Vec<Vec<G>> = sizes
             .iter()
             .map(|&n| {
                 let mut g = values::<G>(&mut rng, n, false);
                 tame(&mut g);
+                if step == 5 {
+                    for (j, x) in g.iter_mut().enumerate() {
+                        if j % reduce::LANES != 0 {
+                            *x = G::from_bits_u32(0);
+                        } else {
+                            *x = G::narrow(0.5 + rng.unit());
+                        }
+                    }
+                }
                 if step == 2 {
                     for x in g.iter_mut().take(3) {
                         *x = G::narrow(x.widen() * 300.0);
@@ -1603,6 +1616,73 @@ pub fn combine_levels_case<B: Backend>(
     Ok(partials)
 }
 
+/// The clip's per-tile partials alone (`adamant_clip_sumsq_<grad>` against
+/// `clip::tensor_sum_sq_partials`), on `tiles` full tiles of values of one magnitude in
+/// [0.5, 1.5) divided by a loss scale (odd `seed`: only each lane's first two values
+/// nonzero): every lane's accumulation order and rounding reaches
+/// the tile results, which are compared before any combine can absorb a difference.
+pub fn clip_partials_case<B: Backend, G: Element>(
+    b: &mut B,
+    tiles: usize,
+    seed: u64,
+) -> Result<usize, String> {
+    let mut rng = Rng(seed);
+    let n = tiles * reduce::TILE;
+    // Odd seeds keep only the first two values of every lane (zeros add exactly), so the
+    // rounding of the lanes' first additions is not buried under fourteen more.
+    let head = seed % 2 == 1;
+    let g: Vec<G> = (0..n)
+        .map(|j| {
+            let sign = if rng.next() & 1 == 0 { 1.0 } else { -1.0 };
+            let v = G::narrow(sign * (0.5 + rng.unit()));
+            if head && j % reduce::TILE >= 2 * reduce::LANES {
+                G::from_bits_u32(0)
+            } else {
+                v
+            }
+        })
+        .collect();
+    let x = put(b, &to_bytes(&g), 0)?;
+    let out = put(b, &vec![0u8; 4 * tiles], 0)?;
+    let scale = 3.0f32;
+    let gs = put(b, &scale.to_le_bytes(), 0)?;
+    let e = ReduceEntry {
+        x,
+        n: n as u64,
+        out,
+        tile_start: 0,
+    };
+    b.launch(
+        "clip",
+        &args::clip_sumsq_entry(G::DTYPE),
+        ops::shape_for(tiles as u64),
+        &[
+            ParamValue::U64(0),
+            ParamValue::Bytes {
+                align: 8,
+                bytes: e.to_bytes().to_vec(),
+            },
+            ParamValue::U32(1),
+            ParamValue::U64(tiles as u64),
+            ParamValue::U64(gs),
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    let mut want = vec![0f32; tiles];
+    tensor_sum_sq_partials(&g, scale, &mut want).map_err(|e| format!("{e:?}"))?;
+    let got = get(b, out, tiles, 4)?;
+    for (i, (d, w)) in got.iter().zip(&want).enumerate() {
+        if *d != w.to_bits() {
+            return Err(format!(
+                "clip partials {} tile {i}: device {d:#x} core {:#x}",
+                G::DTYPE,
+                w.to_bits()
+            ));
+        }
+    }
+    Ok(n)
+}
+
 /// Clipping: global-norm and AdaGC (per tensor, global) over five steps each, for every
 /// gradient dtype, plus the multi-level combine. Returns (cases, values compared).
 pub fn clip_matrix<B: Backend>(b: &mut B) -> Result<(usize, usize), String> {
@@ -1629,6 +1709,10 @@ pub fn clip_matrix<B: Backend>(b: &mut B) -> Result<(usize, usize), String> {
         cases += 3;
     }
     n += combine_levels_case(b, 4096 * 2 + 5, 99)?;
-    cases += 1;
+    n += clip_partials_case::<B, f32>(b, 32, 4)?;
+    n += clip_partials_case::<B, f32>(b, 32, 5)?;
+    n += clip_partials_case::<B, bf16>(b, 8, 6)?;
+    n += clip_partials_case::<B, f16>(b, 8, 7)?;
+    cases += 5;
     Ok((cases, n))
 }
