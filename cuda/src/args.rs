@@ -20,6 +20,13 @@
 //! block. `adamant_nonfinite_<grad>` takes `(u64 table, TensorEntry one, u32 count,
 //! u64 total_chunks, u64 found_inf)`; `adamant_step_commit` takes `(u64 step, u64 found_inf)`.
 //!
+//! Adam-mini (`adamant_mini_*`, module `adam_mini`) takes the update kernels' nine parameters
+//! with a [`MiniSegment`] (112 bytes) in #1 and [`MiniHyper`] in #8; [`MiniPlan`] builds the
+//! tables. Clipping (module `clip`): `adamant_clip_sumsq_<grad>(u64 table, ReduceEntry one,
+//! u32 count, u64 total_tiles, u64 grad_scale)`, `adamant_clip_tensor_sums(u64 table,
+//! ReduceEntry one, u32 count, u64 sums)`, `adamant_clip_coefs(ClipBuffers, ClipHyper)`,
+//! `adamant_clip_commit(ClipBuffers, u64 found_inf, ClipHyper)`.
+//!
 //! Chunk mapping of a multi-tensor launch: tensor `k` owns launch chunks
 //! `chunk_start[k] .. chunk_start[k] + ceil(n[k] / CHUNK)`; block `b` takes chunks `b`,
 //! `b + grid`, ...; inside a chunk thread `x` takes 8-element groups `x, x + 256, ...` with
