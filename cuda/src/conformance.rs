@@ -1362,6 +1362,38 @@ pub fn adam_mini_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, us
         elems += mini_case_dyn(b, &wild, dt)?;
         cases += 1;
     }
+    if !quick {
+        // Blocks across a chunk boundary (rows of 1000 over two chunks),
+        // and a whole-tensor block of five tiles spanning two chunks.
+        let spec = |numel, layout, misalign| MiniTensorSpec {
+            numel,
+            layout,
+            weight_decay: true,
+            misalign,
+            clip: None,
+            sr_index_offset: 3,
+        };
+        for (k, dt) in [
+            (Dtype::Bf16, Dtype::Bf16, Dtype::F32),
+            (Dtype::F32, Dtype::F16, Dtype::Bf16),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let case = MiniCase {
+                config: if k == 0 { sr } else { plain },
+                tensors: vec![
+                    spec(17_000, MiniLayout::Rows(1000), 0),
+                    spec(args::CHUNK as usize + 9, MiniLayout::Tensor, k as u64),
+                ],
+                step0: 9,
+                data_seed: 80 + 2 * k as u64,
+                ..base.clone()
+            };
+            elems += mini_case_dyn(b, &case, dt)?;
+            cases += 1;
+        }
+    }
     // AdaGC-clipped steps: warm-up (global coefficient) and after (per-tensor thresholds),
     // per tensor and global, with a loss scale.
     let adagc = AdaGcConfig {
