@@ -43,7 +43,7 @@ for f in "$cuda_dir"/ptx/*.ptx; do
     "$bin/cuobjdump" -sass "$tmp/$name.$arch.cubin" > "$sass"
     if grep -qE "\b(LDL|STL)\b" "$sass"; then echo "LOCAL MEMORY: $name $arch uses LDL/STL"; fail=1; fi
     case $name in
-      adam|sgd|lion)
+      adam|sgd|lion|adam_mini)
         if ! grep -qE "LDG\.E\.128" "$sass"; then echo "NO 128-BIT LOADS: $name $arch"; fail=1; fi ;;
     esac
   done

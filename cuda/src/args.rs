@@ -20,6 +20,13 @@
 //! block. `adamant_nonfinite_<grad>` takes `(u64 table, TensorEntry one, u32 count,
 //! u64 total_chunks, u64 found_inf)`; `adamant_step_commit` takes `(u64 step, u64 found_inf)`.
 //!
+//! Adam-mini (`adamant_mini_*`, module `adam_mini`) takes the update kernels' nine parameters
+//! with a [`MiniSegment`] (112 bytes) in #1 and [`MiniHyper`] in #8; [`MiniPlan`] builds the
+//! tables. Clipping (module `clip`): `adamant_clip_sumsq_<grad>(u64 table, ReduceEntry one,
+//! u32 count, u64 total_tiles, u64 grad_scale)`, `adamant_clip_tensor_sums(u64 table,
+//! ReduceEntry one, u32 count, u64 sums)`, `adamant_clip_coefs(ClipBuffers, ClipHyper)`,
+//! `adamant_clip_commit(ClipBuffers, u64 found_inf, ClipHyper)`.
+//!
 //! Chunk mapping of a multi-tensor launch: tensor `k` owns launch chunks
 //! `chunk_start[k] .. chunk_start[k] + ceil(n[k] / CHUNK)`; block `b` takes chunks `b`,
 //! `b + grid`, ...; inside a chunk thread `x` takes 8-element groups `x, x + 256, ...` with
@@ -480,6 +487,153 @@ impl QuantArgs {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Adam-mini (module `adam_mini`) and clipping (module `clip`).
+
+fn words_to_bytes(words: &[u64]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// One segment of uniform Adam-mini blocks of one tensor, as `adam_mini.cu` reads it (112
+/// bytes, align 8). Per-element (bias) segments are not segments: they run through the Adam
+/// kernels ([`MiniPlan::elements_decay`], [`MiniPlan::elements_plain`]).
+///
+/// The three launches of a step walk the same table with different units: the statistics
+/// launch tiles (`ceil(block_len / 4096)` per block, from `tile_start`), the block update
+/// blocks (from `block_start`), the element pass chunks of [`CHUNK`] (from `chunk_start`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct MiniSegment {
+    /// 0: address of the segment's first parameter.
+    pub param: u64,
+    /// 8: its first gradient (read only).
+    pub grad: u64,
+    /// 16: its first `exp_avg`.
+    pub exp_avg: u64,
+    /// 24: the `exp_avg_sq` of its first block (one per block).
+    pub exp_avg_sq: u64,
+    /// 32: f32 scratch, one block scale per block.
+    pub scale: u64,
+    /// 40: f32 scratch, `ceil(block_len / 4096)` tile partials per block.
+    pub partials: u64,
+    /// 48: elements (a multiple of `block_len`).
+    pub n: u64,
+    /// 56: elements per block (`> 0`).
+    pub block_len: u64,
+    /// 64: global stochastic-rounding index of the segment's element 0.
+    pub sr_index_offset: u64,
+    /// 72: address of the tensor's f32 clip coefficient, 0 = none.
+    pub clip_coef: u64,
+    /// 80: 1 applies decoupled weight decay, 0 not.
+    pub weight_decay: u64,
+    /// 88: first chunk of the element pass.
+    pub chunk_start: u64,
+    /// 96: first tile of the statistics launch.
+    pub tile_start: u64,
+    /// 104: first block of the block-update launch.
+    pub block_start: u64,
+}
+
+impl MiniSegment {
+    /// Size in bytes.
+    pub const SIZE: usize = 112;
+    /// Little-endian bytes, as the kernels read them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        words_to_bytes(&[
+            self.param,
+            self.grad,
+            self.exp_avg,
+            self.exp_avg_sq,
+            self.scale,
+            self.partials,
+            self.n,
+            self.block_len,
+            self.sr_index_offset,
+            self.clip_coef,
+            self.weight_decay,
+            self.chunk_start,
+            self.tile_start,
+            self.block_start,
+        ])
+    }
+    /// Blocks: `n / block_len`.
+    pub fn blocks(&self) -> u64 {
+        self.n / self.block_len.max(1)
+    }
+    /// Tiles per block: `ceil(block_len / 4096)`.
+    pub fn tiles_per_block(&self) -> u64 {
+        self.block_len.div_ceil(TILE)
+    }
+    /// Chunks of the element pass: `ceil(n / CHUNK)`.
+    pub fn chunks(&self) -> u64 {
+        self.n.div_ceil(CHUNK)
+    }
+}
+
+/// Adam-mini hyper-parameters as the kernels read them (48 bytes, align 8); the device computes
+/// `AdamMiniConfig::scalars(lr as f64, step + 1)` from these with the f64 recipe.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct MiniHyper {
+    /// 0
+    pub beta1: f64,
+    /// 8
+    pub beta2: f64,
+    /// 16
+    pub eps: f64,
+    /// 24
+    pub weight_decay: f64,
+    /// 32: stochastic rounding seed.
+    pub sr_seed: u64,
+    /// 40: 1 = stochastic rounding of bf16 parameters.
+    pub stochastic: u32,
+    /// 44: must be 0.
+    pub reserved: u32,
+}
+
+impl MiniHyper {
+    /// Size in bytes.
+    pub const SIZE: usize = 48;
+    /// From a core configuration (its `lr` is not used: the kernels read `lr` from the device).
+    pub fn from_config(c: &adamant_core::AdamMiniConfig) -> MiniHyper {
+        MiniHyper {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            sr_seed: c.stochastic_rounding_seed.unwrap_or(0),
+            stochastic: c.stochastic_rounding_seed.is_some() as u32,
+            reserved: 0,
+        }
+    }
+    /// The Adam kernels' hyper-parameters that run Adam-mini's per-element blocks
+    /// (`AdamMiniScalars::element_scalars`: AdamW with this decay, no L2 term); `weight_decay`
+    /// false gives decay `1 - lr*0 = 1`, as core's `without_weight_decay`.
+    pub fn element_hyper(&self, weight_decay: bool) -> AdamHyper {
+        AdamHyper {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: if weight_decay { self.weight_decay } else { 0.0 },
+            sr_seed: self.sr_seed,
+            decoupled: 1,
+            stochastic: self.stochastic,
+        }
+    }
+    /// Little-endian bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; Self::SIZE];
+        put_f64(&mut b, 0, self.beta1);
+        put_f64(&mut b, 8, self.beta2);
+        put_f64(&mut b, 16, self.eps);
+        put_f64(&mut b, 24, self.weight_decay);
+        put_u64(&mut b, 32, self.sr_seed);
+        put_u32(&mut b, 40, self.stochastic);
+        put_u32(&mut b, 44, self.reserved);
+        b
+    }
+}
+
 /// Where a compress launch reads its values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuantSource {
@@ -515,3 +669,305 @@ pub fn quant_compress_entry(src: QuantSource) -> String {
 pub const QUANT_DECOMPRESS_CHECK_ENTRY: &str = "adamant_quant_decompress_check";
 /// Entry name of the decompress kernel.
 pub const QUANT_DECOMPRESS_ENTRY: &str = "adamant_quant_decompress";
+
+/// One tensor of an Adam-mini step, by device address.
+#[derive(Clone, Copy, Debug)]
+pub struct MiniTensor<'a> {
+    /// Parameters.
+    pub param: u64,
+    /// Gradients.
+    pub grad: u64,
+    /// `exp_avg` (one per element).
+    pub exp_avg: u64,
+    /// `exp_avg_sq` (`layout.state_len(numel)` entries).
+    pub exp_avg_sq: u64,
+    /// Elements.
+    pub numel: u64,
+    /// How the tensor is cut into blocks.
+    pub layout: adamant_core::BlockLayout<'a>,
+    /// Whether weight decay applies (the descriptor's flag).
+    pub weight_decay: bool,
+    /// Global stochastic-rounding index of element 0.
+    pub sr_index_offset: u64,
+    /// Address of the tensor's f32 clip coefficient, 0 = none.
+    pub clip_coef: u64,
+}
+
+/// The host-side plan of an Adam-mini step over a model: the segment table of the three
+/// Adam-mini launches, the Adam tables of the per-element runs (with and without weight
+/// decay), and a whole-tensor table for the non-finite scan. Built once per model (layouts
+/// and addresses are fixed), uploaded, and launched every step by `ops::mini_step`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MiniPlan {
+    /// Uniform-block segments (starts assigned).
+    pub segments: Vec<MiniSegment>,
+    /// Per-element runs with weight decay (Adam kernel entries, chunks assigned).
+    pub elements_decay: Vec<TensorEntry>,
+    /// Per-element runs without weight decay.
+    pub elements_plain: Vec<TensorEntry>,
+    /// Whole tensors (grad and `n` only), for the non-finite scan.
+    pub scan: Vec<TensorEntry>,
+    /// Chunks, tiles and blocks of the segment table.
+    pub total_chunks: u64,
+    /// Tiles of the statistics launch.
+    pub total_tiles: u64,
+    /// Blocks of the block-update launch.
+    pub total_blocks: u64,
+    /// Scratch bytes used from the `scratch` address (block scales, then tile partials).
+    pub scratch_bytes: u64,
+}
+
+impl MiniPlan {
+    /// Cut every tensor by its layout. `sizes` = bytes per element of (param, grad, state);
+    /// `scratch` = device address of [`MiniPlan::scratch_bytes`] bytes (build once with 0 to
+    /// learn the size). Layout errors are returned before anything is built.
+    pub fn build(
+        tensors: &[MiniTensor<'_>],
+        sizes: (u64, u64, u64),
+        scratch: u64,
+    ) -> Result<MiniPlan, adamant_core::LayoutError> {
+        use adamant_core::rules::adam_mini::Block;
+        let mut plan = MiniPlan::default();
+        let (ps, gs, ss) = sizes;
+        let mut blocks_total = 0u64;
+        let mut tiles_total = 0u64;
+        for t in tensors {
+            t.layout.state_len(t.numel as usize)?;
+        }
+        // First pass: the blocks (scales first in scratch, then partials).
+        let mut pending: Vec<(MiniSegment, u64)> = Vec::new(); // (segment, blocks)
+        for t in tensors {
+            let mut runs: Vec<(Block, u64)> = Vec::new(); // merged runs of equal block_len
+            t.layout.for_each_block(t.numel as usize, |b| {
+                if let Some((last, count)) = runs.last_mut() {
+                    let contiguous = !b.per_element
+                        && !last.per_element
+                        && last.len == b.len
+                        && last.offset + last.len * *count as usize == b.offset
+                        && last.state_index + *count as usize == b.state_index;
+                    if contiguous {
+                        *count += 1;
+                        return;
+                    }
+                }
+                runs.push((b, 1));
+            });
+            plan.scan.push(TensorEntry {
+                grad: t.grad,
+                n: t.numel,
+                ..TensorEntry::default()
+            });
+            for (b, count) in runs {
+                let off = b.offset as u64;
+                if b.per_element {
+                    let e = TensorEntry {
+                        param: t.param + off * ps,
+                        grad: t.grad + off * gs,
+                        state0: t.exp_avg + off * ss,
+                        state1: t.exp_avg_sq + b.state_index as u64 * ss,
+                        n: b.len as u64,
+                        sr_index_offset: t.sr_index_offset + off,
+                        clip_coef: t.clip_coef,
+                        chunk_start: 0,
+                    };
+                    if t.weight_decay {
+                        plan.elements_decay.push(e);
+                    } else {
+                        plan.elements_plain.push(e);
+                    }
+                    continue;
+                }
+                let s = MiniSegment {
+                    param: t.param + off * ps,
+                    grad: t.grad + off * gs,
+                    exp_avg: t.exp_avg + off * ss,
+                    exp_avg_sq: t.exp_avg_sq + b.state_index as u64 * ss,
+                    n: b.len as u64 * count,
+                    block_len: b.len as u64,
+                    sr_index_offset: t.sr_index_offset + off,
+                    clip_coef: t.clip_coef,
+                    weight_decay: t.weight_decay as u64,
+                    ..MiniSegment::default()
+                };
+                blocks_total += count;
+                tiles_total += count * s.tiles_per_block();
+                pending.push((s, count));
+            }
+        }
+        let (mut chunk, mut tile, mut block) = (0u64, 0u64, 0u64);
+        for (mut s, count) in pending {
+            s.scale = scratch + 4 * block;
+            s.partials = scratch + 4 * blocks_total + 4 * tile;
+            s.chunk_start = chunk;
+            s.tile_start = tile;
+            s.block_start = block;
+            chunk += s.chunks();
+            tile += count * s.tiles_per_block();
+            block += count;
+            plan.segments.push(s);
+        }
+        plan.total_chunks = chunk;
+        plan.total_tiles = tile;
+        plan.total_blocks = block;
+        plan.scratch_bytes = 4 * (blocks_total + tiles_total);
+        assign_chunks(&mut plan.elements_decay);
+        assign_chunks(&mut plan.elements_plain);
+        assign_chunks(&mut plan.scan);
+        Ok(plan)
+    }
+
+    /// The bytes of the segment table, for upload.
+    pub fn segment_bytes(&self) -> Vec<u8> {
+        self.segments.iter().flat_map(|s| s.to_bytes()).collect()
+    }
+}
+
+/// Entry name of the Adam-mini element pass: `adamant_mini_<param>_<grad>_<state>`; `None`
+/// for f16 states.
+pub fn mini_entry(param: Dtype, grad: Dtype, state: Dtype) -> Option<String> {
+    if state == Dtype::F16 {
+        return None;
+    }
+    Some(format!(
+        "adamant_mini_{}_{}_{}",
+        param.name(),
+        grad.name(),
+        state.name()
+    ))
+}
+
+/// Entry name of the Adam-mini block statistics (tile partials) for gradients of `grad`.
+pub fn mini_sumsq_entry(grad: Dtype) -> String {
+    format!("adamant_mini_sumsq_{}", grad.name())
+}
+
+/// Entry name of the Adam-mini block update for states of `state`; `None` for f16.
+pub fn mini_block_entry(state: Dtype) -> Option<String> {
+    (state != Dtype::F16).then(|| format!("adamant_mini_block_{}", state.name()))
+}
+
+/// Device buffers of a clipped step, as `clip.cu` reads them (64 bytes, align 8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ClipBuffers {
+    /// 0: f32 per tensor: the tensor sums of squares (written by `adamant_clip_tensor_sums`).
+    pub sums: u64,
+    /// 8: tensors.
+    pub count: u64,
+    /// 16: f32 x `count` scratch for the global combine.
+    pub scratch: u64,
+    /// 24: f32 per tensor: the clip coefficients (point each tensor's `clip_coef` here).
+    pub coefs: u64,
+    /// 32: AdaGC thresholds `gamma` (f32 per tensor; global mode: 1); 0 for global-norm clipping.
+    pub gamma: u64,
+    /// 40: this step's thresholds (same length), copied to `gamma` by the commit.
+    pub gamma_next: u64,
+    /// 48: u64 AdaGC steps committed; 0 for global-norm clipping.
+    pub clip_step: u64,
+    /// 56: 16 bytes written: global norm (f32), global coefficient (f32), finite (u32 0/1), 0.
+    pub record: u64,
+}
+
+impl ClipBuffers {
+    /// Size in bytes.
+    pub const SIZE: usize = 64;
+    /// Little-endian bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        words_to_bytes(&[
+            self.sums,
+            self.count,
+            self.scratch,
+            self.coefs,
+            self.gamma,
+            self.gamma_next,
+            self.clip_step,
+            self.record,
+        ])
+    }
+}
+
+/// Clipping modes of `adamant_clip_coefs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClipMode {
+    /// `GlobalNormClip` (PyTorch `clip_grad_norm_`).
+    GlobalNorm = 0,
+    /// AdaGC, one threshold per tensor.
+    AdaGcPerTensor = 1,
+    /// AdaGC on the global norm.
+    AdaGcGlobal = 2,
+}
+
+/// Clipping hyper-parameters as `clip.cu` reads them (48 bytes, align 8).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct ClipHyper {
+    /// 0: AdaGC `lambda_rel`.
+    pub lambda_rel: f64,
+    /// 8: AdaGC EMA decay.
+    pub beta: f64,
+    /// 16: AdaGC eps (global-norm clipping uses `CLIP_EPS` = 1e-6 f32).
+    pub eps: f64,
+    /// 24: `max_norm` (AdaGC's warm-up threshold, or the global-norm clip's).
+    pub max_norm: f64,
+    /// 32: AdaGC warm-up steps.
+    pub t_start: u64,
+    /// 40: [`ClipMode`].
+    pub mode: u32,
+    /// 44: must be 0.
+    pub reserved: u32,
+}
+
+impl ClipHyper {
+    /// Size in bytes.
+    pub const SIZE: usize = 48;
+    /// From an AdaGC configuration.
+    pub fn adagc(c: &adamant_core::clip::AdaGcConfig) -> ClipHyper {
+        ClipHyper {
+            lambda_rel: c.lambda_rel,
+            beta: c.beta,
+            eps: c.eps,
+            max_norm: c.max_norm,
+            t_start: c.t_start,
+            mode: match c.mode {
+                adamant_core::clip::AdaGcMode::PerTensor => ClipMode::AdaGcPerTensor as u32,
+                adamant_core::clip::AdaGcMode::Global => ClipMode::AdaGcGlobal as u32,
+            },
+            reserved: 0,
+        }
+    }
+    /// From a global-norm clip.
+    pub fn global_norm(c: &adamant_core::clip::GlobalNormClip) -> ClipHyper {
+        ClipHyper {
+            lambda_rel: 0.0,
+            beta: 0.0,
+            eps: adamant_core::clip::global_norm::CLIP_EPS as f64,
+            max_norm: c.max_norm,
+            t_start: 0,
+            mode: ClipMode::GlobalNorm as u32,
+            reserved: 0,
+        }
+    }
+    /// Little-endian bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; Self::SIZE];
+        put_f64(&mut b, 0, self.lambda_rel);
+        put_f64(&mut b, 8, self.beta);
+        put_f64(&mut b, 16, self.eps);
+        put_f64(&mut b, 24, self.max_norm);
+        put_u64(&mut b, 32, self.t_start);
+        put_u32(&mut b, 40, self.mode);
+        put_u32(&mut b, 44, self.reserved);
+        b
+    }
+}
+
+/// Entry name of the clip's per-tile sums of squares for gradients of `grad`.
+pub fn clip_sumsq_entry(grad: Dtype) -> String {
+    format!("adamant_clip_sumsq_{}", grad.name())
+}
+/// Entry that combines each tensor's partials into its sum.
+pub const CLIP_TENSOR_SUMS_ENTRY: &str = "adamant_clip_tensor_sums";
+/// Entry computing the coefficients (one block).
+pub const CLIP_COEFS_ENTRY: &str = "adamant_clip_coefs";
+/// Entry committing AdaGC's thresholds and step (one block).
+pub const CLIP_COMMIT_ENTRY: &str = "adamant_clip_commit";

@@ -4,9 +4,11 @@
 //! device" status). Every function checks for the driver first, so on a machine without one
 //! each returns `NoDevice`. Nothing here allocates, synchronizes or reads device memory.
 
-use crate::args::{AdamHyper, LionHyper, Reduction, Rule, SgdHyper};
+use crate::args::{
+    AdamHyper, ClipBuffers, ClipHyper, LionHyper, MiniHyper, Reduction, Rule, SgdHyper,
+};
 use crate::driver::StreamLauncher;
-use crate::ops::{self, OpError, ReduceInputs, StepRefs, Tensors};
+use crate::ops::{self, ClipInputs, MiniLaunch, OpError, ReduceInputs, StepRefs, Tensors};
 use adamant_core::Dtype;
 use std::ffi::c_void;
 
@@ -160,6 +162,58 @@ pub unsafe fn combine_on_stream(
     // SAFETY: forwarded from the caller.
     let mut l = unsafe { launcher(stream) }?;
     ops::combine(&mut l, kind, partials, m, scratch)
+}
+
+/// Adam-mini step on `stream` (see [`ops::mini_step`]). `dtype_codes` = (param, grad, state).
+///
+/// # Safety
+/// As [`step_on_stream`]; the tables of `launch` and the scratch its segments name must stay
+/// valid until the stream runs the step.
+pub unsafe fn mini_step_on_stream(
+    stream: *mut c_void,
+    dtype_codes: [u32; 3],
+    launch: &MiniLaunch,
+    refs: &StepRefs,
+    hyper: &MiniHyper,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    let dt = dtypes(dtype_codes)?;
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::mini_step(&mut l, dt, launch, refs, hyper, check_finite)
+}
+
+/// Clip coefficients on `stream` (see [`ops::clip_coefficients`]).
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn clip_coefficients_on_stream(
+    stream: *mut c_void,
+    grad_dtype_code: u32,
+    inputs: &ClipInputs,
+    grad_scale: u64,
+    buffers: &ClipBuffers,
+    hyper: &ClipHyper,
+) -> Result<(), OpError> {
+    let g = dtype(grad_dtype_code)?;
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::clip_coefficients(&mut l, g, inputs, grad_scale, buffers, hyper)
+}
+
+/// AdaGC commit on `stream` (see [`ops::clip_commit`]).
+///
+/// # Safety
+/// As [`step_on_stream`].
+pub unsafe fn clip_commit_on_stream(
+    stream: *mut c_void,
+    buffers: &ClipBuffers,
+    found_inf: u64,
+    hyper: &ClipHyper,
+) -> Result<(), OpError> {
+    // SAFETY: forwarded from the caller.
+    let mut l = unsafe { launcher(stream) }?;
+    ops::clip_commit(&mut l, buffers, found_inf, hyper)
 }
 
 /// Whether a CUDA driver and device are usable (`Err(NoDevice)` explains why not).

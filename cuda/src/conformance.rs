@@ -6,15 +6,22 @@
 //! mismatch.
 
 use crate::args::{
-    self, AdamHyper, LionHyper, ReduceEntry, Reduction, Rule, SgdHyper, TensorEntry,
+    self, AdamHyper, ClipBuffers, ClipHyper, LionHyper, MiniHyper, MiniPlan, MiniTensor,
+    ReduceEntry, Reduction, Rule, SgdHyper, TensorEntry,
 };
-use crate::backend::Backend;
-use crate::ops::{self, ReduceInputs, StepRefs, Tensors};
+use crate::backend::{Backend, ParamValue};
+use crate::ops::{self, MiniLaunch, ReduceInputs, StepRefs, Tensors};
+use adamant_core::clip::{
+    tensor_sum_sq, tensor_sum_sq_partials, AdaGc, AdaGcConfig, AdaGcMode, GlobalNormClip,
+};
 use adamant_core::reduce;
+use adamant_core::rules::adam_mini;
 use adamant_core::rules::{adam, lion, sgd, Plan};
 use adamant_core::step::{skip_reason, GradPrep, StepOptions, StochasticRounding};
 use adamant_core::store::{canonicalize_f32, Element, StateElement};
-use adamant_core::{bf16, f16, AdamConfig, Dtype, LionConfig, SgdConfig};
+use adamant_core::{
+    bf16, f16, AdamConfig, AdamMiniConfig, BlockLayout, Dtype, LionConfig, Segment, SgdConfig,
+};
 
 pub mod quant;
 
@@ -806,4 +813,940 @@ pub fn reduce_matrix<B: Backend>(b: &mut B) -> Result<usize, String> {
         + reduce_case::<B, f32>(b, &special, 4, false)?
         + reduce_case::<B, bf16>(b, &special, 5, false)?
         + reduce_case::<B, f16>(b, &special, 6, false)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adam-mini and clipping.
+
+/// Gradients for order-sensitive statistics: every value finite and at most 1e4 in magnitude
+/// (squares never overflow), so a block's sum shows its summation order in the bits.
+fn tame<T: Element>(xs: &mut [T]) {
+    for x in xs.iter_mut() {
+        if !x.is_finite_bits() || x.widen().abs() > 1e4 {
+            *x = T::from_bits_u32(x.to_bits_u32() & 0x3FFF);
+        }
+    }
+}
+
+/// An owned block layout (core's [`BlockLayout`] borrows its segments).
+#[derive(Clone, Debug, PartialEq)]
+pub enum MiniLayout {
+    /// Per-element AdamW.
+    Element,
+    /// Rows of `row_len`.
+    Rows(usize),
+    /// Heads of `head_numel`.
+    Heads(usize),
+    /// One block.
+    Tensor,
+    /// Explicit segments.
+    Segments(Vec<Segment>),
+}
+
+impl MiniLayout {
+    /// The core layout.
+    pub fn as_layout(&self) -> BlockLayout<'_> {
+        match self {
+            MiniLayout::Element => BlockLayout::Element,
+            MiniLayout::Rows(r) => BlockLayout::Rows { row_len: *r },
+            MiniLayout::Heads(h) => BlockLayout::Heads { head_numel: *h },
+            MiniLayout::Tensor => BlockLayout::Tensor,
+            MiniLayout::Segments(s) => BlockLayout::Segments(s),
+        }
+    }
+}
+
+/// One tensor of an Adam-mini case.
+#[derive(Clone, Debug)]
+pub struct MiniTensorSpec {
+    /// Elements.
+    pub numel: usize,
+    /// Blocks.
+    pub layout: MiniLayout,
+    /// Weight decay flag.
+    pub weight_decay: bool,
+    /// Elements by which every buffer is moved off 256-byte alignment.
+    pub misalign: u64,
+    /// Fixed clip coefficient (ignored when the case runs AdaGC).
+    pub clip: Option<f32>,
+    /// Stochastic-rounding index offset.
+    pub sr_index_offset: u64,
+}
+
+/// One Adam-mini step to compare (optionally clipped by AdaGC computed on the device).
+#[derive(Clone, Debug)]
+pub struct MiniCase {
+    /// Hyper-parameters (its `lr` is unused: `lr` below lives on the device).
+    pub config: AdamMiniConfig,
+    /// Tensors.
+    pub tensors: Vec<MiniTensorSpec>,
+    /// Upload every table (true) or pass one-entry tables by value.
+    pub table: bool,
+    /// Learning rate.
+    pub lr: f32,
+    /// Steps already applied.
+    pub step0: u64,
+    /// Loss scale.
+    pub grad_scale: Option<f32>,
+    /// Caller's found_inf.
+    pub found_inf: bool,
+    /// Finite checking.
+    pub check_finite: bool,
+    /// Keep gradients tame (see `tame`); false mixes NaN, inf and huge values in.
+    pub tame: bool,
+    /// AdaGC clipping (per-tensor coefficients computed on the device from the gradients).
+    pub adagc: Option<AdaGcConfig>,
+    /// Data seed (odd with `check_finite`: one planted infinity).
+    pub data_seed: u64,
+}
+
+/// Run `case` on the backend and on core (`adam_mini::apply_tensor`, reference path; with
+/// `adagc`: `tensor_sum_sq`, `AdaGc::plan`/`commit` first); compare parameters, both states,
+/// the step, found_inf and (with AdaGC) the coefficients, gammas and clip step, bit for bit.
+pub fn mini_case<B: Backend, P: Element, G: Element, S: StateElement>(
+    b: &mut B,
+    case: &MiniCase,
+) -> Result<usize, String> {
+    let mut rng = Rng(case.data_seed);
+    struct Host<P, G, S> {
+        p: Vec<P>,
+        g: Vec<G>,
+        m: Vec<S>,
+        v: Vec<S>,
+    }
+    let mut host: Vec<Host<P, G, S>> = Vec::new();
+    for t in &case.tensors {
+        let state = t
+            .layout
+            .as_layout()
+            .state_len(t.numel)
+            .map_err(|e| format!("{e:?}"))?;
+        let p = values::<P>(&mut rng, t.numel, false);
+        let mut g = values::<G>(&mut rng, t.numel, false);
+        if case.tame || case.check_finite || case.grad_scale.is_some() {
+            tame(&mut g);
+        }
+        let m = values::<S>(&mut rng, t.numel, false);
+        let mut v = values::<S>(&mut rng, state, true);
+        if case.tame {
+            tame(&mut v);
+            for x in v.iter_mut() {
+                *x = S::from_bits_u32(x.to_bits_u32() & !(1 << (S::DTYPE.size() * 8 - 1)));
+            }
+        }
+        host.push(Host { p, g, m, v });
+    }
+    if case.check_finite && case.data_seed % 2 == 1 {
+        if let Some(h) = host.iter_mut().rev().find(|h| !h.g.is_empty()) {
+            let k = h.g.len() / 2;
+            h.g[k] = G::from_bits_u32(match G::DTYPE {
+                Dtype::F32 => 0x7F80_0000,
+                Dtype::Bf16 => 0x7F80,
+                Dtype::F16 => 0x7C00,
+            });
+        }
+    }
+    let (pw, gw, sw) = (P::DTYPE.size(), G::DTYPE.size(), S::DTYPE.size());
+    let mut addrs = Vec::new();
+    for (t, h) in case.tensors.iter().zip(&host) {
+        let a = t.misalign;
+        addrs.push((
+            put(b, &to_bytes(&h.p), a * pw as u64)?,
+            put(b, &to_bytes(&h.g), a * gw as u64)?,
+            put(b, &to_bytes(&h.m), a * sw as u64)?,
+            put(b, &to_bytes(&h.v), a * sw as u64)?,
+        ));
+    }
+    let found_inf = put(
+        b,
+        &(if case.found_inf { 1.0f32 } else { 0.0 }).to_le_bytes(),
+        0,
+    )?;
+    let grad_scale = match case.grad_scale {
+        Some(s) => put(b, &s.to_le_bytes(), 0)?,
+        None => 0,
+    };
+    let n_t = case.tensors.len();
+    // AdaGC on the device: coefficients into `coefs`, read by the update through clip_coef.
+    let mut clip_dev = None;
+    if let Some(cfg) = case.adagc {
+        let mut entries: Vec<ReduceEntry> = Vec::new();
+        for (t, &(_, ga, _, _)) in case.tensors.iter().zip(&addrs) {
+            entries.push(ReduceEntry {
+                x: ga,
+                n: t.numel as u64,
+                out: put(b, &vec![0u8; 4 * reduce::tile_count(t.numel).max(1)], 0)?,
+                tile_start: 0,
+            });
+        }
+        let total_tiles = args::assign_tiles(&mut entries);
+        let gamma_len = match cfg.mode {
+            AdaGcMode::PerTensor => n_t,
+            AdaGcMode::Global => 1,
+        };
+        let gamma0: Vec<f32> = (0..gamma_len).map(|k| 0.5 + k as f32).collect();
+        let bufs = ClipBuffers {
+            sums: put(b, &vec![0u8; 4 * n_t], 0)?,
+            count: n_t as u64,
+            scratch: put(b, &vec![0u8; 4 * n_t], 0)?,
+            coefs: put(b, &vec![0u8; 4 * n_t], 0)?,
+            gamma: put(b, &to_bytes(&gamma0), 0)?,
+            gamma_next: put(b, &vec![0u8; 4 * gamma_len], 0)?,
+            clip_step: put(b, &case.step0.to_le_bytes(), 0)?,
+            record: put(b, &[0u8; 16], 0)?,
+        };
+        let inputs = ReduceInputs::Table {
+            addr: put(
+                b,
+                &entries
+                    .iter()
+                    .flat_map(|e| e.to_bytes())
+                    .collect::<Vec<_>>(),
+                0,
+            )?,
+            count: n_t as u32,
+            total_tiles,
+        };
+        let hyper = ClipHyper::adagc(&cfg);
+        ops::clip_coefficients(b, G::DTYPE, &inputs, grad_scale, &bufs, &hyper)
+            .map_err(|e| e.to_string())?;
+        clip_dev = Some((bufs, hyper, gamma0));
+    }
+    let mut tensors = Vec::new();
+    for (k, (t, &(pa, ga, ma, va))) in case.tensors.iter().zip(&addrs).enumerate() {
+        let clip_coef = match (&clip_dev, t.clip) {
+            (Some((bufs, _, _)), _) => bufs.coefs + 4 * k as u64,
+            (None, Some(c)) => put(b, &c.to_le_bytes(), 0)?,
+            (None, None) => 0,
+        };
+        tensors.push(MiniTensor {
+            param: pa,
+            grad: ga,
+            exp_avg: ma,
+            exp_avg_sq: va,
+            numel: t.numel as u64,
+            layout: t.layout.as_layout(),
+            weight_decay: t.weight_decay,
+            sr_index_offset: t.sr_index_offset,
+            clip_coef,
+        });
+    }
+    let sizes = (pw as u64, gw as u64, sw as u64);
+    let probe = MiniPlan::build(&tensors, sizes, 0).map_err(|e| format!("{e:?}"))?;
+    let scratch = put(b, &vec![0xA5u8; probe.scratch_bytes.max(4) as usize], 0)?;
+    let plan = MiniPlan::build(&tensors, sizes, scratch).map_err(|e| format!("{e:?}"))?;
+    let upload = |b: &mut B, bytes: Vec<u8>, len: usize| -> Result<u64, String> {
+        if len == 0 || (len == 1 && !case.table) {
+            Ok(0)
+        } else {
+            put(b, &bytes, 0)
+        }
+    };
+    let seg = upload(b, plan.segment_bytes(), plan.segments.len())?;
+    let dec = upload(
+        b,
+        args::table_bytes(&plan.elements_decay),
+        plan.elements_decay.len(),
+    )?;
+    let pla = upload(
+        b,
+        args::table_bytes(&plan.elements_plain),
+        plan.elements_plain.len(),
+    )?;
+    let scn = upload(b, args::table_bytes(&plan.scan), plan.scan.len())?;
+    let launch = MiniLaunch::from_plan(&plan, seg, dec, pla, scn);
+    let refs = StepRefs {
+        lr: put(b, &case.lr.to_le_bytes(), 0)?,
+        step: put(b, &case.step0.to_le_bytes(), 0)?,
+        grad_scale,
+        found_inf,
+    };
+    let hyper = MiniHyper::from_config(&case.config);
+    ops::mini_step(
+        b,
+        (P::DTYPE, G::DTYPE, S::DTYPE),
+        &launch,
+        &refs,
+        &hyper,
+        case.check_finite,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some((bufs, h, _)) = &clip_dev {
+        ops::clip_commit(b, bufs, found_inf, h).map_err(|e| e.to_string())?;
+    }
+
+    // Core.
+    let t = case.step0 + 1;
+    let lr = case.lr as f64;
+    let opts = StepOptions {
+        lr,
+        grad_scale: case.grad_scale,
+        clip_coef: None,
+        found_inf: case.found_inf,
+        check_finite: case.check_finite,
+    };
+    let grads: Vec<&[G]> = host.iter().map(|h| &h.g[..]).collect();
+    let skip = skip_reason(&opts, grads.iter().copied());
+    let scan_flag = !case.found_inf
+        && opts.checks_finite()
+        && grads.iter().any(|g| g.iter().any(|x| !x.is_finite_bits()));
+    let what = format!(
+        "adam_mini {}/{}/{} on {}",
+        P::DTYPE,
+        G::DTYPE,
+        S::DTYPE,
+        b.name()
+    );
+    let mut coefs = vec![1.0f32; n_t];
+    let mut compared = 0;
+    if let (Some(cfg), Some((bufs, _, gamma0))) = (case.adagc, &clip_dev) {
+        let sums: Vec<f32> = host
+            .iter()
+            .map(|h| tensor_sum_sq(&h.g, case.grad_scale.unwrap_or(1.0)))
+            .collect();
+        let mut clip = AdaGc::new(cfg).map_err(|e| format!("{e:?}"))?;
+        clip.state.step = case.step0;
+        let mut gamma = gamma0.clone();
+        let cp = clip
+            .plan(&sums, &gamma, &mut coefs)
+            .map_err(|e| format!("{e:?}"))?;
+        if skip.is_none() {
+            clip.commit(&sums, &mut gamma, &cp)
+                .map_err(|e| format!("{e:?}"))?;
+        }
+        let checks: [(&str, u64, Vec<u32>); 3] = [
+            (
+                "sums",
+                bufs.sums,
+                sums.iter()
+                    .map(|x| canonicalize_f32(*x).to_bits())
+                    .collect(),
+            ),
+            (
+                "coefs",
+                bufs.coefs,
+                coefs.iter().map(|x| x.to_bits()).collect(),
+            ),
+            (
+                "gamma",
+                bufs.gamma,
+                gamma.iter().map(|x| x.to_bits()).collect(),
+            ),
+        ];
+        for (name, addr, want) in checks {
+            let got = get(b, addr, want.len(), 4)?;
+            if got != want {
+                return Err(format!(
+                    "{what}: AdaGC {name} device {got:x?} core {want:x?}"
+                ));
+            }
+            compared += want.len();
+        }
+        let cs = get(b, bufs.clip_step, 8, 1)?;
+        let cs = u64::from_le_bytes(
+            cs.iter().map(|&x| x as u8).collect::<Vec<_>>()[..8]
+                .try_into()
+                .unwrap(),
+        );
+        if cs != clip.state.step {
+            return Err(format!("{what}: clip step {cs}, core {}", clip.state.step));
+        }
+    }
+    let mut want = host;
+    if skip.is_none() {
+        for (k, (spec, h)) in case.tensors.iter().zip(want.iter_mut()).enumerate() {
+            let clip = if case.adagc.is_some() {
+                coefs[k]
+            } else {
+                spec.clip.unwrap_or(1.0)
+            };
+            let plan = Plan {
+                step: t,
+                scalars: case.config.scalars(lr, t),
+                prep: GradPrep {
+                    grad_scale: case.grad_scale.unwrap_or(1.0),
+                    clip_coef: clip,
+                },
+                sr: sr_key(
+                    case.config.stochastic_rounding_seed,
+                    t,
+                    spec.sr_index_offset,
+                ),
+            };
+            adam_mini::apply_tensor(
+                &mut h.p,
+                &h.g,
+                &mut h.m,
+                &mut h.v,
+                &spec.layout.as_layout(),
+                spec.weight_decay,
+                &plan,
+                adam_mini::Path::Reference,
+            )
+            .map_err(|e| format!("{e:?}"))?;
+        }
+    }
+    for (k, (spec, h)) in case.tensors.iter().zip(&want).enumerate() {
+        let (pa, _, ma, va) = addrs[k];
+        let bufs: [(&str, u64, Vec<u32>, usize); 3] = [
+            ("param", pa, bits_of(&h.p), pw),
+            ("exp_avg", ma, bits_of(&h.m), sw),
+            ("exp_avg_sq", va, bits_of(&h.v), sw),
+        ];
+        for (name, addr, want_bits, w) in bufs {
+            let got = get(b, addr, want_bits.len(), w)?;
+            if let Some(i) = (0..want_bits.len()).find(|&i| got[i] != want_bits[i]) {
+                return Err(format!(
+                    "{what}: tensor {k} ({:?}) {name}[{i}] device {:#x} core {:#x} (seed {})",
+                    spec.layout, got[i], want_bits[i], case.data_seed
+                ));
+            }
+            compared += want_bits.len();
+        }
+    }
+    let step_after = get(b, refs.step, 8, 1)?;
+    let step_after = u64::from_le_bytes(
+        step_after.iter().map(|&x| x as u8).collect::<Vec<_>>()[..8]
+            .try_into()
+            .map_err(|_| "step bytes")?,
+    );
+    let want_step = if skip.is_some() { case.step0 } else { t };
+    if step_after != want_step {
+        return Err(format!("{what}: step {step_after}, core {want_step}"));
+    }
+    let flag = get(b, found_inf, 1, 4)?[0];
+    let want_flag = if case.found_inf || scan_flag {
+        0x3F80_0000
+    } else {
+        0
+    };
+    if flag != want_flag {
+        return Err(format!(
+            "{what}: found_inf {flag:#x}, expected {want_flag:#x}"
+        ));
+    }
+    Ok(compared)
+}
+
+/// [`mini_case`] with the element types chosen at run time.
+pub fn mini_case_dyn<B: Backend>(
+    b: &mut B,
+    case: &MiniCase,
+    dtypes: (Dtype, Dtype, Dtype),
+) -> Result<usize, String> {
+    dispatch3!(mini_case, b, case, dtypes.0, dtypes.1, dtypes.2)
+}
+
+/// A model of every layout in one step: rows crossing 8-element groups, misaligned heads with
+/// a clip coefficient, a two-tile whole-tensor block with a large SR offset, a bias, explicit
+/// segments (element run + two block sizes), an empty tensor.
+pub fn mini_tensors() -> Vec<MiniTensorSpec> {
+    let spec = |numel, layout, weight_decay, misalign, clip, sr_index_offset| MiniTensorSpec {
+        numel,
+        layout,
+        weight_decay,
+        misalign,
+        clip,
+        sr_index_offset,
+    };
+    vec![
+        spec(185, MiniLayout::Rows(37), true, 0, None, 0),
+        spec(256, MiniLayout::Heads(64), false, 1, Some(0.5), 185),
+        spec(4096 + 300, MiniLayout::Tensor, true, 0, None, 1 << 33),
+        spec(19, MiniLayout::Element, false, 0, Some(0.75), 7),
+        spec(
+            86,
+            MiniLayout::Segments(vec![
+                Segment::Element { len: 8 },
+                Segment::Blocks {
+                    len: 48,
+                    block_len: 16,
+                },
+                Segment::Blocks {
+                    len: 30,
+                    block_len: 3,
+                },
+            ]),
+            true,
+            0,
+            None,
+            5000,
+        ),
+        spec(0, MiniLayout::Rows(4), true, 0, None, 0),
+    ]
+}
+
+/// Adam-mini: every storage combination (quick: a third of them) over [`mini_tensors`] with
+/// plain and stochastic-rounding configurations; one-segment by-value launches with a loss
+/// scale and finite checking (one planted infinity); the caller's found_inf; untamed
+/// gradients (NaN, inf, huge); and AdaGC-clipped steps (coefficients computed on the device
+/// from the gradients, warm-up and after). Returns (launch cases, elements compared).
+pub fn adam_mini_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, usize), String> {
+    let plain = AdamMiniConfig {
+        weight_decay: 0.1,
+        ..AdamMiniConfig::default()
+    };
+    let sr = AdamMiniConfig {
+        stochastic_rounding_seed: Some(0xADA),
+        ..plain
+    };
+    let base = MiniCase {
+        config: plain,
+        tensors: mini_tensors(),
+        table: true,
+        lr: 1e-3,
+        step0: 0,
+        grad_scale: None,
+        found_inf: false,
+        check_finite: false,
+        tame: true,
+        adagc: None,
+        data_seed: 2,
+    };
+    let (mut cases, mut elems) = (0, 0);
+    for (ci, config) in [plain, sr].into_iter().enumerate() {
+        for (di, dt) in all_dtypes().into_iter().enumerate() {
+            if quick && di % 3 != ci % 3 {
+                continue;
+            }
+            let case = MiniCase {
+                config,
+                step0: (3 * di + ci) as u64,
+                data_seed: (100 * ci + di) as u64 * 2,
+                ..base.clone()
+            };
+            elems += mini_case_dyn(b, &case, dt)?;
+            cases += 1;
+        }
+    }
+    let one = vec![MiniTensorSpec {
+        numel: 64,
+        layout: MiniLayout::Rows(16),
+        weight_decay: true,
+        misalign: 0,
+        clip: None,
+        sr_index_offset: 0,
+    }];
+    for seed in [10u64, 11] {
+        let case = MiniCase {
+            config: sr,
+            tensors: one.clone(),
+            table: false,
+            lr: 3e-4,
+            step0: 1 << 21,
+            grad_scale: Some(1024.0),
+            check_finite: true,
+            data_seed: seed,
+            ..base.clone()
+        };
+        elems += mini_case_dyn(b, &case, (Dtype::Bf16, Dtype::F16, Dtype::F32))?;
+        cases += 1;
+    }
+    let skip = MiniCase {
+        found_inf: true,
+        data_seed: 4,
+        ..base.clone()
+    };
+    elems += mini_case_dyn(b, &skip, (Dtype::F32, Dtype::F32, Dtype::F32))?;
+    cases += 1;
+    for (k, dt) in [
+        (Dtype::F32, Dtype::F32, Dtype::F32),
+        (Dtype::Bf16, Dtype::Bf16, Dtype::Bf16),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let wild = MiniCase {
+            tame: false,
+            data_seed: 40 + 2 * k as u64,
+            ..base.clone()
+        };
+        elems += mini_case_dyn(b, &wild, dt)?;
+        cases += 1;
+    }
+    if !quick {
+        // Blocks across a chunk boundary (rows of 1000 over two chunks),
+        // and a whole-tensor block of five tiles spanning two chunks.
+        let spec = |numel, layout, misalign| MiniTensorSpec {
+            numel,
+            layout,
+            weight_decay: true,
+            misalign,
+            clip: None,
+            sr_index_offset: 3,
+        };
+        for (k, dt) in [
+            (Dtype::Bf16, Dtype::Bf16, Dtype::F32),
+            (Dtype::F32, Dtype::F16, Dtype::Bf16),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let case = MiniCase {
+                config: if k == 0 { sr } else { plain },
+                tensors: vec![
+                    spec(17_000, MiniLayout::Rows(1000), 0),
+                    spec(args::CHUNK as usize + 9, MiniLayout::Tensor, k as u64),
+                ],
+                step0: 9,
+                data_seed: 80 + 2 * k as u64,
+                ..base.clone()
+            };
+            elems += mini_case_dyn(b, &case, dt)?;
+            cases += 1;
+        }
+    }
+    // AdaGC-clipped steps: warm-up (global coefficient) and after (per-tensor thresholds),
+    // per tensor and global, with a loss scale.
+    let adagc = AdaGcConfig {
+        t_start: 2,
+        max_norm: 0.5,
+        ..AdaGcConfig::default()
+    };
+    for (k, (step0, mode)) in [
+        (0u64, AdaGcMode::PerTensor),
+        (1, AdaGcMode::PerTensor),
+        (5, AdaGcMode::PerTensor),
+        (5, AdaGcMode::Global),
+        (1, AdaGcMode::Global),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if quick && k == 4 {
+            continue;
+        }
+        let case = MiniCase {
+            step0,
+            grad_scale: if k % 2 == 1 { Some(8.0) } else { None },
+            adagc: Some(AdaGcConfig { mode, ..adagc }),
+            data_seed: 60 + 2 * k as u64,
+            ..base.clone()
+        };
+        elems += mini_case_dyn(b, &case, (Dtype::Bf16, Dtype::Bf16, Dtype::F32))?;
+        cases += 1;
+    }
+    Ok((cases, elems))
+}
+
+/// Clipping alone over a few steps: per-tensor sums (unscaled by the loss scale), the global
+/// combine, coefficients and the committed thresholds of every mode against core
+/// (`tensor_sum_sq`, `GlobalNormClip::coefficient`, `AdaGc::plan`/`commit`), including a
+/// skipped step (found_inf: nothing committed), a non-finite gradient (coefficient 1, not
+/// committed) and a tensor longer than one tile. Returns the values compared.
+pub fn clip_case<B: Backend, G: Element>(
+    b: &mut B,
+    sizes: &[usize],
+    mode: Option<AdaGcConfig>,
+    grad_scale: Option<f32>,
+    seed: u64,
+) -> Result<usize, String> {
+    let mut rng = Rng(seed);
+    let n_t = sizes.len();
+    let mut compared = 0;
+    let gamma0: Vec<f32> = (0..n_t).map(|k| 1.0 + k as f32).collect();
+    let gamma_len = match mode.map(|m| m.mode) {
+        Some(AdaGcMode::Global) => 1,
+        _ => n_t,
+    };
+    let bufs = ClipBuffers {
+        sums: put(b, &vec![0u8; 4 * n_t], 0)?,
+        count: n_t as u64,
+        scratch: put(b, &vec![0u8; 4 * n_t], 0)?,
+        coefs: put(b, &vec![0u8; 4 * n_t], 0)?,
+        gamma: put(b, &to_bytes(&gamma0[..gamma_len]), 0)?,
+        gamma_next: put(b, &vec![0u8; 4 * gamma_len], 0)?,
+        clip_step: put(b, &0u64.to_le_bytes(), 0)?,
+        record: put(b, &[0u8; 16], 0)?,
+    };
+    let hyper = match mode {
+        Some(c) => ClipHyper::adagc(&c),
+        None => ClipHyper::global_norm(&GlobalNormClip::new(1.0).map_err(|e| format!("{e:?}"))?),
+    };
+    let gs_addr = match grad_scale {
+        Some(s) => put(b, &s.to_le_bytes(), 0)?,
+        None => 0,
+    };
+    let found_inf = put(b, &[0u8; 4], 0)?;
+    let mut clip = mode.map(|c| AdaGc::new(c).unwrap());
+    let mut gamma = gamma0[..gamma_len].to_vec();
+    for step in 0..6u64 {
+        // Step 2: a spike; step 3: skipped by the caller's found_inf; step 4: a NaN; step 5:
+        // sparse gradients (nonzero only in lane 0 of each tile), so that each lane's
+        // accumulation order and rounding shows in the tile sums instead of being absorbed.
+        let mut grads: Vec<Vec<G>> = sizes
+            .iter()
+            .map(|&n| {
+                let mut g = values::<G>(&mut rng, n, false);
+                tame(&mut g);
+                if step == 5 {
+                    for (j, x) in g.iter_mut().enumerate() {
+                        if j % reduce::LANES != 0 {
+                            *x = G::from_bits_u32(0);
+                        } else {
+                            *x = G::narrow(0.5 + rng.unit());
+                        }
+                    }
+                }
+                if step == 2 {
+                    for x in g.iter_mut().take(3) {
+                        *x = G::narrow(x.widen() * 300.0);
+                    }
+                }
+                g
+            })
+            .collect();
+        if step == 4 {
+            if let Some(g) = grads.iter_mut().find(|g| !g.is_empty()) {
+                g[0] = G::from_bits_u32(0xFFFF_FFFF >> (32 - 8 * G::DTYPE.size()));
+            }
+        }
+        let skipped = step == 3;
+        b.upload(
+            found_inf,
+            &(if skipped { 1.0f32 } else { 0.0 }).to_le_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut entries = Vec::new();
+        for g in &grads {
+            entries.push(ReduceEntry {
+                x: put(b, &to_bytes(g), 0)?,
+                n: g.len() as u64,
+                out: put(b, &vec![0u8; 4 * reduce::tile_count(g.len()).max(1)], 0)?,
+                tile_start: 0,
+            });
+        }
+        let total_tiles = args::assign_tiles(&mut entries);
+        let inputs = if n_t == 1 {
+            ReduceInputs::One(entries[0])
+        } else {
+            ReduceInputs::Table {
+                addr: put(
+                    b,
+                    &entries
+                        .iter()
+                        .flat_map(|e| e.to_bytes())
+                        .collect::<Vec<_>>(),
+                    0,
+                )?,
+                count: n_t as u32,
+                total_tiles,
+            }
+        };
+        ops::clip_coefficients(b, G::DTYPE, &inputs, gs_addr, &bufs, &hyper)
+            .map_err(|e| e.to_string())?;
+        ops::clip_commit(b, &bufs, found_inf, &hyper).map_err(|e| e.to_string())?;
+
+        let sums: Vec<f32> = grads
+            .iter()
+            .map(|g| tensor_sum_sq(g, grad_scale.unwrap_or(1.0)))
+            .collect();
+        let mut coefs = vec![0f32; n_t];
+        let (norm, gcoef, finite) = match &mut clip {
+            None => {
+                let (total, c) = GlobalNormClip::new(1.0).unwrap().coefficient(&sums);
+                coefs.iter_mut().for_each(|x| *x = c);
+                (total, c, total.is_finite())
+            }
+            Some(clip) => {
+                let p = clip
+                    .plan(&sums, &gamma, &mut coefs)
+                    .map_err(|e| format!("{e:?}"))?;
+                if !skipped {
+                    clip.commit(&sums, &mut gamma, &p)
+                        .map_err(|e| format!("{e:?}"))?;
+                }
+                (p.global_norm, p.global_coef, p.finite)
+            }
+        };
+        let what = format!(
+            "clip {:?} {} step {step} on {}",
+            mode.map(|m| m.mode),
+            G::DTYPE,
+            b.name()
+        );
+        let canon =
+            |v: &[f32]| -> Vec<u32> { v.iter().map(|x| canonicalize_f32(*x).to_bits()).collect() };
+        let checks: [(&str, u64, Vec<u32>); 4] = [
+            ("sums", bufs.sums, canon(&sums)),
+            ("coefs", bufs.coefs, canon(&coefs)),
+            ("gamma", bufs.gamma, canon(&gamma)),
+            (
+                "record",
+                bufs.record,
+                vec![
+                    canonicalize_f32(norm).to_bits(),
+                    canonicalize_f32(gcoef).to_bits(),
+                    finite as u32,
+                ],
+            ),
+        ];
+        for (name, addr, want) in checks {
+            if mode.is_none() && name == "gamma" {
+                continue;
+            }
+            let got = get(b, addr, want.len(), 4)?;
+            if got != want {
+                return Err(format!("{what}: {name} device {got:x?} core {want:x?}"));
+            }
+            compared += want.len();
+        }
+        if let Some(clip) = &clip {
+            let cs = get(b, bufs.clip_step, 8, 1)?;
+            let cs = u64::from_le_bytes(
+                cs.iter().map(|&x| x as u8).collect::<Vec<_>>()[..8]
+                    .try_into()
+                    .unwrap(),
+            );
+            if cs != clip.state.step {
+                return Err(format!("{what}: clip step {cs}, core {}", clip.state.step));
+            }
+        }
+    }
+    Ok(compared)
+}
+
+/// The in-place multi-level combine of `adamant_clip_tensor_sums` (as used by Adam-mini's
+/// block update) on a tensor of more than 4096 tiles, without its data: the partials are
+/// uploaded directly and compared with `reduce::combine`.
+pub fn combine_levels_case<B: Backend>(
+    b: &mut B,
+    partials: usize,
+    seed: u64,
+) -> Result<usize, String> {
+    let mut rng = Rng(seed);
+    let mut p = values_with::<f32>(&mut rng, partials, true, true);
+    tame(&mut p);
+    let out = put(b, &to_bytes(&p), 0)?;
+    let sums = put(b, &[0u8; 4], 0)?;
+    let e = ReduceEntry {
+        x: 0,
+        n: partials as u64 * args::TILE,
+        out,
+        tile_start: 0,
+    };
+    b.launch(
+        "clip",
+        args::CLIP_TENSOR_SUMS_ENTRY,
+        ops::shape_for(1),
+        &[
+            ParamValue::U64(0),
+            ParamValue::Bytes {
+                align: 8,
+                bytes: e.to_bytes().to_vec(),
+            },
+            ParamValue::U32(1),
+            ParamValue::U64(sums),
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    let got = get(b, sums, 1, 4)?[0];
+    let want = canonicalize_f32(reduce::combine(&p)).to_bits();
+    if got != want {
+        return Err(format!(
+            "combine of {partials} partials: device {got:#x} core {want:#x}"
+        ));
+    }
+    Ok(partials)
+}
+
+/// The clip's per-tile partials alone (`adamant_clip_sumsq_<grad>` against
+/// `clip::tensor_sum_sq_partials`), on `tiles` full tiles of values of one magnitude in
+/// [0.5, 1.5) divided by a loss scale (odd `seed`: only each lane's first two values
+/// nonzero): every lane's accumulation order and rounding reaches
+/// the tile results, which are compared before any combine can absorb a difference.
+pub fn clip_partials_case<B: Backend, G: Element>(
+    b: &mut B,
+    tiles: usize,
+    seed: u64,
+) -> Result<usize, String> {
+    let mut rng = Rng(seed);
+    let n = tiles * reduce::TILE;
+    // Odd seeds keep only the first two values of every lane (zeros add exactly), so the
+    // rounding of the lanes' first additions is not buried under fourteen more.
+    let head = seed % 2 == 1;
+    let g: Vec<G> = (0..n)
+        .map(|j| {
+            let sign = if rng.next() & 1 == 0 { 1.0 } else { -1.0 };
+            let v = G::narrow(sign * (0.5 + rng.unit()));
+            if head && j % reduce::TILE >= 2 * reduce::LANES {
+                G::from_bits_u32(0)
+            } else {
+                v
+            }
+        })
+        .collect();
+    let x = put(b, &to_bytes(&g), 0)?;
+    let out = put(b, &vec![0u8; 4 * tiles], 0)?;
+    let scale = 3.0f32;
+    let gs = put(b, &scale.to_le_bytes(), 0)?;
+    let e = ReduceEntry {
+        x,
+        n: n as u64,
+        out,
+        tile_start: 0,
+    };
+    b.launch(
+        "clip",
+        &args::clip_sumsq_entry(G::DTYPE),
+        ops::shape_for(tiles as u64),
+        &[
+            ParamValue::U64(0),
+            ParamValue::Bytes {
+                align: 8,
+                bytes: e.to_bytes().to_vec(),
+            },
+            ParamValue::U32(1),
+            ParamValue::U64(tiles as u64),
+            ParamValue::U64(gs),
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    let mut want = vec![0f32; tiles];
+    tensor_sum_sq_partials(&g, scale, &mut want).map_err(|e| format!("{e:?}"))?;
+    let got = get(b, out, tiles, 4)?;
+    for (i, (d, w)) in got.iter().zip(&want).enumerate() {
+        if *d != w.to_bits() {
+            return Err(format!(
+                "clip partials {} tile {i}: device {d:#x} core {:#x}",
+                G::DTYPE,
+                w.to_bits()
+            ));
+        }
+    }
+    Ok(n)
+}
+
+/// Clipping: global-norm and AdaGC (per tensor, global) over five steps each, for every
+/// gradient dtype, plus the multi-level combine. Returns (cases, values compared).
+pub fn clip_matrix<B: Backend>(b: &mut B) -> Result<(usize, usize), String> {
+    let sizes = [300usize, 4096 + 77, 0, 31];
+    let adagc = AdaGcConfig {
+        t_start: 2,
+        max_norm: 2.0,
+        ..AdaGcConfig::default()
+    };
+    let modes = [
+        None,
+        Some(adagc),
+        Some(AdaGcConfig {
+            mode: AdaGcMode::Global,
+            ..adagc
+        }),
+    ];
+    let (mut cases, mut n) = (0, 0);
+    for (k, mode) in modes.into_iter().enumerate() {
+        let gs = if k == 1 { Some(64.0) } else { None };
+        n += clip_case::<B, f32>(b, &sizes, mode, gs, 1 + k as u64)?;
+        n += clip_case::<B, bf16>(b, &sizes, mode, gs, 11 + k as u64)?;
+        n += clip_case::<B, f16>(b, &sizes[..1], mode, gs, 21 + k as u64)?;
+        cases += 3;
+    }
+    n += combine_levels_case(b, 4096 * 2 + 5, 99)?;
+    n += clip_partials_case::<B, f32>(b, 32, 4)?;
+    n += clip_partials_case::<B, f32>(b, 32, 5)?;
+    n += clip_partials_case::<B, bf16>(b, 8, 6)?;
+    n += clip_partials_case::<B, f16>(b, 8, 7)?;
+    cases += 5;
+    Ok((cases, n))
 }

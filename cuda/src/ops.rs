@@ -8,8 +8,8 @@
 //! -> the commit kernel (`step += 1` unless skipped). The caller zeroes `found_inf` first.
 
 use crate::args::{
-    self, AdamHyper, LionHyper, ReduceEntry, Reduction, Rule, SgdHyper, TensorEntry, BLOCK,
-    MAX_GRID, TILE,
+    self, AdamHyper, ClipBuffers, ClipHyper, LionHyper, MiniHyper, MiniSegment, ReduceEntry,
+    Reduction, Rule, SgdHyper, TensorEntry, BLOCK, MAX_GRID, TILE,
 };
 use crate::backend::{Backend, BackendError, LaunchShape, ParamValue};
 use adamant_core::Dtype;
@@ -823,4 +823,305 @@ pub fn ef_decompress<L: Launcher + ?Sized>(
         ..base_args(lay.shard_len(), lay.group_len, lay.bits, status)?
     };
     quant_decompress(l, &a)
+}
+
+/// The uploaded tables of an Adam-mini step ([`args::MiniPlan`] after upload).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MiniLaunch {
+    /// Device address of the [`MiniSegment`] table, or 0 with `one` for one segment.
+    pub segments: u64,
+    /// The segment used when `segments` is 0 (its starts must be 0).
+    pub one: MiniSegment,
+    /// Segments in the table (0: no uniform blocks).
+    pub count: u32,
+    /// Chunks of the element pass.
+    pub total_chunks: u64,
+    /// Tiles of the statistics launch.
+    pub total_tiles: u64,
+    /// Blocks of the block-update launch.
+    pub total_blocks: u64,
+    /// Per-element runs with weight decay (Adam kernels), if any.
+    pub elements_decay: Option<Tensors>,
+    /// Per-element runs without weight decay, if any.
+    pub elements_plain: Option<Tensors>,
+    /// Whole tensors for the non-finite scan (required when the scan runs).
+    pub scan: Option<Tensors>,
+}
+
+impl MiniLaunch {
+    /// The launch of `plan` whose tables were uploaded at these addresses (0 for an empty
+    /// table; a one-entry table may be passed by value with address 0).
+    pub fn from_plan(
+        plan: &args::MiniPlan,
+        segments: u64,
+        elements_decay: u64,
+        elements_plain: u64,
+        scan: u64,
+    ) -> MiniLaunch {
+        let table = |v: &[TensorEntry], addr: u64| -> Option<Tensors> {
+            match (v.len(), addr) {
+                (0, _) => None,
+                (1, 0) => Some(Tensors::One(v[0])),
+                (n, a) => Some(Tensors::Table {
+                    addr: a,
+                    count: n as u32,
+                    total_chunks: v.iter().map(|e| e.chunks()).sum(),
+                }),
+            }
+        };
+        MiniLaunch {
+            segments: if plan.segments.len() == 1 && segments == 0 {
+                0
+            } else {
+                segments
+            },
+            one: plan.segments.first().copied().unwrap_or_default(),
+            count: plan.segments.len() as u32,
+            total_chunks: plan.total_chunks,
+            total_tiles: plan.total_tiles,
+            total_blocks: plan.total_blocks,
+            elements_decay: table(&plan.elements_decay, elements_decay),
+            elements_plain: table(&plan.elements_plain, elements_plain),
+            scan: table(&plan.scan, scan),
+        }
+    }
+
+    fn check(&self) -> Result<(), OpError> {
+        if self.count > 1 && (self.segments == 0 || self.segments % 8 != 0) {
+            return Err(OpError::InvalidArgument(
+                "segment table address is null or not 8-byte aligned".into(),
+            ));
+        }
+        if self.segments == 0
+            && self.count == 1
+            && (self.one.chunk_start | self.one.tile_start | self.one.block_start) != 0
+        {
+            return Err(OpError::InvalidArgument(
+                "a single segment starts at chunk, tile and block 0".into(),
+            ));
+        }
+        if self.count == 1 && self.one.block_len == 0 && self.segments == 0 {
+            return Err(OpError::InvalidArgument("block_len must be > 0".into()));
+        }
+        for t in [&self.elements_decay, &self.elements_plain, &self.scan]
+            .into_iter()
+            .flatten()
+        {
+            t.params()?;
+        }
+        Ok(())
+    }
+}
+
+fn mini_launch<L: Launcher + ?Sized>(
+    l: &mut L,
+    entry: &str,
+    m: &MiniLaunch,
+    total: u64,
+    refs: &StepRefs,
+    hyper: &MiniHyper,
+) -> Result<(), OpError> {
+    if m.count == 0 || total == 0 {
+        return Ok(());
+    }
+    let params = [
+        ParamValue::U64(m.segments),
+        ParamValue::Bytes {
+            align: 8,
+            bytes: m.one.to_bytes(),
+        },
+        ParamValue::U32(m.count),
+        ParamValue::U64(total),
+        ParamValue::U64(refs.lr),
+        ParamValue::U64(refs.step),
+        ParamValue::U64(refs.grad_scale),
+        ParamValue::U64(refs.found_inf),
+        ParamValue::Bytes {
+            align: 8,
+            bytes: hyper.to_bytes(),
+        },
+    ];
+    l.launch_kernel("adam_mini", entry, shape_for(total), &params)?;
+    Ok(())
+}
+
+/// An Adam-mini step (`adamant_core::rules::adam_mini::apply_tensor` over every tensor, then
+/// commit), all on the device: scan (when `check_finite` or a loss scale is given), block
+/// statistics (tile partials of the prepared squares), block update (combine, `exp_avg_sq`,
+/// block scale), element pass, the per-element runs as AdamW, commit. Arguments are checked
+/// before the first launch.
+pub fn mini_step<L: Launcher + ?Sized>(
+    l: &mut L,
+    dtypes: (Dtype, Dtype, Dtype),
+    m: &MiniLaunch,
+    refs: &StepRefs,
+    hyper: &MiniHyper,
+    check_finite: bool,
+) -> Result<(), OpError> {
+    let (p, g, s) = dtypes;
+    let elem = args::mini_entry(p, g, s).ok_or_else(|| {
+        OpError::UnsupportedDtype(format!("state dtype {s} (states are f32 or bf16)"))
+    })?;
+    let block = args::mini_block_entry(s).unwrap_or_default();
+    m.check()?;
+    if refs.lr == 0 || refs.step == 0 {
+        return Err(OpError::InvalidArgument(
+            "lr and step must be device addresses".into(),
+        ));
+    }
+    let scan = check_finite || refs.grad_scale != 0;
+    if scan && refs.found_inf == 0 {
+        return Err(OpError::InvalidArgument(
+            "finite checking needs a found_inf flag".into(),
+        ));
+    }
+    if scan {
+        if let Some(t) = &m.scan {
+            nonfinite_scan(l, g, t, refs.found_inf)?;
+        }
+    }
+    mini_launch(l, &args::mini_sumsq_entry(g), m, m.total_tiles, refs, hyper)?;
+    mini_launch(l, &block, m, m.total_blocks, refs, hyper)?;
+    mini_launch(l, &elem, m, m.total_chunks, refs, hyper)?;
+    for (t, decay) in [(&m.elements_decay, true), (&m.elements_plain, false)] {
+        if let Some(t) = t {
+            let h = hyper.element_hyper(decay);
+            update(l, Rule::Adam, dtypes, t, refs, h.to_bytes())?;
+        }
+    }
+    commit(l, refs)
+}
+
+/// The clip's inputs: one [`ReduceEntry`] per tensor, in tensor order (`x` = gradients, `n`,
+/// `out` = `ceil(n / 4096)` f32 partials), as a device table or one entry by value.
+pub type ClipInputs = ReduceInputs;
+
+/// Clip coefficients on the device: per-tile sums of squares of `g / grad_scale`, each
+/// tensor's combine into `buffers.sums`, then the coefficients (`adamant_core::clip`:
+/// [`adamant_core::clip::GlobalNormClip::coefficient`] or [`adamant_core::clip::AdaGc::plan`])
+/// into `buffers.coefs` and the record. Launch before the update; the update kernels read
+/// `coefs` through each tensor's `clip_coef`.
+pub fn clip_coefficients<L: Launcher + ?Sized>(
+    l: &mut L,
+    grad: Dtype,
+    inputs: &ClipInputs,
+    grad_scale: u64,
+    buffers: &ClipBuffers,
+    hyper: &ClipHyper,
+) -> Result<(), OpError> {
+    let (table, one, count, total) = match *inputs {
+        ReduceInputs::One(e) => {
+            if e.tile_start != 0 {
+                return Err(OpError::InvalidArgument(
+                    "a single input starts at tile 0".into(),
+                ));
+            }
+            (0, e, 1u32, e.tiles())
+        }
+        ReduceInputs::Table {
+            addr,
+            count,
+            total_tiles,
+        } => {
+            if addr == 0 || addr % 8 != 0 || count == 0 {
+                return Err(OpError::InvalidArgument("bad clip table".into()));
+            }
+            (addr, ReduceEntry::default(), count, total_tiles)
+        }
+    };
+    if buffers.count != count as u64 {
+        return Err(OpError::InvalidArgument(
+            "clip buffers and inputs name different tensor counts".into(),
+        ));
+    }
+    let adagc = hyper.mode != args::ClipMode::GlobalNorm as u32;
+    if buffers.sums == 0
+        || buffers.scratch == 0
+        || buffers.coefs == 0
+        || buffers.record == 0
+        || (adagc && (buffers.gamma == 0 || buffers.gamma_next == 0 || buffers.clip_step == 0))
+        || hyper.mode > 2
+    {
+        return Err(OpError::InvalidArgument(
+            "clip buffers missing for this mode".into(),
+        ));
+    }
+    let head = [
+        ParamValue::U64(table),
+        ParamValue::Bytes {
+            align: 8,
+            bytes: one.to_bytes().to_vec(),
+        },
+        ParamValue::U32(count),
+    ];
+    if total > 0 {
+        let mut p = head.to_vec();
+        p.push(ParamValue::U64(total));
+        p.push(ParamValue::U64(grad_scale));
+        l.launch_kernel("clip", &args::clip_sumsq_entry(grad), shape_for(total), &p)?;
+    }
+    let mut p = head.to_vec();
+    p.push(ParamValue::U64(buffers.sums));
+    l.launch_kernel(
+        "clip",
+        args::CLIP_TENSOR_SUMS_ENTRY,
+        shape_for(count as u64),
+        &p,
+    )?;
+    l.launch_kernel(
+        "clip",
+        args::CLIP_COEFS_ENTRY,
+        shape_for(1),
+        &[
+            ParamValue::Bytes {
+                align: 8,
+                bytes: buffers.to_bytes(),
+            },
+            ParamValue::Bytes {
+                align: 8,
+                bytes: hyper.to_bytes(),
+            },
+        ],
+    )?;
+    Ok(())
+}
+
+/// AdaGC's commit on the device (`adamant_core::clip::AdaGc::commit`): unless `found_inf` is
+/// set or the record is not finite, `gamma = gamma_next` and the clip's step advances. Launch
+/// after the update kernels. Nothing to do for global-norm clipping.
+pub fn clip_commit<L: Launcher + ?Sized>(
+    l: &mut L,
+    buffers: &ClipBuffers,
+    found_inf: u64,
+    hyper: &ClipHyper,
+) -> Result<(), OpError> {
+    if hyper.mode == args::ClipMode::GlobalNorm as u32 {
+        return Ok(());
+    }
+    if buffers.gamma == 0
+        || buffers.gamma_next == 0
+        || buffers.clip_step == 0
+        || buffers.record == 0
+    {
+        return Err(OpError::InvalidArgument(
+            "AdaGC commit needs gamma, gamma_next, clip_step and record".into(),
+        ));
+    }
+    l.launch_kernel(
+        "clip",
+        args::CLIP_COMMIT_ENTRY,
+        shape_for(1),
+        &[
+            ParamValue::Bytes {
+                align: 8,
+                bytes: buffers.to_bytes(),
+            },
+            ParamValue::U64(found_inf),
+            ParamValue::Bytes {
+                align: 8,
+                bytes: hyper.to_bytes(),
+            },
+        ],
+    )?;
+    Ok(())
 }

@@ -30,6 +30,8 @@ pub const MODULES: &[Module] = &[
     module!("reduce"),
     module!("step"),
     module!("quant"),
+    module!("adam_mini"),
+    module!("clip"),
 ];
 
 /// The module named `name`.

@@ -42,3 +42,18 @@ fn gpu_quantizers_match_core_bit_for_bit() {
     eprintln!("{}: quantizers {c:?}", b.name());
     assert!(c.cases > 200 && c.refused > 20);
 }
+
+#[test]
+fn gpu_adam_mini_matches_core_bit_for_bit() {
+    let Some(mut b) = gpu() else { return };
+    let (cases, elems) = conformance::adam_mini_matrix(&mut b, false).expect("adam-mini matrix");
+    eprintln!("adam-mini: {cases} steps, {elems} values identical to core");
+    assert!(cases > 40);
+}
+
+#[test]
+fn gpu_clipping_matches_core_bit_for_bit() {
+    let Some(mut b) = gpu() else { return };
+    let (cases, n) = conformance::clip_matrix(&mut b).expect("clip matrix");
+    eprintln!("clipping: {cases} cases, {n} values identical to core");
+}

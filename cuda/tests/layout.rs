@@ -1,7 +1,10 @@
 //! The Rust argument structures match the kernels' PTX parameter lists: count, sizes and
 //! alignment of every `.param`, for every entry.
 
-use adamant_cuda::args::{AdamHyper, LionHyper, QuantArgs, ReduceEntry, SgdHyper, TensorEntry};
+use adamant_cuda::args::{
+    AdamHyper, ClipBuffers, ClipHyper, LionHyper, MiniHyper, MiniSegment, QuantArgs, ReduceEntry,
+    SgdHyper, TensorEntry,
+};
 use adamant_cuda::ptx::MODULES;
 
 /// (size, align) of each parameter of `entry` in `ptx`.
@@ -42,6 +45,12 @@ fn spec_struct_sizes() {
     assert_eq!(std::mem::size_of::<LionHyper>(), LionHyper::SIZE);
     assert_eq!(std::mem::size_of::<QuantArgs>(), QuantArgs::SIZE);
     assert_eq!(QuantArgs::default().to_bytes().len(), QuantArgs::SIZE);
+    assert_eq!(std::mem::size_of::<MiniSegment>(), MiniSegment::SIZE);
+    assert_eq!(std::mem::size_of::<MiniHyper>(), MiniHyper::SIZE);
+    assert_eq!(std::mem::size_of::<ClipBuffers>(), ClipBuffers::SIZE);
+    assert_eq!(std::mem::size_of::<ClipHyper>(), ClipHyper::SIZE);
+    assert_eq!(MiniSegment::default().to_bytes().len(), MiniSegment::SIZE);
+    assert_eq!(ClipBuffers::default().to_bytes().len(), ClipBuffers::SIZE);
     let e = TensorEntry {
         param: 1,
         grad: 2,
@@ -90,13 +99,37 @@ fn spec_ptx_parameter_lists_match_the_rust_layouts() {
                 "step" if entry == "adamant_step_commit" => vec![(8, 8), (8, 8)],
                 "step" => vec![(8, 8), (64, 8), (4, 4), (8, 8), (8, 8)],
                 "quant" => vec![(QuantArgs::SIZE, 8)],
+                "adam_mini" => vec![
+                    (8, 8),
+                    (MiniSegment::SIZE, 8),
+                    (4, 4),
+                    (8, 8),
+                    (8, 8),
+                    (8, 8),
+                    (8, 8),
+                    (8, 8),
+                    (MiniHyper::SIZE, 8),
+                ],
+                "clip" if entry.starts_with("adamant_clip_sumsq_") => {
+                    vec![(8, 8), (32, 8), (4, 4), (8, 8), (8, 8)]
+                }
+                "clip" if entry == "adamant_clip_tensor_sums" => {
+                    vec![(8, 8), (32, 8), (4, 4), (8, 8)]
+                }
+                "clip" if entry == "adamant_clip_coefs" => {
+                    vec![(ClipBuffers::SIZE, 8), (ClipHyper::SIZE, 8)]
+                }
+                "clip" if entry == "adamant_clip_commit" => {
+                    vec![(ClipBuffers::SIZE, 8), (8, 8), (ClipHyper::SIZE, 8)]
+                }
                 other => panic!("unknown module {other}"),
             };
             assert_eq!(got, want, "{}::{entry}", m.name);
             checked += 1;
         }
     }
-    assert_eq!(checked, 54 + 9 + 4 + 10);
+    // adam/sgd/lion 54, reduce 9, step 4, quant 10, adam_mini 18 + 3 + 2, clip 3 + 3.
+    assert_eq!(checked, 54 + 9 + 4 + 10 + 23 + 6);
 }
 
 #[test]
@@ -152,4 +185,79 @@ fn spec_quant_args_byte_offsets() {
         let comment = line.split("//").nth(1).unwrap().trim_start();
         assert!(comment.starts_with(&format!("{off}:")), "{line}");
     }
+}
+
+/// Field offsets of the new by-value structures: word k of the bytes is field k.
+#[test]
+fn spec_mini_and_clip_field_offsets() {
+    let s = MiniSegment {
+        param: 1,
+        grad: 2,
+        exp_avg: 3,
+        exp_avg_sq: 4,
+        scale: 5,
+        partials: 6,
+        n: 7,
+        block_len: 8,
+        sr_index_offset: 9,
+        clip_coef: 10,
+        weight_decay: 11,
+        chunk_start: 12,
+        tile_start: 13,
+        block_start: 14,
+    };
+    let b = s.to_bytes();
+    for k in 0..14 {
+        assert_eq!(
+            u64::from_le_bytes(b[8 * k..8 * k + 8].try_into().unwrap()),
+            k as u64 + 1
+        );
+    }
+    let c = ClipBuffers {
+        sums: 1,
+        count: 2,
+        scratch: 3,
+        coefs: 4,
+        gamma: 5,
+        gamma_next: 6,
+        clip_step: 7,
+        record: 8,
+    };
+    let b = c.to_bytes();
+    for k in 0..8 {
+        assert_eq!(
+            u64::from_le_bytes(b[8 * k..8 * k + 8].try_into().unwrap()),
+            k as u64 + 1
+        );
+    }
+    let h = ClipHyper {
+        lambda_rel: 1.5,
+        beta: 0.25,
+        eps: 2.0,
+        max_norm: 3.0,
+        t_start: 9,
+        mode: 2,
+        reserved: 0,
+    }
+    .to_bytes();
+    assert_eq!(f64::from_le_bytes(h[24..32].try_into().unwrap()), 3.0);
+    assert_eq!(u64::from_le_bytes(h[32..40].try_into().unwrap()), 9);
+    assert_eq!(u32::from_le_bytes(h[40..44].try_into().unwrap()), 2);
+    let m = MiniHyper {
+        beta1: 0.5,
+        beta2: 0.75,
+        eps: 1e-8,
+        weight_decay: 0.1,
+        sr_seed: 77,
+        stochastic: 1,
+        reserved: 0,
+    }
+    .to_bytes();
+    assert_eq!(u64::from_le_bytes(m[32..40].try_into().unwrap()), 77);
+    assert_eq!(u32::from_le_bytes(m[40..44].try_into().unwrap()), 1);
+    // Global-norm clipping's eps: core's CLIP_EPS survives the f64 round trip exactly.
+    assert_eq!(
+        ClipHyper::global_norm(&adamant_core::clip::GlobalNormClip::new(1.0).unwrap()).eps as f32,
+        adamant_core::clip::global_norm::CLIP_EPS
+    );
 }

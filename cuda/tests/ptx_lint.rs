@@ -134,6 +134,17 @@ const ALLOWED: &[&str] = &[
     "setp.eq.b64",
     "selp.f64",
     "setp.ge.f64",
+    // adam_mini / clip: exact integer ops (block index of an element, u64 count to f32 with
+    // round-to-nearest-even as core's `count as f32`) and exact compares.
+    "cvt.rn.f32.u64",
+    "div.u32",
+    "div.u64",
+    "setp.ge.u32",
+    "setp.geu.f32",
+    "setp.ne.s16",
+    // Only as `c < 1 ? c : 1` in threshold_coef (clip.cu): PTX min returns the non-NaN
+    // operand, so NaN gives 1 as the comparison does; the zero-sign case cannot arise with 1.
+    "min.f32",
 ];
 
 /// Float arithmetic opcodes that must carry `.rn`.
@@ -312,4 +323,37 @@ fn spec_every_kernel_the_launcher_names_is_in_the_ptx() {
         ptx::entries(ptx::module(args::QUANT_MODULE).unwrap().ptx).count(),
         q + 2
     );
+    let mut mini = 0;
+    for p in Dtype::ALL {
+        for g in Dtype::ALL {
+            for s in Dtype::ALL {
+                match args::mini_entry(p, g, s) {
+                    Some(e) => {
+                        assert!(has("adam_mini", &e), "{e} missing");
+                        mini += 1;
+                    }
+                    None => assert_eq!(s, Dtype::F16),
+                }
+            }
+        }
+        assert!(has("adam_mini", &args::mini_sumsq_entry(p)));
+        assert!(has("clip", &args::clip_sumsq_entry(p)));
+        match args::mini_block_entry(p) {
+            Some(e) => assert!(has("adam_mini", &e)),
+            None => assert_eq!(p, Dtype::F16),
+        }
+    }
+    assert_eq!(mini, 18);
+    assert_eq!(
+        ptx::entries(ptx::module("adam_mini").unwrap().ptx).count(),
+        18 + 3 + 2
+    );
+    for e in [
+        args::CLIP_TENSOR_SUMS_ENTRY,
+        args::CLIP_COEFS_ENTRY,
+        args::CLIP_COMMIT_ENTRY,
+    ] {
+        assert!(has("clip", e), "{e} missing");
+    }
+    assert_eq!(ptx::entries(ptx::module("clip").unwrap().ptx).count(), 6);
 }
