@@ -30,7 +30,8 @@ fn op_from(v: u32) -> Result<Op, adamant_status> {
 }
 
 /// Values per tile of the canonical reduction.
-pub const ADAMANT_REDUCE_TILE: usize = adamant_core::reduce::TILE;
+pub const ADAMANT_REDUCE_TILE: usize = 4096;
+const _: () = assert!(ADAMANT_REDUCE_TILE == adamant_core::reduce::TILE);
 
 /// Number of partials (tiles) for `n` elements: `ceil(n / 4096)`.
 #[no_mangle]
