@@ -89,3 +89,32 @@ macro_rules! try_out {
         p
     }};
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::status::adamant_status;
+
+    /// An entry point shaped like the real ones whose body panics after its checks.
+    extern "C" fn panics_inside(out: *mut u32) -> adamant_status {
+        ffi_boundary!({
+            let out = try_out!(out);
+            let v: Vec<u32> = Vec::new();
+            // An out-of-bounds index: the kind of bug the boundary exists for.
+            let x = v[usize::from(out.is_null()) + 3];
+            // SAFETY: not reached.
+            unsafe { out.write(x) };
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn spec_panic_becomes_status_and_writes_nothing() {
+        let mut out = 7u32;
+        assert_eq!(panics_inside(&mut out), adamant_status::Panic);
+        assert_eq!(out, 7);
+        assert_eq!(
+            panics_inside(core::ptr::null_mut()),
+            adamant_status::NullPointer
+        );
+    }
+}
