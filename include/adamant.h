@@ -26,9 +26,11 @@
 // The result of every adamant call. `ADAMANT_STATUS_OK` (0) is success; every other value
 // means the call wrote nothing (no parameter, state or `out_*` value changed).
 //
-// Checks run in this order, so a call with several faults reports the first: null
-// pointers, enum and flag values, dtypes, lengths, alignment, overlap, configuration,
-// then the skip decision (`found_inf`, then the finite scan).
+// Checks run in this order, so a call with several faults reports the first: NULL struct,
+// array and `out_*` pointers; flag values; configuration and options; then over every
+// view: enum and allowed dtype; then per view NULL data, byte length, alignment, and the
+// call's length rule; then overlap; then the step counter; then the skip decision
+// (`found_inf`, then the finite scan).
 enum adamant_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t

@@ -125,6 +125,9 @@ unsafe fn step_any(
     let out_step = try_out!(out_step);
     let opts = options.to_core()?;
     let cfg = config.to_core(opts.lr)?;
+    // Configuration first: the length rule may depend on it (SGD's momentum buffer).
+    cfg.validate()?;
+    opts.validate()?;
     let extra = crate::multi::extra_ranges(arrays, out_step);
     // SAFETY: forwarded caller contract; out_step checked above and in `extra`.
     unsafe {

@@ -121,6 +121,9 @@ unsafe fn step_any(
     let out_step = try_out!(out_step);
     let opts = options.to_core()?;
     let cfg = config.to_core(opts.lr)?;
+    // Configuration first: the length rule may depend on it (SGD's momentum buffer).
+    cfg.validate()?;
+    opts.validate()?;
     let with_buf = cfg.has_momentum();
     let lens = move |v: &[View; 3]| {
         let n = v[0].len;

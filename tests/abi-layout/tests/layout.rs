@@ -230,7 +230,7 @@ macro_rules! same_fn {
     ($($f:ident),* $(,)?) => {{
         let mut n = 0;
         $(
-            assert_eq!(c::$f as usize, ffi::$f as usize, stringify!($f));
+            assert_eq!(c::$f as *const () as usize, ffi::$f as *const () as usize, stringify!($f));
             n += 1;
         )*
         n
