@@ -68,7 +68,7 @@ pub(crate) unsafe fn slice_from<'a, T>(
         return Err(S::Misaligned);
     }
     let size = core::mem::size_of::<T>().max(1);
-    if len > (isize::MAX as usize) / size || (ptr as usize).checked_add(len * size).is_none() {
+    if len > (isize::MAX as usize) / size || ptr.addr().checked_add(len * size).is_none() {
         return Err(S::LengthTooLarge);
     }
     // SAFETY: non-NULL, aligned, byte length within isize and the address space (checked);

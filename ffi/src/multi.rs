@@ -56,7 +56,7 @@ pub(crate) fn views<const B: usize>(
     raw: &[Raw; B],
 ) -> Result<[View; B], adamant_status> {
     let mut out = [View {
-        addr: 4,
+        ptr: core::ptr::NonNull::<u32>::dangling().as_ptr().cast(),
         dtype: Dtype::F32,
         len: 0,
         written: false,
@@ -107,8 +107,10 @@ pub(crate) fn check_all<const B: usize>(
 /// The read-only byte range of a caller's array of `count` values of `T`.
 pub(crate) fn array_range<T>(p: *const T, count: usize) -> Range {
     Range {
-        start: p as usize,
-        end: (p as usize).saturating_add(count.saturating_mul(core::mem::size_of::<T>())),
+        start: p.addr(),
+        end: p
+            .addr()
+            .saturating_add(count.saturating_mul(core::mem::size_of::<T>())),
         written: false,
     }
 }

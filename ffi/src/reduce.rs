@@ -248,8 +248,8 @@ pub unsafe extern "C" fn adamant_all_finite(
         let out = try_out!(out_all_finite);
         let raw = |i: usize| [Raw::from(x[i])];
         let out_range = Range {
-            start: out as usize,
-            end: out as usize + 4,
+            start: out.addr(),
+            end: out.addr() + 4,
             written: true,
         };
         check_inputs(count, raw, &[array_range(xs, count), out_range])?;

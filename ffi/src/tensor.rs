@@ -54,8 +54,9 @@ pub struct adamant_const_tensor {
 /// A view that passed every per-view check.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct View {
-    /// Address of element 0 (dangling but aligned when `len == 0`).
-    pub addr: usize,
+    /// Element 0 (dangling but aligned when `len == 0`); kept as a pointer so the caller's
+    /// provenance survives to the slice the executor builds.
+    pub ptr: *mut u8,
     pub dtype: Dtype,
     pub len: usize,
     /// Whether the call writes this buffer.
@@ -66,9 +67,6 @@ pub(crate) struct View {
 pub(crate) const STATE_DTYPES: &[Dtype] = &[Dtype::F32, Dtype::Bf16];
 /// Parameters and gradients may be any dtype.
 pub(crate) const ANY_DTYPE: &[Dtype] = &Dtype::ALL;
-/// Reduction outputs and scalars are f32.
-#[allow(dead_code)]
-pub(crate) const F32_ONLY: &[Dtype] = &[Dtype::F32];
 
 /// The dtype with ABI value `v`, or `InvalidEnum`.
 pub(crate) fn dtype_from(v: u32) -> Result<Dtype, adamant_status> {
@@ -97,7 +95,7 @@ pub(crate) fn check_ptr(
     if len == 0 {
         // An empty view reads and writes nothing; its pointer is not used.
         return Ok(View {
-            addr: size, // dangling, aligned, never dereferenced
+            ptr: core::ptr::NonNull::<u32>::dangling().as_ptr().cast(), // aligned, never used
             dtype,
             len: 0,
             written,
@@ -106,7 +104,7 @@ pub(crate) fn check_ptr(
     if data.is_null() {
         return Err(adamant_status::NullPointer);
     }
-    let addr = data as usize;
+    let addr = data.addr();
     let bytes = len.checked_mul(size).filter(|&b| b <= isize::MAX as usize);
     match bytes {
         Some(b) if addr.checked_add(b).is_some() => {}
@@ -116,7 +114,7 @@ pub(crate) fn check_ptr(
         return Err(adamant_status::Misaligned);
     }
     Ok(View {
-        addr,
+        ptr: data.cast_mut().cast(),
         dtype,
         len,
         written,
@@ -126,14 +124,15 @@ pub(crate) fn check_ptr(
 impl View {
     /// Byte range `[start, end)`.
     pub fn range(&self) -> (usize, usize) {
-        (self.addr, self.addr + self.len * self.dtype.size())
+        let start = self.ptr.addr();
+        (start, start + self.len * self.dtype.size())
     }
 
     /// A raw byte range of `bytes` bytes at `addr` (an `out_*` scalar), written.
     pub fn out_range<T>(p: *const T) -> Range {
         Range {
-            start: p as usize,
-            end: p as usize + core::mem::size_of::<T>(),
+            start: p.addr(),
+            end: p.addr() + core::mem::size_of::<T>(),
             written: true,
         }
     }
@@ -197,7 +196,7 @@ pub(crate) unsafe fn as_slice_mut<'a, T>(v: &View) -> &'a mut [T] {
     debug_assert_eq!(core::mem::size_of::<T>(), v.dtype.size());
     // SAFETY: non-NULL (or dangling-aligned with len 0), aligned, within isize; exclusive by
     // the overlap check and the caller's promise.
-    unsafe { core::slice::from_raw_parts_mut(v.addr as *mut T, v.len) }
+    unsafe { core::slice::from_raw_parts_mut(v.ptr.cast::<T>(), v.len) }
 }
 
 /// Shared slice over a checked view.
@@ -207,7 +206,7 @@ pub(crate) unsafe fn as_slice_mut<'a, T>(v: &View) -> &'a mut [T] {
 pub(crate) unsafe fn as_slice<'a, T>(v: &View) -> &'a [T] {
     debug_assert_eq!(core::mem::size_of::<T>(), v.dtype.size());
     // SAFETY: as in `as_slice_mut`; no writer overlaps a read-only view (overlap check).
-    unsafe { core::slice::from_raw_parts(v.addr as *const T, v.len) }
+    unsafe { core::slice::from_raw_parts(v.ptr.cast_const().cast::<T>(), v.len) }
 }
 
 /// Check a caller's output array of `len` values of `T` without creating a reference to it
@@ -224,7 +223,7 @@ pub(crate) fn check_out_array<T>(p: *mut T, len: usize) -> Result<(), adamant_st
     }
     let size = core::mem::size_of::<T>();
     match len.checked_mul(size) {
-        Some(b) if b <= isize::MAX as usize && (p as usize).checked_add(b).is_some() => Ok(()),
+        Some(b) if b <= isize::MAX as usize && p.addr().checked_add(b).is_some() => Ok(()),
         _ => Err(adamant_status::LengthTooLarge),
     }
 }

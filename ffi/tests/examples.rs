@@ -43,8 +43,11 @@ fn fnv1a<T: Element>(v: &[T]) -> u64 {
     h
 }
 
+/// Appends one tensor's partials to the gathered list.
+type Partials<'a> = &'a dyn Fn(&mut Vec<f32>);
+
 /// `(sum of squares over all tensors by partials + combine)`.
-fn global_sum_sq(parts_of: &[&dyn Fn(&mut Vec<f32>)]) -> f32 {
+fn global_sum_sq(parts_of: &[Partials<'_>]) -> f32 {
     let mut all = Vec::new();
     for f in parts_of {
         f(&mut all);
