@@ -4,5 +4,55 @@
 //! typed-FFI handlers that JAX calls. Every entry point returns a status code, checks its
 //! pointers, lengths, alignment, overlap and enum values before writing anything, and never
 //! lets a panic cross the boundary.
+//!
+//! ## Shape of the ABI
+//! - Tensors are views `adamant_tensor {data, dtype, len}` (and `adamant_const_tensor` for
+//!   inputs) over caller-owned memory. The library never allocates on a step path and never
+//!   keeps a pointer past the call.
+//! - Hyper-parameters are plain structs with `_default()` constructors; per-step inputs
+//!   (learning rate, loss scale, clip coefficient, `found_inf`) are `adamant_step_options`.
+//! - Every rule has a one-tensor entry point `adamant_<rule>_step` and a list entry point
+//!   `adamant_<rule>_step_multi` (arrays of views, one call per model). The step counter is
+//!   passed by value and its new value returned through `out_step` on success.
+//! - Cross-shard statistics use two phases: `adamant_reduce_partials[_multi]` on each shard,
+//!   the caller gathers the partials in global tile order, `adamant_reduce_combine` on every
+//!   rank.
+//! - Parameters come in the order: configuration, options, step, buffers (param, grad,
+//!   states), count, then `out_*` pointers, which are written only on success.
+//!
+//! Rules to come slot in with the same shape: `adamant_adam_mini_step[_multi]` (with a block
+//! layout), the AdaGC phases (`adamant_adagc_*`), and `adamant_cuda_*` entry points that take
+//! device pointers and a borrowed `CUstream` as `void *`, returning the same status codes.
 #![deny(missing_docs)]
+#![allow(non_camel_case_types)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![allow(clippy::too_many_arguments)]
+
+#[macro_use]
+mod boundary;
+
+pub mod adam;
+pub mod clip;
+mod exec;
+pub mod lion;
+mod multi;
+pub mod options;
+pub mod reduce;
+mod run;
+pub mod schedule;
+pub mod sgd;
+pub mod status;
+pub mod tensor;
+pub mod version;
+
+pub use adam::*;
+pub use clip::*;
+pub use lion::*;
+pub use options::*;
+pub use reduce::*;
+pub use schedule::*;
+pub use sgd::*;
+pub use status::adamant_status;
+pub use tensor::{adamant_const_tensor, adamant_dtype, adamant_tensor};
+pub use version::*;
 pub mod xla;

@@ -1,0 +1,163 @@
+//! The one place the ABI calls core's slice kernels, on checked views.
+//!
+//! Everything above this module validates; everything here runs. When the `adamant-cpu`
+//! driver (multi-threaded, run-time ISA) lands, these functions are the only call sites to
+//! route through it. The square root is the hardware instruction (`f32::sqrt`, IEEE
+//! correctly rounded), which gives the same bits as core's `LibmSqrt` reference.
+
+use crate::status::adamant_status;
+use crate::tensor::{as_slice, as_slice_mut, View};
+use adamant_core::rules::adam::{adam_slice, AdamScalars};
+use adamant_core::rules::lion::{lion_slice, LionScalars};
+use adamant_core::rules::sgd::{sgd_slice, SgdScalars};
+use adamant_core::rules::Plan;
+use adamant_core::scalars::Sqrt;
+use adamant_core::{bf16, f16, Dtype};
+
+/// The hardware square root (`sqrtss`/`fsqrt`), correctly rounded like every IEEE sqrt.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HwSqrt;
+
+impl Sqrt for HwSqrt {
+    #[inline(always)]
+    fn sqrt(x: f32) -> f32 {
+        x.sqrt()
+    }
+}
+
+/// Bind `$T` to the Rust element type of any dtype.
+macro_rules! with_elem {
+    ($d:expr, $T:ident => $body:expr) => {
+        match $d {
+            Dtype::F32 => {
+                type $T = f32;
+                $body
+            }
+            Dtype::Bf16 => {
+                type $T = bf16;
+                $body
+            }
+            Dtype::F16 => {
+                type $T = f16;
+                $body
+            }
+        }
+    };
+}
+
+/// Bind `$T` to the Rust element type of a state dtype (f32 or bf16).
+macro_rules! with_state {
+    ($d:expr, $T:ident => $body:expr) => {
+        match $d {
+            Dtype::F32 => {
+                type $T = f32;
+                $body
+            }
+            Dtype::Bf16 => {
+                type $T = bf16;
+                $body
+            }
+            Dtype::F16 => Err(adamant_status::UnsupportedDtype),
+        }
+    };
+}
+
+/// Adam/AdamW over one tensor: `[param, grad, exp_avg, exp_avg_sq]`.
+pub(crate) fn adam(plan: &Plan<AdamScalars>, v: &[View; 4]) -> Result<(), adamant_status> {
+    with_elem!(v[0].dtype, P => with_elem!(v[1].dtype, G => with_state!(v[2].dtype, S => {
+        // SAFETY: every view passed the NULL/length/alignment checks, lengths are equal, the
+        // written views overlap nothing else in the call, dtypes match the element types.
+        let (p, g, m, s) = unsafe {
+            (
+                as_slice_mut::<P>(&v[0]),
+                as_slice::<G>(&v[1]),
+                as_slice_mut::<S>(&v[2]),
+                as_slice_mut::<S>(&v[3]),
+            )
+        };
+        adam_slice::<P, G, S, HwSqrt>(p, g, m, s, plan);
+        Ok(())
+    })))
+}
+
+/// SGD over one tensor: `[param, grad, momentum_buffer]` (the buffer is empty without momentum).
+pub(crate) fn sgd(plan: &Plan<SgdScalars>, v: &[View; 3]) -> Result<(), adamant_status> {
+    with_elem!(v[0].dtype, P => with_elem!(v[1].dtype, G => with_state!(v[2].dtype, S => {
+        // SAFETY: as in `adam`.
+        let (p, g, b) = unsafe {
+            (
+                as_slice_mut::<P>(&v[0]),
+                as_slice::<G>(&v[1]),
+                as_slice_mut::<S>(&v[2]),
+            )
+        };
+        sgd_slice::<P, G, S>(p, g, b, plan);
+        Ok(())
+    })))
+}
+
+/// Lion over one tensor: `[param, grad, exp_avg]`.
+pub(crate) fn lion(plan: &Plan<LionScalars>, v: &[View; 3]) -> Result<(), adamant_status> {
+    with_elem!(v[0].dtype, P => with_elem!(v[1].dtype, G => with_state!(v[2].dtype, S => {
+        // SAFETY: as in `adam`.
+        let (p, g, m) = unsafe {
+            (
+                as_slice_mut::<P>(&v[0]),
+                as_slice::<G>(&v[1]),
+                as_slice_mut::<S>(&v[2]),
+            )
+        };
+        lion_slice::<P, G, S>(p, g, m, plan);
+        Ok(())
+    })))
+}
+
+/// Whether every element of a checked read-only view is finite.
+pub(crate) fn all_finite(v: &View) -> bool {
+    with_elem!(v.dtype, G => {
+        // SAFETY: checked view; nothing in the call writes it.
+        let g = unsafe { as_slice::<G>(v) };
+        adamant_core::step::all_finite(g)
+    })
+}
+
+/// What a reduction sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Sum,
+    SumSq,
+}
+
+/// Per-tile partials of a checked view into `out` (`out.len() == tile_count(v.len)`).
+pub(crate) fn partials(v: &View, op: Op, out: &mut [f32]) -> Result<(), adamant_status> {
+    with_elem!(v.dtype, G => {
+        // SAFETY: checked view, not overlapping `out`.
+        let x = unsafe { as_slice::<G>(v) };
+        let r = match op {
+            Op::Sum => adamant_core::reduce::partials_by(x, |a| a, out),
+            Op::SumSq => adamant_core::reduce::partials_by(x, |a| a * a, out),
+        };
+        r.map_err(adamant_status::from)
+    })
+}
+
+/// Canonical sum (or sum of squares) of a whole checked view.
+pub(crate) fn sum(v: &View, op: Op) -> f32 {
+    with_elem!(v.dtype, G => {
+        // SAFETY: checked view.
+        let x = unsafe { as_slice::<G>(v) };
+        match op {
+            Op::Sum => adamant_core::reduce::sum(x),
+            Op::SumSq => adamant_core::reduce::sum_sq(x),
+        }
+    })
+}
+
+/// Max-abs of a checked view.
+pub(crate) fn max_abs(v: &View) -> f32 {
+    with_elem!(v.dtype, G => {
+        // SAFETY: checked view.
+        let x = unsafe { as_slice::<G>(v) };
+        adamant_core::reduce::max_abs(x)
+    })
+}

@@ -1,0 +1,53 @@
+//! The shared body of every step entry point: validate the whole call, plan, decide the
+//! skip, run the executor over every tensor, then write `out_step`.
+
+use crate::exec;
+use crate::multi::{check_all, views, Raw, Spec};
+use crate::status::adamant_status;
+use crate::tensor::{Range, View};
+use adamant_core::rules::{Begin, Plan};
+use adamant_core::{StepError, StepOptions};
+
+/// One step over `count` tensors of `B` buffers each; `grad` is the index of the gradient
+/// buffer. `begin` plans the step (validating configuration and options; it sees no
+/// gradients, the finite scan runs here over every tensor's gradient with its own dtype).
+///
+/// # Safety
+/// `out_step` passed `try_out!` and is part of `extra`; every raw view's memory is valid as
+/// the entry point's documentation requires.
+pub(crate) unsafe fn step<const B: usize, K: Copy>(
+    count: usize,
+    specs: &[Spec; B],
+    raw: impl Fn(usize) -> [Raw; B],
+    lens: impl Fn(&[View; B]) -> Result<(), adamant_status>,
+    extra: &[Range],
+    opts: &StepOptions,
+    grad: usize,
+    begin: impl FnOnce() -> Result<Begin<K>, StepError>,
+    run: impl Fn(&Plan<K>, &[View; B]) -> Result<(), adamant_status>,
+    out_step: *mut u64,
+) -> Result<(), adamant_status> {
+    check_all(count, specs, &raw, lens, extra)?;
+    let plan = match begin()? {
+        Begin::Skip(r) => return Err(r.into()),
+        Begin::Apply(p) => p,
+    };
+    if opts.checks_finite() {
+        for i in 0..count {
+            if !exec::all_finite(&views(specs, &raw(i))?[grad]) {
+                return Err(adamant_status::SkippedNonFinite);
+            }
+        }
+    }
+    for i in 0..count {
+        run(&plan, &views(specs, &raw(i))?)?;
+    }
+    // SAFETY: non-NULL, aligned (try_out!), and not overlapping any view (overlap check).
+    unsafe { out_step.write(plan.step) };
+    Ok(())
+}
+
+/// The empty gradient list handed to core's `begin` (the scan happens in [`step`]).
+pub(crate) fn no_grads() -> core::iter::Empty<&'static [f32]> {
+    core::iter::empty()
+}

@@ -1,0 +1,167 @@
+//! The step, reduction and clipping entry points never allocate: a counting global
+//! allocator sees zero allocations on this thread across single- and multi-tensor calls of
+//! every rule (and on error paths).
+
+mod common;
+use adamant::*;
+use common::{cview, view};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only counts on the side.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn allocations(f: impl FnOnce()) -> usize {
+    COUNT.with(|c| c.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    COUNT.with(|c| c.get())
+}
+
+#[test]
+fn spec_no_allocation_on_step_paths() {
+    let n = 10_000;
+    let (mut p, g, mut m, mut v) = (
+        vec![0.5f32; n],
+        vec![0.25f32; n],
+        vec![0.0f32; n],
+        vec![0.0f32; n],
+    );
+    let (mut p2, g2, mut m2, mut v2) = (
+        vec![0.5f32; 77],
+        vec![0.25f32; 77],
+        vec![0.0f32; 77],
+        vec![0.0f32; 77],
+    );
+    let mut parts = vec![0.0f32; adamant_reduce_tile_count(n) + adamant_reduce_tile_count(77)];
+    let adam = adamant_adamw_config_default();
+    let lion = adamant_lion_config_default();
+    let mut sgd = adamant_sgd_config_default();
+    sgd.momentum = 0.9;
+    let mut opt = adamant_step_options_default();
+    opt.check_finite = 1;
+    opt.has_clip_coef = 1;
+    opt.clip_coef = 0.5;
+    let k = allocations(|| {
+        let mut out = 0u64;
+        let ps = [view(&mut p), view(&mut p2)];
+        let gs = [cview(&g), cview(&g2)];
+        let ms = [view(&mut m), view(&mut m2)];
+        let vs = [view(&mut v), view(&mut v2)];
+        // SAFETY: views over live vectors; arrays of two views.
+        unsafe {
+            assert_eq!(
+                adamant_adamw_step(&adam, &opt, 0, ps[0], gs[0], ms[0], vs[0], &mut out),
+                adamant_status::Ok
+            );
+            assert_eq!(
+                adamant_adamw_step_multi(
+                    &adam,
+                    &opt,
+                    1,
+                    ps.as_ptr(),
+                    gs.as_ptr(),
+                    ms.as_ptr(),
+                    vs.as_ptr(),
+                    2,
+                    &mut out
+                ),
+                adamant_status::Ok
+            );
+            assert_eq!(
+                adamant_adam_step_multi(
+                    &adam,
+                    &opt,
+                    2,
+                    ps.as_ptr(),
+                    gs.as_ptr(),
+                    ms.as_ptr(),
+                    vs.as_ptr(),
+                    2,
+                    &mut out
+                ),
+                adamant_status::Ok
+            );
+            assert_eq!(
+                adamant_lion_step_multi(
+                    &lion,
+                    &opt,
+                    0,
+                    ps.as_ptr(),
+                    gs.as_ptr(),
+                    ms.as_ptr(),
+                    2,
+                    &mut out
+                ),
+                adamant_status::Ok
+            );
+            assert_eq!(
+                adamant_sgd_step_multi(
+                    &sgd,
+                    &opt,
+                    0,
+                    ps.as_ptr(),
+                    gs.as_ptr(),
+                    vs.as_ptr(),
+                    2,
+                    &mut out
+                ),
+                adamant_status::Ok
+            );
+            // Error paths too.
+            assert_eq!(
+                adamant_adamw_step(&adam, &opt, 0, ps[0], gs[1], ms[0], vs[0], &mut out),
+                adamant_status::LengthMismatch
+            );
+            assert_eq!(
+                adamant_adamw_step(&adam, &opt, u64::MAX, ps[0], gs[0], ms[0], vs[0], &mut out),
+                adamant_status::StepOverflow
+            );
+            let len = parts.len();
+            assert_eq!(
+                adamant_reduce_partials_multi(gs.as_ptr(), 2, 1, parts.as_mut_ptr(), len),
+                adamant_status::Ok
+            );
+            let (mut s, mut c, mut nn) = (0.0f32, 0.0f32, 0.0f32);
+            assert_eq!(
+                adamant_reduce_combine(parts.as_ptr(), len, &mut s),
+                adamant_status::Ok
+            );
+            assert_eq!(
+                adamant_clip_coef_global_norm(s, 1.0, 1e-6, &mut c, &mut nn),
+                adamant_status::Ok
+            );
+            let mut f = 0u32;
+            assert_eq!(
+                adamant_all_finite(gs.as_ptr(), 2, &mut f),
+                adamant_status::Ok
+            );
+        }
+    });
+    assert_eq!(k, 0, "allocations on the step path");
+    // The counter works: a Vec allocates.
+    assert!(allocations(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
+}

@@ -1,0 +1,126 @@
+/* The C ABI from C11: every error class through a real C caller, buffers checked byte for
+ * byte after each error; built with -Wall -Wextra -Wpedantic -Werror and ASan/UBSan by
+ * scripts/test-c.sh, against libadamant.a and libadamant.so. Prints "ok N checks". */
+#include <adamant.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int checks = 0;
+static int failures = 0;
+
+#define CHECK(cond)                                                   \
+    do {                                                              \
+        checks++;                                                     \
+        if (!(cond)) {                                                \
+            failures++;                                               \
+            fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                             \
+    } while (0)
+
+#define N 16
+/* One arena for every buffer so one memcmp covers them all. */
+static _Alignas(16) unsigned char arena[8 * 64];
+static unsigned char snapshot[sizeof arena];
+
+static float *region(int r) { return (float *)(void *)(arena + 64 * r); }
+
+static adamant_tensor view(int r) {
+    adamant_tensor t = {region(r), ADAMANT_DTYPE_F32, N};
+    return t;
+}
+
+static adamant_const_tensor cview(int r) {
+    adamant_const_tensor t = {region(r), ADAMANT_DTYPE_F32, N};
+    return t;
+}
+
+static void fill(void) {
+    for (int r = 0; r < 8; r++)
+        for (int i = 0; i < N; i++) region(r)[i] = (float)(r * N + i) * 0.01f - 0.3f;
+    memcpy(snapshot, arena, sizeof arena);
+}
+
+static int untouched(void) { return memcmp(snapshot, arena, sizeof arena) == 0; }
+
+/* AdamW with the given views; returns the status and checks out_step on error. */
+static adamant_status adamw(const adamant_adam_config *c, const adamant_step_options *o,
+                            uint64_t step, adamant_tensor p, adamant_const_tensor g,
+                            adamant_tensor m, adamant_tensor v) {
+    uint64_t out = 12345;
+    adamant_status s = adamant_adamw_step(c, o, step, p, g, m, v, &out);
+    if (s != ADAMANT_STATUS_OK) CHECK(out == 12345);
+    return s;
+}
+
+int main(void) {
+    adamant_adam_config cfg = adamant_adamw_config_default();
+    adamant_step_options opt = adamant_step_options_default();
+    adamant_status s;
+
+    fill();
+    s = adamw(&cfg, &opt, 0, view(0), cview(1), view(2), view(3));
+    CHECK(s == ADAMANT_STATUS_OK && !untouched());
+
+    fill();
+    CHECK(adamw(NULL, &opt, 0, view(0), cview(1), view(2), view(3)) == ADAMANT_STATUS_NULL_POINTER);
+    adamant_tensor p = view(0);
+    p.data = NULL;
+    CHECK(adamw(&cfg, &opt, 0, p, cview(1), view(2), view(3)) == ADAMANT_STATUS_NULL_POINTER);
+    p = view(0);
+    p.len = N - 1;
+    CHECK(adamw(&cfg, &opt, 0, p, cview(1), view(2), view(3)) == ADAMANT_STATUS_LENGTH_MISMATCH);
+    p = view(0);
+    p.data = arena + 1;
+    CHECK(adamw(&cfg, &opt, 0, p, cview(1), view(2), view(3)) == ADAMANT_STATUS_MISALIGNED);
+    CHECK(adamw(&cfg, &opt, 0, view(0), cview(1), view(2), view(2)) == ADAMANT_STATUS_OVERLAP);
+    p = view(0);
+    p.dtype = 3;
+    CHECK(adamw(&cfg, &opt, 0, p, cview(1), view(2), view(3)) == ADAMANT_STATUS_INVALID_ENUM);
+    adamant_adam_config bad = cfg;
+    bad.beta2 = 1.0;
+    CHECK(adamw(&bad, &opt, 0, view(0), cview(1), view(2), view(3)) == ADAMANT_STATUS_INVALID_CONFIG);
+    adamant_tensor m16 = view(2), v16 = view(3);
+    m16.dtype = v16.dtype = ADAMANT_DTYPE_F16;
+    CHECK(adamw(&cfg, &opt, 0, view(0), cview(1), m16, v16) == ADAMANT_STATUS_UNSUPPORTED_DTYPE);
+    adamant_step_options o2 = opt;
+    o2.found_inf = 1;
+    CHECK(adamw(&cfg, &o2, 0, view(0), cview(1), view(2), view(3)) == ADAMANT_STATUS_SKIPPED_FOUND_INF);
+    CHECK(adamw(&cfg, &opt, UINT64_MAX, view(0), cview(1), view(2), view(3)) == ADAMANT_STATUS_STEP_OVERFLOW);
+    p = view(0);
+    p.len = SIZE_MAX;
+    adamant_const_tensor g = cview(1);
+    g.len = SIZE_MAX;
+    CHECK(adamw(&cfg, &opt, 0, p, g, view(2), view(3)) == ADAMANT_STATUS_LENGTH_TOO_LARGE);
+    CHECK(untouched());
+
+    /* A non-finite gradient in the second tensor of a multi call: nothing written at all. */
+    region(5)[3] = INFINITY;
+    memcpy(snapshot, arena, sizeof arena);
+    o2 = opt;
+    o2.check_finite = 1;
+    adamant_tensor ps[2] = {view(0), view(4)};
+    adamant_const_tensor gs[2] = {cview(1), cview(5)};
+    adamant_tensor ms[2] = {view(2), view(6)};
+    adamant_tensor vs[2] = {view(3), view(7)};
+    uint64_t out = 9;
+    s = adamant_adamw_step_multi(&cfg, &o2, 0, ps, gs, ms, vs, 2, &out);
+    CHECK(s == ADAMANT_STATUS_SKIPPED_NON_FINITE && out == 9 && untouched());
+    s = adamant_adamw_step_multi(&cfg, &opt, 0, ps, gs, ms, vs, 2, &out);
+    CHECK(s == ADAMANT_STATUS_OK && out == 1 && !untouched());
+
+    /* Status strings: static, non-empty, unknown codes named as such. */
+    for (uint32_t c = 0; c <= ADAMANT_STATUS_NO_CUDA_DRIVER; c++)
+        CHECK(adamant_status_string(c) != NULL && adamant_status_string(c)[0] != '\0');
+    CHECK(strcmp(adamant_status_string(999), "unknown status code") == 0);
+    CHECK(adamant_dtype_size(ADAMANT_DTYPE_BF16) == 2 && adamant_dtype_size(7) == 0);
+    CHECK(strcmp(adamant_version(), ADAMANT_VERSION_STRING) == 0);
+
+    if (failures) {
+        fprintf(stderr, "%d of %d checks failed\n", failures, checks);
+        return 1;
+    }
+    printf("ok %d checks\n", checks);
+    return 0;
+}
