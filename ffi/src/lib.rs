@@ -31,7 +31,9 @@
 #[macro_use]
 mod boundary;
 
+pub mod adagc;
 pub mod adam;
+pub mod adam_mini;
 pub mod clip;
 mod exec;
 pub mod lion;
@@ -45,7 +47,9 @@ pub mod status;
 pub mod tensor;
 pub mod version;
 
+pub use adagc::*;
 pub use adam::*;
+pub use adam_mini::*;
 pub use clip::*;
 pub use lion::*;
 pub use options::*;
