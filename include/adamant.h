@@ -147,6 +147,68 @@ typedef uint32_t adamant_decay;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How a tensor is cut into blocks sharing one second moment. Crosses the ABI as the
+// `kind` field (`uint32_t`) of `adamant_block_layout`, checked on entry.
+enum adamant_block_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // One block per element: per-element AdamW (biases). State length `numel`.
+  ADAMANT_BLOCK_KIND_ELEMENT = 0,
+  // Contiguous rows of `block_len` elements. State length `numel / block_len`.
+  ADAMANT_BLOCK_KIND_ROWS = 1,
+  // Contiguous heads of `block_len` elements (`dim*dim/n_heads`). State `numel / block_len`.
+  ADAMANT_BLOCK_KIND_HEADS = 2,
+  // One block for the whole tensor. State length 1 (0 for an empty tensor).
+  ADAMANT_BLOCK_KIND_TENSOR = 3,
+  // Explicit consecutive segments (`segments`, `segment_count`) covering the tensor.
+  ADAMANT_BLOCK_KIND_SEGMENTS = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum adamant_block_kind adamant_block_kind;
+#else
+typedef uint32_t adamant_block_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Per-tensor thresholds (official `AdaGC`, `AdaGC-Shard`) or one global threshold
+// (`AdaGC-Global`). Crosses the ABI as `adamant_adagc_config.mode`, checked on entry.
+enum adamant_adagc_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // One `gamma` per tensor.
+  ADAMANT_ADAGC_MODE_PER_TENSOR = 0,
+  // One `gamma` for the global norm; every tensor gets the same coefficient.
+  ADAMANT_ADAGC_MODE_GLOBAL = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum adamant_adagc_mode adamant_adagc_mode;
+#else
+typedef uint32_t adamant_adagc_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// AdaGC hyper-parameters. Start from `adamant_adagc_config_default()`.
+typedef struct adamant_adagc_config {
+  // `lambda_rel`: relative threshold, finite, `> 0`.
+  double lambda_rel;
+  // EMA decay of the thresholds, in `[0, 1)`.
+  double beta;
+  // Added to the norm in the divisor; finite, `> 0`.
+  double eps;
+  // `lambda_abs`: global clipping threshold during warm-up; finite, `> 0`.
+  double max_norm;
+  // Warm-up steps of global clipping (`T_start`).
+  uint64_t t_start;
+  // An `adamant_adagc_mode` value.
+  uint32_t mode;
+} adamant_adagc_config;
+
 // Adam/AdamW hyper-parameters (the learning rate is per step, in `adamant_step_options`).
 // Start from `adamant_adamw_config_default()` or `adamant_adam_config_default()`.
 typedef struct adamant_adam_config {
@@ -238,6 +300,51 @@ typedef struct adamant_adam_scalars {
   float eps;
 } adamant_adam_scalars;
 
+// Adam-mini hyper-parameters (the learning rate is per step, in `adamant_step_options`).
+// Start from `adamant_adam_mini_config_default()`.
+typedef struct adamant_adam_mini_config {
+  // First-moment decay, in `[0, 1)`.
+  double beta1;
+  // Second-moment (per block) decay, in `[0, 1)`.
+  double beta2;
+  // Added to `sqrt(exp_avg_sq) / sqrt(bias_correction2)`; finite, `> 0`.
+  double eps;
+  // Decoupled weight decay, finite, `>= 0`, applied to tensors whose layout has
+  // `weight_decay = 1`.
+  double weight_decay;
+  // Seed of stochastic rounding for bf16 parameters (used when `stochastic_rounding` is 1).
+  uint64_t stochastic_rounding_seed;
+  // 1: round bf16 parameters stochastically; 0: nearest-even. Other values:
+  // `ADAMANT_STATUS_INVALID_ENUM`.
+  uint32_t stochastic_rounding;
+} adamant_adam_mini_config;
+
+// One segment of an explicit layout: `len` elements cut into blocks of `block_len`
+// (`block_len` divides `len`), or per-element AdamW when `block_len` is 0.
+typedef struct adamant_block_segment {
+  // Elements in the segment, `> 0`.
+  size_t len;
+  // Elements per block, or 0 for per-element AdamW.
+  size_t block_len;
+} adamant_block_segment;
+
+// A tensor's block layout and its weight-decay flag (the official code turns weight decay
+// off for norms and biases).
+typedef struct adamant_block_layout {
+  // An `adamant_block_kind` value.
+  uint32_t kind;
+  // Block length for `Rows`/`Heads` (`> 0`, divides the tensor length); ignored otherwise.
+  size_t block_len;
+  // For `Segments`: `segment_count` segments (may be NULL when the count is 0); ignored
+  // otherwise.
+  const struct adamant_block_segment *segments;
+  // Number of segments.
+  size_t segment_count;
+  // 1: apply `weight_decay` to this tensor; 0: not. Other values:
+  // `ADAMANT_STATUS_INVALID_ENUM`.
+  uint32_t weight_decay;
+} adamant_block_layout;
+
 // Lion hyper-parameters (the official `google/automl` code; the learning rate is per step).
 typedef struct adamant_lion_config {
   // Interpolation factor of the update, in `[0, 1)`.
@@ -325,6 +432,59 @@ typedef struct adamant_sgd_scalars {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// The official code's defaults: `lambda_rel 1.04, beta 0.99, eps 1e-6, max_norm 1.0,
+// t_start 100`, per-tensor.
+struct adamant_adagc_config adamant_adagc_config_default(void);
+
+// Length of the `gamma` buffer for `n_tensors` tensors: `n_tensors` per-tensor, 1 global.
+//
+// # Safety
+// `config` points to a valid struct; `out_len` to a writable `size_t`.
+adamant_status adamant_adagc_gamma_len(const struct adamant_adagc_config *config,
+                                       size_t n_tensors,
+                                       size_t *out_len);
+
+// Phase one of an AdaGC step: from the per-tensor sums of squares of the unscaled gradients
+// (`tensor_sums[i]`, sharded tensors already combined) and the thresholds `gamma`
+// (`adamant_adagc_gamma_len` floats, any value before step 1), write each tensor's clip
+// coefficient into `out_coefs[i]` and the global norm into `*out_global_norm`. Writes no
+// state. With `norm_i = sqrt(tensor_sums[i])`, `k = step + 1`, per tensor in f32
+// (`adagc_tensor`): during warm-up (`k <= t_start`) `coef = min(max_norm/(G + eps), 1)` with
+// `G` the global norm; afterwards `threshold = lambda_rel*gamma_i` (`norm_i` at `k = 1`) and
+// `coef = norm_i > threshold ? threshold/(norm_i + eps) : 1`.
+//
+// A NaN or infinite norm gives `ADAMANT_STATUS_SKIPPED_NON_FINITE` (skip the step, do not
+// commit) and writes nothing; `step == UINT64_MAX` gives `ADAMANT_STATUS_STEP_OVERFLOW`.
+//
+// # Safety
+// `config` points to a valid struct; `tensor_sums` to `count` floats; `gamma` to
+// `gamma_len` floats; `out_coefs` to `count` writable floats; `out_global_norm` to a
+// writable float.
+adamant_status adamant_adagc_coefs(const struct adamant_adagc_config *config,
+                                   uint64_t step,
+                                   const float *tensor_sums,
+                                   size_t count,
+                                   const float *gamma,
+                                   size_t gamma_len,
+                                   float *out_coefs,
+                                   float *out_global_norm);
+
+// Phase two, called only after the optimizer applied the step that used
+// `adamant_adagc_coefs`' coefficients (same `config`, `step`, `tensor_sums`): update every
+// threshold in `gamma` (`gamma = beta*g0 + (1-beta)*clipped`, or the running minimum of the
+// clipped norms during warm-up) and set `*out_step = step + 1`. Errors as
+// `adamant_adagc_coefs`; on error `gamma` is unchanged.
+//
+// # Safety
+// As `adamant_adagc_coefs`; `gamma` is writable; `out_step` points to a writable `uint64_t`.
+adamant_status adamant_adagc_commit(const struct adamant_adagc_config *config,
+                                    uint64_t step,
+                                    const float *tensor_sums,
+                                    size_t count,
+                                    float *gamma,
+                                    size_t gamma_len,
+                                    uint64_t *out_step);
 
 // PyTorch `torch.optim.AdamW` defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2.
 struct adamant_adam_config adamant_adamw_config_default(void);
@@ -425,6 +585,109 @@ adamant_status adamant_adam_step_scalars(const struct adamant_adam_config *confi
                                          double lr,
                                          uint64_t t,
                                          struct adamant_adam_scalars *out_scalars);
+
+// The official Adam-mini defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0.
+struct adamant_adam_mini_config adamant_adam_mini_config_default(void);
+
+// The `exp_avg_sq` length of a tensor of `numel` elements under `layout`, into `*out_len`.
+// Blocks that do not tile the tensor (zero or non-dividing block length, segments that do
+// not cover it exactly) give `ADAMANT_STATUS_LENGTH_MISMATCH`.
+//
+// # Safety
+// `layout` points to a valid struct (and its segments array); `out_len` to a writable
+// `size_t`.
+adamant_status adamant_adam_mini_state_len(const struct adamant_block_layout *layout,
+                                           size_t numel,
+                                           size_t *out_len);
+
+// One Adam-mini step over one tensor, cut into blocks by `layout`
+// (`adamant_core::rules::adam_mini::apply_tensor`). Per block `b` of `n_b` elements, with
+// `g` the gradient after the loss scale and clip coefficient of `options`, in f32:
+// `sum_b` = canonical sum of `g*g` over the block; `mean = sum_b / n_b`;
+// `exp_avg_sq[b] = beta2*exp_avg_sq[b] + (1-beta2)*mean`;
+// `scale = (1/bias_correction1) / (sqrt(exp_avg_sq[b])/sqrt(bias_correction2) + eps)`; then per
+// element `p = p*(1 - lr*wd)`, `exp_avg = beta1*exp_avg + (1-beta1)*g`,
+// `p = p - (exp_avg*scale)*lr`. Element blocks run the AdamW element rule.
+//
+// `param`, `grad` may be f32, bf16 or f16; `exp_avg` (the parameter's length) and
+// `exp_avg_sq` (`adamant_adam_mini_state_len`) are f32 or bf16 (the same), starting at zero.
+// `step` is the steps applied so far; on success `*out_step = step + 1`. On any nonzero
+// status nothing was written.
+//
+// # Safety
+// `config`, `options`, `layout` point to valid structs; every view's `data` points to `len`
+// elements of its dtype, valid for the call and not accessed concurrently; `out_step` points
+// to a writable `uint64_t`.
+adamant_status adamant_adam_mini_step(const struct adamant_adam_mini_config *config,
+                                      const struct adamant_step_options *options,
+                                      uint64_t step,
+                                      const struct adamant_block_layout *layout,
+                                      struct adamant_tensor param,
+                                      struct adamant_const_tensor grad,
+                                      struct adamant_tensor exp_avg,
+                                      struct adamant_tensor exp_avg_sq,
+                                      uint64_t *out_step);
+
+// One Adam-mini step over `count` tensors: tensor `i` is `(layouts[i], params[i], grads[i],
+// exp_avgs[i], exp_avg_sqs[i])`. `clip_coefs` is NULL (every tensor uses `options`' clip
+// coefficient) or `count` per-tensor clip coefficients (AdaGC's `adamant_adagc_coefs`), each
+// finite and `>= 0`, which replace `options.clip_coef` for their tensor. Every tensor is
+// validated (and scanned, when finite-checking is on) before any is written.
+//
+// # Safety
+// As `adamant_adam_mini_step`, for every view; each array holds `count` entries (may be
+// NULL when `count` is 0).
+adamant_status adamant_adam_mini_step_multi(const struct adamant_adam_mini_config *config,
+                                            const struct adamant_step_options *options,
+                                            uint64_t step,
+                                            const struct adamant_block_layout *layouts,
+                                            const struct adamant_tensor *params,
+                                            const struct adamant_const_tensor *grads,
+                                            const struct adamant_tensor *exp_avgs,
+                                            const struct adamant_tensor *exp_avg_sqs,
+                                            const float *clip_coefs,
+                                            size_t count,
+                                            uint64_t *out_step);
+
+// Sharded phase one for a block split over ranks: the per-tile partial sums of the prepared
+// squares `((g/grad_scale)*clip_coef)^2` of this rank's piece of the block
+// (`adamant_core::rules::adam_mini::grad_sq_partials`), with `options`' loss scale and clip
+// coefficient. `out_partials` holds exactly `adamant_reduce_tile_count(grad.len)` floats.
+// Gather the pieces' partials in the block's tile order, `adamant_reduce_combine` them, and
+// pass the sum to `adamant_adam_mini_block_step` on every rank.
+//
+// # Safety
+// `options` points to a valid struct; `grad.data` to `grad.len` elements of its dtype;
+// `out_partials` to `partials_len` writable floats.
+adamant_status adamant_adam_mini_partials(const struct adamant_step_options *options,
+                                          struct adamant_const_tensor grad,
+                                          float *out_partials,
+                                          size_t partials_len);
+
+// Sharded phase three: this rank's piece of one block that spans ranks. `sum_sq` is the
+// block's combined sum of prepared squares (phase one and `adamant_reduce_combine`) and
+// `count` its global element count; `exp_avg_sq` is the block's one state entry (a view of
+// length 1, replicated on every rank). Updates `exp_avg_sq`
+// (`adamant_core::rules::adam_mini::block_update`), then every element of the piece
+// (`adam_mini_slice`). `index_offset` is the piece's first element's index in the whole
+// tensor (stochastic rounding only). `weight_decay` is the tensor's 0/1 flag. The step
+// counter is shared by every block of the step: pass the same `step` to every call; on
+// success `*out_step = step + 1`.
+//
+// # Safety
+// As `adamant_adam_mini_step`.
+adamant_status adamant_adam_mini_block_step(const struct adamant_adam_mini_config *config,
+                                            const struct adamant_step_options *options,
+                                            uint64_t step,
+                                            float sum_sq,
+                                            uint64_t count,
+                                            uint64_t index_offset,
+                                            uint32_t weight_decay,
+                                            struct adamant_tensor param,
+                                            struct adamant_const_tensor grad,
+                                            struct adamant_tensor exp_avg,
+                                            struct adamant_tensor exp_avg_sq,
+                                            uint64_t *out_step);
 
 // `clip_coef = min(max_norm / (sqrt(sum_sq) + eps), 1)` in f32, the operations in this
 // order, each rounded to nearest even: `1. norm = sqrt(sum_sq)`, `2. d = norm + eps`,

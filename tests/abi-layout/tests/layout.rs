@@ -100,6 +100,52 @@ fn structs_match() {
         decay_steps,
         decay
     });
+    same_struct!(adamant_adam_mini_config {
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        stochastic_rounding_seed,
+        stochastic_rounding
+    });
+    same_struct!(adamant_block_segment { len, block_len });
+    // The segments pointer's pointee is bindgen's own struct type, so this one is spelled out.
+    assert_eq!(
+        size_of::<c::adamant_block_layout>(),
+        size_of::<ffi::adamant_block_layout>()
+    );
+    assert_eq!(
+        align_of::<c::adamant_block_layout>(),
+        align_of::<ffi::adamant_block_layout>()
+    );
+    macro_rules! same_offsets {
+        ($($f:ident),*) => {$(
+            assert_eq!(
+                offset_of!(c::adamant_block_layout, $f),
+                offset_of!(ffi::adamant_block_layout, $f),
+                stringify!($f)
+            );
+        )*};
+    }
+    same_offsets!(kind, block_len, segments, segment_count, weight_decay);
+    #[allow(dead_code)]
+    fn c_to_rust(x: c::adamant_block_layout) -> ffi::adamant_block_layout {
+        ffi::adamant_block_layout {
+            kind: x.kind,
+            block_len: x.block_len,
+            segments: x.segments.cast(),
+            segment_count: x.segment_count,
+            weight_decay: x.weight_decay,
+        }
+    }
+    same_struct!(adamant_adagc_config {
+        lambda_rel,
+        beta,
+        eps,
+        max_norm,
+        t_start,
+        mode
+    });
 }
 
 /// Number of enumerators `PREFIX...` the header declares (lines `  PREFIX... = n,`).
@@ -200,6 +246,33 @@ fn enum_values_match() {
     );
     assert_eq!(enumerators("ADAMANT_DECAY_"), 4);
 
+    use ffi::adamant_block_kind as K;
+    let kinds = [
+        (c::adamant_block_kind_ADAMANT_BLOCK_KIND_ELEMENT, K::Element),
+        (c::adamant_block_kind_ADAMANT_BLOCK_KIND_ROWS, K::Rows),
+        (c::adamant_block_kind_ADAMANT_BLOCK_KIND_HEADS, K::Heads),
+        (c::adamant_block_kind_ADAMANT_BLOCK_KIND_TENSOR, K::Tensor),
+        (
+            c::adamant_block_kind_ADAMANT_BLOCK_KIND_SEGMENTS,
+            K::Segments,
+        ),
+    ];
+    for (cv, rv) in kinds {
+        assert_eq!(cv, rv as u32, "{rv:?}");
+    }
+    assert_eq!(enumerators("ADAMANT_BLOCK_KIND_"), kinds.len());
+
+    use ffi::adamant_adagc_mode as A;
+    assert_eq!(
+        c::adamant_adagc_mode_ADAMANT_ADAGC_MODE_PER_TENSOR,
+        A::PerTensor as u32
+    );
+    assert_eq!(
+        c::adamant_adagc_mode_ADAMANT_ADAGC_MODE_GLOBAL,
+        A::Global as u32
+    );
+    assert_eq!(enumerators("ADAMANT_ADAGC_MODE_"), 2);
+
     assert_eq!(c::ADAMANT_REDUCE_TILE as usize, ffi::ADAMANT_REDUCE_TILE);
 }
 
@@ -272,6 +345,16 @@ fn every_declared_function_is_exported() {
         adamant_numeric_contract_version,
         adamant_status_string,
         adamant_dtype_size,
+        adamant_adam_mini_config_default,
+        adamant_adam_mini_state_len,
+        adamant_adam_mini_step,
+        adamant_adam_mini_step_multi,
+        adamant_adam_mini_partials,
+        adamant_adam_mini_block_step,
+        adamant_adagc_config_default,
+        adamant_adagc_gamma_len,
+        adamant_adagc_coefs,
+        adamant_adagc_commit,
     );
     // The header declares exactly these functions (a new one must be added above).
     let declared = HEADER
