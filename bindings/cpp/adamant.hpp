@@ -296,8 +296,112 @@ inline status schedule_lr(const adamant_schedule& schedule, std::uint64_t count,
   return detail::from_c(adamant_schedule_lr(&schedule, count, &lr));
 }
 
-// Adam-mini and the AdaGC phases get wrappers of the same shape when their C entry points
-// (adamant_adam_mini_step[_multi], adamant_adagc_*) land.
+// ---- Adam-mini -----------------------------------------------------------------------------
+
+/// A block layout of kind Element, Rows, Heads or Tensor (`block_len` for Rows/Heads).
+inline adamant_block_layout block_layout(adamant_block_kind kind, std::size_t block_len = 0,
+                                         bool weight_decay = true) noexcept {
+  return adamant_block_layout{static_cast<std::uint32_t>(kind), block_len, nullptr, 0,
+                              weight_decay ? 1u : 0u};
+}
+
+/// An explicit layout over `segments` (borrowed: keep them alive while the layout is used).
+inline adamant_block_layout block_layout(span<const adamant_block_segment> segments,
+                                         bool weight_decay = true) noexcept {
+  return adamant_block_layout{ADAMANT_BLOCK_KIND_SEGMENTS, 0, segments.data(), segments.size(),
+                              weight_decay ? 1u : 0u};
+}
+
+/// The exp_avg_sq length of a tensor of `numel` elements under `layout`.
+inline status adam_mini_state_len(const adamant_block_layout& layout, std::size_t numel,
+                                  std::size_t& len) noexcept {
+  return detail::from_c(adamant_adam_mini_state_len(&layout, numel, &len));
+}
+
+/// One Adam-mini step over one tensor (see adamant_adam_mini_step).
+inline status adam_mini_step(const adamant_adam_mini_config& config,
+                             const adamant_step_options& options, std::uint64_t& step,
+                             const adamant_block_layout& layout, adamant_tensor param,
+                             adamant_const_tensor grad, adamant_tensor exp_avg,
+                             adamant_tensor exp_avg_sq) noexcept {
+  std::uint64_t next = 0;
+  status s = detail::from_c(adamant_adam_mini_step(&config, &options, step, &layout, param, grad,
+                                                   exp_avg, exp_avg_sq, &next));
+  if (s == status::ok) step = next;
+  return s;
+}
+
+/// One Adam-mini step over many tensors; `clip_coefs` empty (use `options`) or one per tensor
+/// (from adamant::adagc_coefs).
+inline status adam_mini_step_multi(const adamant_adam_mini_config& config,
+                                   const adamant_step_options& options, std::uint64_t& step,
+                                   span<const adamant_block_layout> layouts,
+                                   span<const adamant_tensor> params,
+                                   span<const adamant_const_tensor> grads,
+                                   span<const adamant_tensor> exp_avgs,
+                                   span<const adamant_tensor> exp_avg_sqs,
+                                   span<const float> clip_coefs = {}) noexcept {
+  if (!detail::same_size(params, grads) || !detail::same_size(params, exp_avgs) ||
+      !detail::same_size(params, exp_avg_sqs) || !detail::same_size(params, layouts) ||
+      (clip_coefs.size() != 0 && !detail::same_size(params, clip_coefs)))
+    return status::length_mismatch;
+  std::uint64_t next = 0;
+  status s = detail::from_c(adamant_adam_mini_step_multi(
+      &config, &options, step, layouts.data(), params.data(), grads.data(), exp_avgs.data(),
+      exp_avg_sqs.data(), clip_coefs.size() ? clip_coefs.data() : nullptr, params.size(), &next));
+  if (s == status::ok) step = next;
+  return s;
+}
+
+/// Sharded phase one: per-tile partials of the prepared squares of this rank's block piece.
+inline status adam_mini_partials(const adamant_step_options& options, adamant_const_tensor grad,
+                                 span<float> out) noexcept {
+  return detail::from_c(adamant_adam_mini_partials(&options, grad, out.data(), out.size()));
+}
+
+/// Sharded phase three: this rank's piece of a block, from the block's combined `sum_sq`.
+inline status adam_mini_block_step(const adamant_adam_mini_config& config,
+                                   const adamant_step_options& options, std::uint64_t& step,
+                                   float sum_sq, std::uint64_t count, std::uint64_t index_offset,
+                                   bool weight_decay, adamant_tensor param,
+                                   adamant_const_tensor grad, adamant_tensor exp_avg,
+                                   adamant_tensor exp_avg_sq) noexcept {
+  std::uint64_t next = 0;
+  status s = detail::from_c(adamant_adam_mini_block_step(
+      &config, &options, step, sum_sq, count, index_offset, weight_decay ? 1u : 0u, param, grad,
+      exp_avg, exp_avg_sq, &next));
+  if (s == status::ok) step = next;
+  return s;
+}
+
+// ---- AdaGC -------------------------------------------------------------------------------------
+
+/// Length of AdaGC's gamma buffer for `n_tensors` tensors.
+inline status adagc_gamma_len(const adamant_adagc_config& config, std::size_t n_tensors,
+                              std::size_t& len) noexcept {
+  return detail::from_c(adamant_adagc_gamma_len(&config, n_tensors, &len));
+}
+
+/// AdaGC phase one: per-tensor clip coefficients (writes no state).
+inline status adagc_coefs(const adamant_adagc_config& config, std::uint64_t step,
+                          span<const float> tensor_sums, span<const float> gamma,
+                          span<float> coefs, float& global_norm) noexcept {
+  if (!detail::same_size(tensor_sums, coefs)) return status::length_mismatch;
+  return detail::from_c(adamant_adagc_coefs(&config, step, tensor_sums.data(),
+                                            tensor_sums.size(), gamma.data(), gamma.size(),
+                                            coefs.data(), &global_norm));
+}
+
+/// AdaGC phase two, after the optimizer applied the step: new thresholds; `step` advances.
+inline status adagc_commit(const adamant_adagc_config& config, std::uint64_t& step,
+                           span<const float> tensor_sums, span<float> gamma) noexcept {
+  std::uint64_t next = 0;
+  status s = detail::from_c(adamant_adagc_commit(&config, step, tensor_sums.data(),
+                                                 tensor_sums.size(), gamma.data(), gamma.size(),
+                                                 &next));
+  if (s == status::ok) step = next;
+  return s;
+}
 
 /// The library's version string; compare with ADAMANT_VERSION_STRING.
 inline const char* version() noexcept { return adamant_version(); }

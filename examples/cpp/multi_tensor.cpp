@@ -1,6 +1,8 @@
 // Several tensors of a model stepped through adamant.hpp: global-norm clipping over all
 // gradients (two-phase partials/combine), AdamW over three tensors (one with bf16 weights and
-// f32 moments) in one multi-tensor call, and Lion over the output head.
+// f32 moments) in one multi-tensor call, and Lion over the output head. Then a second model
+// with Adam-mini (head, row, per-element and explicit-segment blocks) over four tensors,
+// clipped per tensor by AdaGC (coefficients before the step, thresholds committed after it).
 //
 // Prints one line per step with FNV-1a hashes of every buffer; the Rust test
 // ffi/tests/examples.rs computes the same lines with adamant's Rust API.
@@ -40,6 +42,77 @@ adamant::bf16 to_bf16(float x) {
   std::memcpy(&b, &x, sizeof b);
   std::uint32_t lsb = (b >> 16) & 1u;
   return adamant::bf16{static_cast<std::uint16_t>((b + 0x7FFFu + lsb) >> 16)};
+}
+
+
+// Adam-mini over four tensors (heads, rows with bf16 weights, per-element without weight
+// decay, explicit segments), clipped per tensor by AdaGC across its warm-up boundary.
+void run_adam_mini_adagc() {
+  const std::size_t q_n = 4608, mlp_n = 4800, ln_n = 64, fused_n = 160;
+  std::vector<float> q(q_n), ln(ln_n, 1.0f), fused(fused_n);
+  std::vector<adamant::bf16> mlp(mlp_n);
+  for (auto& x : q) x = next_value() * 0.02f;
+  for (auto& x : mlp) x = to_bf16(next_value() * 0.05f);
+  for (auto& x : fused) x = next_value() * 0.02f;
+  const adamant_block_segment segs[] = {{128, 64}, {32, 0}};
+  const adamant_block_layout layouts[] = {
+      adamant::block_layout(ADAMANT_BLOCK_KIND_HEADS, 512),
+      adamant::block_layout(ADAMANT_BLOCK_KIND_ROWS, 96),
+      adamant::block_layout(ADAMANT_BLOCK_KIND_ELEMENT, 0, false),
+      adamant::block_layout(segs)};
+  const std::size_t numel[] = {q_n, mlp_n, ln_n, fused_n};
+  std::size_t state_len[4];
+  for (int i = 0; i < 4; ++i)
+    adamant::check(adamant::adam_mini_state_len(layouts[i], numel[i], state_len[i]));
+  std::vector<float> g_q(q_n), g_ln(ln_n), g_fused(fused_n);
+  std::vector<adamant::bf16> g_mlp(mlp_n);
+  std::vector<float> m_q(q_n), m_mlp(mlp_n), m_ln(ln_n), m_fused(fused_n);
+  std::vector<float> v_q(state_len[0]), v_mlp(state_len[1]), v_ln(state_len[2]),
+      v_fused(state_len[3]);
+
+  adamant_adam_mini_config mini = adamant_adam_mini_config_default();
+  mini.beta2 = 0.95;
+  mini.weight_decay = 0.1;
+  adamant_adagc_config adagc = adamant_adagc_config_default();
+  adagc.t_start = 2;
+  std::size_t gamma_len = 0;
+  adamant::check(adamant::adagc_gamma_len(adagc, 4, gamma_len));
+  std::vector<float> gamma(gamma_len), sums(4), coefs(4);
+  std::uint64_t step = 0, clip_step = 0;
+  for (int iter = 0; iter < 6; ++iter) {
+    for (auto& x : g_q) x = next_value();
+    for (auto& x : g_mlp) x = to_bf16(next_value() * (iter == 4 ? 40.0f : 2.0f));
+    for (auto& x : g_ln) x = next_value() * 0.1f;
+    for (auto& x : g_fused) x = next_value() * 0.5f;
+    const adamant_const_tensor grads[] = {
+        adamant::const_tensor(g_q), adamant::const_tensor(g_mlp), adamant::const_tensor(g_ln),
+        adamant::const_tensor(g_fused)};
+    for (int i = 0; i < 4; ++i)
+      adamant::check(adamant::reduce(grads[i], ADAMANT_REDUCE_OP_SUM_SQ, sums[i]));
+    float norm = 0.0f;
+    adamant::check(adamant::adagc_coefs(adagc, clip_step, sums, gamma, coefs, norm));
+    adamant_step_options options = adamant_step_options_default();
+    options.lr = 1e-3;
+    const adamant_tensor params[] = {adamant::tensor(q), adamant::tensor(mlp),
+                                     adamant::tensor(ln), adamant::tensor(fused)};
+    const adamant_tensor exp_avgs[] = {adamant::tensor(m_q), adamant::tensor(m_mlp),
+                                       adamant::tensor(m_ln), adamant::tensor(m_fused)};
+    const adamant_tensor exp_avg_sqs[] = {adamant::tensor(v_q), adamant::tensor(v_mlp),
+                                          adamant::tensor(v_ln), adamant::tensor(v_fused)};
+    adamant::check(adamant::adam_mini_step_multi(mini, options, step, layouts, params, grads,
+                                                 exp_avgs, exp_avg_sqs, coefs));
+    adamant::check(adamant::adagc_commit(adagc, clip_step, sums, gamma));
+    std::uint32_t norm_bits;
+    std::memcpy(&norm_bits, &norm, sizeof norm_bits);
+    std::printf("mini %d steps %" PRIu64 " %" PRIu64 " norm %08x coefs %016" PRIx64
+                " gamma %016" PRIx64 " p %016" PRIx64 " %016" PRIx64 " %016" PRIx64
+                " %016" PRIx64 " m %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64
+                " v %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 "\n",
+                iter, step, clip_step, static_cast<unsigned>(norm_bits), fnv1a(coefs),
+                fnv1a(gamma), fnv1a(q), fnv1a(mlp), fnv1a(ln), fnv1a(fused), fnv1a(m_q),
+                fnv1a(m_mlp), fnv1a(m_ln), fnv1a(m_fused), fnv1a(v_q), fnv1a(v_mlp),
+                fnv1a(v_ln), fnv1a(v_fused));
+  }
 }
 
 }  // namespace
@@ -86,9 +159,6 @@ int main() {
       options.has_clip_coef = 1;
       options.clip_coef = coef;
 
-      // HOOK(adam-mini, adagc): when adamant_adam_mini_step_multi and the AdaGC phases land,
-      // the per-tensor AdaGC clip coefficients replace `coef` here (partials per tensor ->
-      // adamant_adagc_*), and the wte/mlp group moves to Adam-mini with per-row blocks.
       const adamant_tensor params[] = {adamant::tensor(wte), adamant::tensor(ln),
                                        adamant::tensor(mlp)};
       const adamant_const_tensor grads[] = {grads_all[0], grads_all[1], grads_all[2]};
@@ -112,6 +182,7 @@ int main() {
                   fnv1a(ln), fnv1a(mlp), fnv1a(head), fnv1a(m_wte), fnv1a(m_ln), fnv1a(m_mlp),
                   fnv1a(m_head), fnv1a(v_wte), fnv1a(v_ln), fnv1a(v_mlp));
     }
+    run_adam_mini_adagc();
     // A deliberate error, reported as an exception: mismatched lengths, nothing written.
     std::vector<float> short_grad(wte_n - 1);
     try {

@@ -217,6 +217,7 @@ fn expected_cpp() -> String {
         )
         .unwrap();
     }
+    expected_mini(&mut rng, &mut out);
     writeln!(
         out,
         "error buffer lengths do not match wte {:016x}",
@@ -224,6 +225,169 @@ fn expected_cpp() -> String {
     )
     .unwrap();
     out
+}
+
+/// The C++ example's second model: Adam-mini over four tensors with AdaGC per-tensor clipping
+/// (`AdaGc::plan` before the step, `AdaGc::commit` after it), through the Rust API.
+fn expected_mini(rng: &mut Lcg, out: &mut String) {
+    use adamant_core::clip::{AdaGc, AdaGcConfig};
+    use adamant_core::rules::adam_mini::{apply_tensor, Path};
+    use adamant_core::{AdamMini, AdamMiniConfig, Begin, BlockLayout, Segment};
+    let (q_n, mlp_n, ln_n, fused_n) = (4608usize, 4800usize, 64usize, 160usize);
+    let mut q: Vec<f32> = (0..q_n).map(|_| rng.next_value() * 0.02).collect();
+    let mut mlp: Vec<bf16> = (0..mlp_n)
+        .map(|_| bf16::narrow(rng.next_value() * 0.05))
+        .collect();
+    let mut ln = vec![1.0f32; ln_n];
+    let mut fused: Vec<f32> = (0..fused_n).map(|_| rng.next_value() * 0.02).collect();
+    let segs = [
+        Segment::Blocks {
+            len: 128,
+            block_len: 64,
+        },
+        Segment::Element { len: 32 },
+    ];
+    let layouts = [
+        (BlockLayout::Heads { head_numel: 512 }, true),
+        (BlockLayout::Rows { row_len: 96 }, true),
+        (BlockLayout::Element, false),
+        (BlockLayout::Segments(&segs), true),
+    ];
+    let numel = [q_n, mlp_n, ln_n, fused_n];
+    let sl: Vec<usize> = (0..4)
+        .map(|i| layouts[i].0.state_len(numel[i]).unwrap())
+        .collect();
+    let (mut g_q, mut g_ln, mut g_fused) =
+        (vec![0.0f32; q_n], vec![0.0f32; ln_n], vec![0.0f32; fused_n]);
+    let mut g_mlp = vec![bf16::ZERO; mlp_n];
+    let (mut m_q, mut m_mlp, mut m_ln, mut m_fused) = (
+        vec![0.0f32; q_n],
+        vec![0.0f32; mlp_n],
+        vec![0.0f32; ln_n],
+        vec![0.0f32; fused_n],
+    );
+    let (mut v_q, mut v_mlp, mut v_ln, mut v_fused) = (
+        vec![0.0f32; sl[0]],
+        vec![0.0f32; sl[1]],
+        vec![0.0f32; sl[2]],
+        vec![0.0f32; sl[3]],
+    );
+    let mut mini = AdamMini::new(AdamMiniConfig {
+        beta2: 0.95,
+        weight_decay: 0.1,
+        ..AdamMiniConfig::default()
+    })
+    .unwrap();
+    let mut adagc = AdaGc::new(AdaGcConfig {
+        t_start: 2,
+        ..AdaGcConfig::default()
+    })
+    .unwrap();
+    let mut gamma = vec![0.0f32; adagc.gamma_len(4)];
+    for iter in 0..6 {
+        for g in g_q.iter_mut() {
+            *g = rng.next_value();
+        }
+        let scale = if iter == 4 { 40.0 } else { 2.0 };
+        for g in g_mlp.iter_mut() {
+            *g = bf16::narrow(rng.next_value() * scale);
+        }
+        for g in g_ln.iter_mut() {
+            *g = rng.next_value() * 0.1;
+        }
+        for g in g_fused.iter_mut() {
+            *g = rng.next_value() * 0.5;
+        }
+        let sums = [
+            adamant_core::reduce::sum_sq(&g_q),
+            adamant_core::reduce::sum_sq(&g_mlp),
+            adamant_core::reduce::sum_sq(&g_ln),
+            adamant_core::reduce::sum_sq(&g_fused),
+        ];
+        let mut coefs = vec![0.0f32; 4];
+        let clip = adagc.plan(&sums, &gamma, &mut coefs).unwrap();
+        let opts = StepOptions::new(1e-3);
+        let Begin::Apply(plan) = mini.begin(&opts, std::iter::empty::<&[f32]>()).unwrap() else {
+            unreachable!()
+        };
+        let with = |i: usize| {
+            let mut p = plan;
+            p.prep.clip_coef = coefs[i];
+            p
+        };
+        let (l, wd) = layouts[0];
+        apply_tensor(
+            &mut q,
+            &g_q,
+            &mut m_q,
+            &mut v_q,
+            &l,
+            wd,
+            &with(0),
+            Path::Fast,
+        )
+        .unwrap();
+        let (l, wd) = layouts[1];
+        apply_tensor(
+            &mut mlp,
+            &g_mlp,
+            &mut m_mlp,
+            &mut v_mlp,
+            &l,
+            wd,
+            &with(1),
+            Path::Fast,
+        )
+        .unwrap();
+        let (l, wd) = layouts[2];
+        apply_tensor(
+            &mut ln,
+            &g_ln,
+            &mut m_ln,
+            &mut v_ln,
+            &l,
+            wd,
+            &with(2),
+            Path::Fast,
+        )
+        .unwrap();
+        let (l, wd) = layouts[3];
+        apply_tensor(
+            &mut fused,
+            &g_fused,
+            &mut m_fused,
+            &mut v_fused,
+            &l,
+            wd,
+            &with(3),
+            Path::Fast,
+        )
+        .unwrap();
+        mini.commit(&plan);
+        assert!(adagc.commit(&sums, &mut gamma, &clip).unwrap());
+        writeln!(
+            out,
+            "mini {iter} steps {} {} norm {:08x} coefs {:016x} gamma {:016x} p {:016x} {:016x} {:016x} {:016x} m {:016x} {:016x} {:016x} {:016x} v {:016x} {:016x} {:016x} {:016x}",
+            mini.state.step,
+            adagc.state.step,
+            clip.global_norm.to_bits(),
+            fnv1a(&coefs),
+            fnv1a(&gamma),
+            fnv1a(&q),
+            fnv1a(&mlp),
+            fnv1a(&ln),
+            fnv1a(&fused),
+            fnv1a(&m_q),
+            fnv1a(&m_mlp),
+            fnv1a(&m_ln),
+            fnv1a(&m_fused),
+            fnv1a(&v_q),
+            fnv1a(&v_mlp),
+            fnv1a(&v_ln),
+            fnv1a(&v_fused)
+        )
+        .unwrap();
+    }
 }
 
 #[test]
