@@ -375,6 +375,40 @@ typedef struct adamant_lion_scalars {
   float one_minus_beta2;
 } adamant_lion_scalars;
 
+// LoCo hyper-parameters. Start from `adamant_loco_config_default()` (DeepSpeed's).
+typedef struct adamant_loco_config {
+  // Weight of the error history, in `[0, 1)`; 0 is classic error feedback.
+  double err_beta;
+  // Elements per quantization group, `> 0`.
+  size_t group_len;
+  // Reset period in steps: error buffers read as zero at steps `1, 1 + reset_every, ...`
+  // (0: only at step 1).
+  uint64_t reset_every;
+  // Code width of the exchanged gradients: 4 or 8 (`ADAMANT_STATUS_INVALID_ENUM` otherwise).
+  uint32_t bits;
+  // 1: error buffers packed 8-bit (DeepSpeed); 0: f32. Other values: invalid enum.
+  uint32_t error_int8;
+} adamant_loco_config;
+
+// Every length of one LoCo tensor (from `adamant_loco_layout_sizes`).
+typedef struct adamant_loco_sizes {
+  // Elements per shard (`len / world`): the length of `adamant_loco_decompress_reduce`'s output.
+  size_t shard_len;
+  // Bytes of one packed chunk.
+  size_t chunk_len;
+  // Bytes `adamant_loco_compress` writes (`world` chunks).
+  size_t compress_len;
+  // Bytes `adamant_loco_reduce_hop` reads (same as `compress_len`) and writes (`nodes`
+  // chunks): the written length; 0 with one hop.
+  size_t hop_len;
+  // Bytes `adamant_loco_decompress_reduce` reads.
+  size_t received_len;
+  // Elements (f32 storage) or bytes (8-bit storage) of the compress error buffer.
+  size_t error_len;
+  // Elements or bytes of the second hop's error buffer (0 with one hop).
+  size_t inter_error_len;
+} adamant_loco_sizes;
+
 // A learning-rate schedule: linear warm-up from `init_lr` to `peak_lr` over
 // `warmup_steps`, then the `decay` shape until `total_steps`.
 typedef struct adamant_schedule {
@@ -746,6 +780,116 @@ adamant_status adamant_lion_step_multi(const struct adamant_lion_config *config,
 adamant_status adamant_lion_step_scalars(const struct adamant_lion_config *config,
                                          double lr,
                                          struct adamant_lion_scalars *out_scalars);
+
+// DeepSpeed's `zeropp_loco_param` defaults: `err_beta 0.8`, reset every 1024 steps, 4-bit
+// codes, 8-bit error storage, groups of 512.
+struct adamant_loco_config adamant_loco_config_default(void);
+
+// Bytes of the packed form of `len` elements in groups of `group_len` at `bits` (4 or 8).
+//
+// # Safety
+// `out_len` points to a writable `size_t`.
+adamant_status adamant_quant_packed_len(size_t len,
+                                        size_t group_len,
+                                        uint32_t bits,
+                                        size_t *out_len);
+
+// The lengths of a `len`-element tensor compressed over `world` ranks on `nodes` nodes.
+// `world % nodes != 0` or `len % world != 0` give `ADAMANT_STATUS_LENGTH_MISMATCH`.
+//
+// # Safety
+// `config` points to a valid struct; `out_sizes` to a writable struct.
+adamant_status adamant_loco_layout_sizes(const struct adamant_loco_config *config,
+                                         size_t len,
+                                         size_t world,
+                                         size_t nodes,
+                                         struct adamant_loco_sizes *out_sizes);
+
+// Quantize `x` (f32, bf16 or f16) into `out_packed` (exactly `adamant_quant_packed_len`
+// bytes; padding written as zero). A NaN or infinite element gives
+// `ADAMANT_STATUS_SKIPPED_NON_FINITE` and writes nothing.
+//
+// # Safety
+// `x.data` points to `x.len` elements of its dtype; `out_packed` to `packed_len` writable
+// bytes.
+adamant_status adamant_quantize(struct adamant_const_tensor x,
+                                size_t group_len,
+                                uint32_t bits,
+                                uint8_t *out_packed,
+                                size_t packed_len);
+
+// Decode `packed` (`packed_len` bytes, the layout of `len` elements in groups of
+// `group_len` at `bits`) into `out` (`len` floats): `out[i] = f32(q_i) * inv_scale`. A scale
+// that is not finite and positive (corrupt bytes) gives `ADAMANT_STATUS_INVALID_CONFIG`.
+//
+// # Safety
+// `packed` points to `packed_len` bytes; `out` to `len` writable floats.
+adamant_status adamant_dequantize(const uint8_t *packed,
+                                  size_t packed_len,
+                                  size_t group_len,
+                                  uint32_t bits,
+                                  float *out,
+                                  size_t len);
+
+// Compress this rank's gradient for LoCo's all-to-all: for every chunk `c` (shard
+// `k`, see the module doc) and element, `x = g + e_old` (`e_old = 0` at a reset step),
+// 4- or 8-bit codes of `x` into chunk `c` of `out_packed` (`compress_len` bytes), and the
+// error update `e = err_beta*e_old + (1-err_beta)*(x - x̂)` into `err` (`error_len` f32
+// values or bytes, by `config.error_int8`). `step` is the steps compressed so far (shared
+// by every tensor of a step); on success `*out_step = step + 1`. A non-finite gradient or
+// `g + e` gives `ADAMANT_STATUS_SKIPPED_NON_FINITE`; nothing is written on any error.
+//
+// # Safety
+// `config` points to a valid struct; `grad.data` to `grad.len` elements of its dtype; `err`
+// to `err_len` writable values; `out_packed` to `packed_len` writable bytes; `out_step` to a
+// writable `uint64_t`.
+adamant_status adamant_loco_compress(const struct adamant_loco_config *config,
+                                     uint64_t step,
+                                     size_t world,
+                                     size_t nodes,
+                                     struct adamant_const_tensor grad,
+                                     void *err,
+                                     size_t err_len,
+                                     uint8_t *out_packed,
+                                     size_t packed_len,
+                                     uint64_t *out_step);
+
+// Second hop of a two-hop layout (`nodes > 1`): `received` (`compress_len` bytes, the
+// intra-node all-to-all's output) is folded per node over the local ranks, the inter error
+// buffer `err_inter` (`inter_error_len`) added, and the result re-compressed into
+// `out_packed` (`hop_len` bytes, chunk `n` for node `n`) with LoCo's error update. Same
+// `step` as the compress call of this step; errors as `adamant_loco_compress`.
+//
+// # Safety
+// As `adamant_loco_compress`; `received` points to `received_len` bytes.
+adamant_status adamant_loco_reduce_hop(const struct adamant_loco_config *config,
+                                       uint64_t step,
+                                       size_t len,
+                                       size_t world,
+                                       size_t nodes,
+                                       const uint8_t *received,
+                                       size_t received_len,
+                                       void *err_inter,
+                                       size_t err_len,
+                                       uint8_t *out_packed,
+                                       size_t packed_len);
+
+// Final reduction of this rank's shard: `received` (`received_len` bytes: `world` chunks
+// with one hop, `nodes` with two, in rank/node order) decoded and averaged into `out`
+// (`shard_len` floats): `out[i] = (((+0.0 + x̂_0[i]) + x̂_1[i]) + ...) / world`. Corrupt
+// scales or a sum that would overflow give `ADAMANT_STATUS_INVALID_CONFIG`.
+//
+// # Safety
+// `config` points to a valid struct; `received` to `received_len` bytes; `out` to `out_len`
+// writable floats.
+adamant_status adamant_loco_decompress_reduce(const struct adamant_loco_config *config,
+                                              size_t len,
+                                              size_t world,
+                                              size_t nodes,
+                                              const uint8_t *received,
+                                              size_t received_len,
+                                              float *out,
+                                              size_t out_len);
 
 // Options for a plain step at `lr = 1e-3`: no loss scale, no clipping, no finite scan.
 struct adamant_step_options adamant_step_options_default(void);

@@ -17,7 +17,7 @@
 //!
 //! ## LoCo sharding
 //! A local gradient of `len` elements (`len % world == 0`) is cut into `world` shards; each is
-//! packed on its own into one chunk (`adamant_loco_sizes` gives every length). One hop
+//! packed on its own into one chunk (`adamant_loco_layout_sizes` gives every length). One hop
 //! (`nodes = 1`): chunk `c` of `adamant_loco_compress`'s output is shard `c`, sent to rank `c`.
 //! Two hops: chunk `j*nodes + n` is shard `n*local + j`; after the intra-node all-to-all,
 //! `adamant_loco_reduce_hop` folds and re-compresses, its chunk `n` going to node `n`. The
@@ -134,7 +134,7 @@ pub unsafe extern "C" fn adamant_quant_packed_len(
     })
 }
 
-/// Every length of one LoCo tensor (`adamant_loco_sizes`).
+/// Every length of one LoCo tensor (from `adamant_loco_layout_sizes`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct adamant_loco_sizes {
@@ -176,7 +176,7 @@ fn layout_of(
 /// # Safety
 /// `config` points to a valid struct; `out_sizes` to a writable struct.
 #[no_mangle]
-pub unsafe extern "C" fn adamant_loco_sizes(
+pub unsafe extern "C" fn adamant_loco_layout_sizes(
     config: *const adamant_loco_config,
     len: usize,
     world: usize,

@@ -81,7 +81,7 @@ fn loco_case<G: Element>(world: usize, nodes: usize, int8: bool, bits: u32) {
     let mut sizes = adamant_loco_sizes::default();
     // SAFETY: valid pointers.
     assert_eq!(
-        unsafe { adamant_loco_sizes(&cfg, len, world, nodes, &mut sizes) },
+        unsafe { adamant_loco_layout_sizes(&cfg, len, world, nodes, &mut sizes) },
         adamant_status::Ok
     );
     assert_eq!(sizes.compress_len, layout.compress_len());
@@ -222,7 +222,7 @@ fn loco_errors_write_nothing() {
     let mut sizes = adamant_loco_sizes::default();
     // SAFETY: valid pointers.
     assert_eq!(
-        unsafe { adamant_loco_sizes(&cfg, len, world, 1, &mut sizes) },
+        unsafe { adamant_loco_layout_sizes(&cfg, len, world, 1, &mut sizes) },
         S::Ok
     );
     let mut g = vec![0.5f32; len];

@@ -138,6 +138,22 @@ fn structs_match() {
             weight_decay: x.weight_decay,
         }
     }
+    same_struct!(adamant_loco_config {
+        err_beta,
+        group_len,
+        reset_every,
+        bits,
+        error_int8
+    });
+    same_struct!(adamant_loco_sizes {
+        shard_len,
+        chunk_len,
+        compress_len,
+        hop_len,
+        received_len,
+        error_len,
+        inter_error_len
+    });
     same_struct!(adamant_adagc_config {
         lambda_rel,
         beta,
@@ -355,6 +371,14 @@ fn every_declared_function_is_exported() {
         adamant_adagc_gamma_len,
         adamant_adagc_coefs,
         adamant_adagc_commit,
+        adamant_loco_config_default,
+        adamant_quant_packed_len,
+        adamant_loco_layout_sizes,
+        adamant_quantize,
+        adamant_dequantize,
+        adamant_loco_compress,
+        adamant_loco_reduce_hop,
+        adamant_loco_decompress_reduce,
     );
     // The header declares exactly these functions (a new one must be added above).
     let declared = HEADER
