@@ -403,6 +403,67 @@ inline status adagc_commit(const adamant_adagc_config& config, std::uint64_t& st
   return s;
 }
 
+// ---- Compression (quantizer, LoCo) ------------------------------------------------------------
+
+/// Bytes of the packed form of `len` elements (groups of `group_len`, `bits` 4 or 8).
+inline status quant_packed_len(std::size_t len, std::size_t group_len, std::uint32_t bits,
+                               std::size_t& packed_len) noexcept {
+  return detail::from_c(adamant_quant_packed_len(len, group_len, bits, &packed_len));
+}
+
+/// Quantize `x` into `packed` (exactly quant_packed_len bytes).
+inline status quantize(adamant_const_tensor x, std::size_t group_len, std::uint32_t bits,
+                       span<std::uint8_t> packed) noexcept {
+  return detail::from_c(adamant_quantize(x, group_len, bits, packed.data(), packed.size()));
+}
+
+/// Decode `packed` into `out`.
+inline status dequantize(span<const std::uint8_t> packed, std::size_t group_len,
+                         std::uint32_t bits, span<float> out) noexcept {
+  return detail::from_c(adamant_dequantize(packed.data(), packed.size(), group_len, bits,
+                                           out.data(), out.size()));
+}
+
+/// Every buffer length of a LoCo tensor of `len` elements over `world` ranks on `nodes` nodes.
+inline status loco_layout_sizes(const adamant_loco_config& config, std::size_t len,
+                                std::size_t world, std::size_t nodes,
+                                adamant_loco_sizes& sizes) noexcept {
+  return detail::from_c(adamant_loco_layout_sizes(&config, len, world, nodes, &sizes));
+}
+
+/// LoCo compress with an f32 error buffer (config.error_int8 == 0); `step` advances.
+inline status loco_compress(const adamant_loco_config& config, std::uint64_t& step,
+                            std::size_t world, std::size_t nodes, adamant_const_tensor grad,
+                            span<float> err, span<std::uint8_t> packed) noexcept {
+  std::uint64_t next = 0;
+  status s = detail::from_c(adamant_loco_compress(&config, step, world, nodes, grad, err.data(),
+                                                  err.size(), packed.data(), packed.size(),
+                                                  &next));
+  if (s == status::ok) step = next;
+  return s;
+}
+
+/// LoCo compress with an 8-bit error buffer (config.error_int8 == 1); `step` advances.
+inline status loco_compress(const adamant_loco_config& config, std::uint64_t& step,
+                            std::size_t world, std::size_t nodes, adamant_const_tensor grad,
+                            span<std::uint8_t> err, span<std::uint8_t> packed) noexcept {
+  std::uint64_t next = 0;
+  status s = detail::from_c(adamant_loco_compress(&config, step, world, nodes, grad, err.data(),
+                                                  err.size(), packed.data(), packed.size(),
+                                                  &next));
+  if (s == status::ok) step = next;
+  return s;
+}
+
+/// LoCo's final reduction: this rank's averaged shard from the received chunks.
+inline status loco_decompress_reduce(const adamant_loco_config& config, std::size_t len,
+                                     std::size_t world, std::size_t nodes,
+                                     span<const std::uint8_t> received,
+                                     span<float> out) noexcept {
+  return detail::from_c(adamant_loco_decompress_reduce(
+      &config, len, world, nodes, received.data(), received.size(), out.data(), out.size()));
+}
+
 /// The library's version string; compare with ADAMANT_VERSION_STRING.
 inline const char* version() noexcept { return adamant_version(); }
 /// The numeric contract the library implements; compare with ADAMANT_NUMERIC_CONTRACT_VERSION.

@@ -20,9 +20,18 @@
 //! - Parameters come in the order: configuration, options, step, buffers (param, grad,
 //!   states), count, then `out_*` pointers, which are written only on success.
 //!
-//! Rules to come slot in with the same shape: `adamant_adam_mini_step[_multi]` (with a block
-//! layout), the AdaGC phases (`adamant_adagc_*`), and `adamant_cuda_*` entry points that take
-//! device pointers and a borrowed `CUstream` as `void *`, returning the same status codes.
+//! - Adam-mini takes a block layout per tensor (`adamant_block_layout`; its `exp_avg_sq`
+//!   length from `adamant_adam_mini_state_len`); a block split over ranks uses
+//!   `adamant_adam_mini_partials` → `adamant_reduce_combine` → `adamant_adam_mini_block_step`.
+//! - AdaGC is two calls around a step: `adamant_adagc_coefs` (per-tensor clip coefficients,
+//!   fed to a `_multi` step's `clip_coefs`), then `adamant_adagc_commit` only if the step was
+//!   applied.
+//! - Compression: `adamant_quantize`/`adamant_dequantize` and LoCo's
+//!   `adamant_loco_compress` / `_reduce_hop` / `_decompress_reduce` around the caller's
+//!   all-to-all (packed layout in the `loco` module doc).
+//!
+//! `adamant_cuda_*` entry points take device pointers and a borrowed `CUstream` as `void *`,
+//! returning the same status codes.
 #![deny(missing_docs)]
 #![allow(non_camel_case_types)]
 #![forbid(unsafe_op_in_unsafe_fn)]
