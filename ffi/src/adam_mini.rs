@@ -151,11 +151,8 @@ impl Layout<'_> {
                         return Err(adamant_status::LengthMismatch);
                     }
                     covered = covered.saturating_add(s.len);
-                    state += if s.block_len == 0 {
-                        s.len
-                    } else {
-                        s.len / s.block_len
-                    };
+                    // block_len 0: per-element, one state entry per element.
+                    state += s.len.checked_div(s.block_len).unwrap_or(s.len);
                 }
                 if covered != numel {
                     return Err(adamant_status::LengthMismatch);
