@@ -155,6 +155,7 @@ unsafe fn step_any(
     count: usize,
     raw: impl Fn(usize) -> [Raw; 4],
     arrays: &[crate::tensor::Range],
+    coefs: &[f32],
     out_step: *mut u64,
 ) -> Result<(), adamant_status> {
     let config = *try_ref!(config);
@@ -175,6 +176,7 @@ unsafe fn step_any(
             raw,
             lens,
             extra,
+            coefs,
             &opts,
             1,
             || {
@@ -219,7 +221,7 @@ pub unsafe extern "C" fn adamant_adamw_step(
     ffi_boundary!({
         let raw = |_| [param.into(), grad.into(), exp_avg.into(), exp_avg_sq.into()];
         // SAFETY: the caller's contract above.
-        unsafe { step_any(true, config, options, step, 1, raw, &[], out_step) }
+        unsafe { step_any(true, config, options, step, 1, raw, &[], &[], out_step) }
     })
 }
 
@@ -243,7 +245,7 @@ pub unsafe extern "C" fn adamant_adam_step(
     ffi_boundary!({
         let raw = |_| [param.into(), grad.into(), exp_avg.into(), exp_avg_sq.into()];
         // SAFETY: the caller's contract above.
-        unsafe { step_any(false, config, options, step, 1, raw, &[], out_step) }
+        unsafe { step_any(false, config, options, step, 1, raw, &[], &[], out_step) }
     })
 }
 
@@ -279,6 +281,7 @@ pub unsafe extern "C" fn adamant_adamw_step_multi(
                 grads,
                 exp_avgs,
                 exp_avg_sqs,
+                core::ptr::null(),
                 count,
                 out_step,
             )
@@ -314,6 +317,93 @@ pub unsafe extern "C" fn adamant_adam_step_multi(
                 grads,
                 exp_avgs,
                 exp_avg_sqs,
+                core::ptr::null(),
+                count,
+                out_step,
+            )
+        }
+    })
+}
+
+/// As `adamant_adamw_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
+/// `count` floats (finite, `>= 0`; from `adamant_adagc_coefs`), each replacing
+/// `options.clip_coef` for its tensor (`ADAMANT_STATUS_INVALID_CONFIG` otherwise).
+///
+/// # Safety
+/// As `adamant_adamw_step_multi`; `clip_coefs` points to `count` floats (may be NULL when
+/// `count` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn adamant_adamw_step_multi_clip(
+    config: *const adamant_adam_config,
+    options: *const adamant_step_options,
+    step: u64,
+    params: *const adamant_tensor,
+    grads: *const adamant_const_tensor,
+    exp_avgs: *const adamant_tensor,
+    exp_avg_sqs: *const adamant_tensor,
+    clip_coefs: *const f32,
+    count: usize,
+    out_step: *mut u64,
+) -> adamant_status {
+    ffi_boundary!({
+        if clip_coefs.is_null() && count > 0 {
+            return Err(adamant_status::NullPointer);
+        }
+        // SAFETY: the caller's contract above.
+        unsafe {
+            multi(
+                true,
+                config,
+                options,
+                step,
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                clip_coefs,
+                count,
+                out_step,
+            )
+        }
+    })
+}
+
+/// As `adamant_adam_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
+/// `count` floats (finite, `>= 0`; from `adamant_adagc_coefs`), each replacing
+/// `options.clip_coef` for its tensor (`ADAMANT_STATUS_INVALID_CONFIG` otherwise).
+///
+/// # Safety
+/// As `adamant_adam_step_multi`; `clip_coefs` points to `count` floats (may be NULL when
+/// `count` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn adamant_adam_step_multi_clip(
+    config: *const adamant_adam_config,
+    options: *const adamant_step_options,
+    step: u64,
+    params: *const adamant_tensor,
+    grads: *const adamant_const_tensor,
+    exp_avgs: *const adamant_tensor,
+    exp_avg_sqs: *const adamant_tensor,
+    clip_coefs: *const f32,
+    count: usize,
+    out_step: *mut u64,
+) -> adamant_status {
+    ffi_boundary!({
+        if clip_coefs.is_null() && count > 0 {
+            return Err(adamant_status::NullPointer);
+        }
+        // SAFETY: the caller's contract above.
+        unsafe {
+            multi(
+                false,
+                config,
+                options,
+                step,
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                clip_coefs,
                 count,
                 out_step,
             )
@@ -332,6 +422,7 @@ unsafe fn multi(
     grads: *const adamant_const_tensor,
     exp_avgs: *const adamant_tensor,
     exp_avg_sqs: *const adamant_tensor,
+    clip_coefs: *const f32,
     count: usize,
     out_step: *mut u64,
 ) -> Result<(), adamant_status> {
@@ -342,17 +433,20 @@ unsafe fn multi(
     let g = try_slice!(grads, count);
     let m = try_slice!(exp_avgs, count);
     let v = try_slice!(exp_avg_sqs, count);
+    // SAFETY: the caller's contract.
+    let c = unsafe { crate::options::clip_coefs(clip_coefs, count) }?;
     let arrays = [
         array_range(params, count),
         array_range(grads, count),
         array_range(exp_avgs, count),
         array_range(exp_avg_sqs, count),
+        array_range(clip_coefs, c.len()),
     ];
     let raw = |i: usize| [p[i].into(), g[i].into(), m[i].into(), v[i].into()];
     // SAFETY: forwarded caller contract.
     unsafe {
         step_any(
-            decoupled, config, options, step, count, raw, &arrays, out_step,
+            decoupled, config, options, step, count, raw, &arrays, c, out_step,
         )
     }
 }

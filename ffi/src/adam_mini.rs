@@ -307,15 +307,6 @@ fn exec(
     })
 }
 
-/// Per-tensor clip coefficients: finite and `>= 0`.
-fn check_coefs(c: &[f32]) -> Result<(), adamant_status> {
-    if c.iter().all(|x| x.is_finite() && *x >= 0.0) {
-        Ok(())
-    } else {
-        Err(adamant_status::InvalidConfig)
-    }
-}
-
 /// # Safety
 /// As the public entry points; `layouts(i)` are valid for the call.
 unsafe fn step_any(
@@ -344,7 +335,7 @@ unsafe fn step_any(
     let cfg = config.to_core(opts.lr)?;
     cfg.validate()?;
     opts.validate()?;
-    check_coefs(coefs)?;
+    crate::options::check_clip_coefs(coefs)?;
     let extra = crate::multi::extra_ranges(arrays, out_step);
     check_all(count, &SPECS, &raw, lens, &extra.0[..extra.1])?;
     for i in 0..count {
@@ -460,11 +451,8 @@ pub unsafe extern "C" fn adamant_adam_mini_step_multi(
         let g = try_slice!(grads, count);
         let m = try_slice!(exp_avgs, count);
         let v = try_slice!(exp_avg_sqs, count);
-        let c: &[f32] = if clip_coefs.is_null() {
-            &[]
-        } else {
-            try_slice!(clip_coefs, count)
-        };
+        // SAFETY: the caller's contract above.
+        let c = unsafe { crate::options::clip_coefs(clip_coefs, count) }?;
         let arrays = [
             array_range(params, count),
             array_range(grads, count),

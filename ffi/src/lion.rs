@@ -118,6 +118,7 @@ unsafe fn step_any(
     count: usize,
     raw: impl Fn(usize) -> [Raw; 3],
     arrays: &[crate::tensor::Range],
+    coefs: &[f32],
     out_step: *mut u64,
 ) -> Result<(), adamant_status> {
     let config = *try_ref!(config);
@@ -137,6 +138,7 @@ unsafe fn step_any(
             raw,
             lens,
             &extra.0[..extra.1],
+            coefs,
             &opts,
             1,
             || {
@@ -170,7 +172,7 @@ pub unsafe extern "C" fn adamant_lion_step(
     ffi_boundary!({
         let raw = |_| [param.into(), grad.into(), exp_avg.into()];
         // SAFETY: the caller's contract above.
-        unsafe { step_any(config, options, step, 1, raw, &[], out_step) }
+        unsafe { step_any(config, options, step, 1, raw, &[], &[], out_step) }
     })
 }
 
@@ -190,21 +192,85 @@ pub unsafe extern "C" fn adamant_lion_step_multi(
     out_step: *mut u64,
 ) -> adamant_status {
     ffi_boundary!({
-        let _ = try_ref!(config);
-        let _ = try_ref!(options);
-        let _ = try_out!(out_step);
-        let p = try_slice!(params, count);
-        let g = try_slice!(grads, count);
-        let m = try_slice!(exp_avgs, count);
-        let arrays = [
-            array_range(params, count),
-            array_range(grads, count),
-            array_range(exp_avgs, count),
-        ];
-        let raw = |i: usize| [p[i].into(), g[i].into(), m[i].into()];
         // SAFETY: the caller's contract above.
-        unsafe { step_any(config, options, step, count, raw, &arrays, out_step) }
+        unsafe {
+            multi(
+                config,
+                options,
+                step,
+                params,
+                grads,
+                exp_avgs,
+                core::ptr::null(),
+                count,
+                out_step,
+            )
+        }
     })
+}
+
+/// As `adamant_lion_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
+/// `count` floats (finite, `>= 0`; from `adamant_adagc_coefs`), each replacing
+/// `options.clip_coef` for its tensor (`ADAMANT_STATUS_INVALID_CONFIG` otherwise).
+///
+/// # Safety
+/// As `adamant_lion_step_multi`; `clip_coefs` points to `count` floats (may be NULL when
+/// `count` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn adamant_lion_step_multi_clip(
+    config: *const adamant_lion_config,
+    options: *const adamant_step_options,
+    step: u64,
+    params: *const adamant_tensor,
+    grads: *const adamant_const_tensor,
+    exp_avgs: *const adamant_tensor,
+    clip_coefs: *const f32,
+    count: usize,
+    out_step: *mut u64,
+) -> adamant_status {
+    ffi_boundary!({
+        if clip_coefs.is_null() && count > 0 {
+            return Err(adamant_status::NullPointer);
+        }
+        // SAFETY: the caller's contract above.
+        unsafe {
+            multi(
+                config, options, step, params, grads, exp_avgs, clip_coefs, count, out_step,
+            )
+        }
+    })
+}
+
+/// # Safety
+/// As the `_multi` entry points; a non-NULL `clip_coefs` holds `count` floats.
+unsafe fn multi(
+    config: *const adamant_lion_config,
+    options: *const adamant_step_options,
+    step: u64,
+    params: *const adamant_tensor,
+    grads: *const adamant_const_tensor,
+    exp_avgs: *const adamant_tensor,
+    clip_coefs: *const f32,
+    count: usize,
+    out_step: *mut u64,
+) -> Result<(), adamant_status> {
+    let _ = try_ref!(config);
+    let _ = try_ref!(options);
+    let _ = try_out!(out_step);
+    let p = try_slice!(params, count);
+    let g = try_slice!(grads, count);
+    let b = try_slice!(exp_avgs, count);
+    // SAFETY: the caller's contract.
+    let c = unsafe { crate::options::clip_coefs(clip_coefs, count) }?;
+    let arrays = [
+        array_range(params, count),
+        array_range(grads, count),
+        array_range(exp_avgs, count),
+        array_range(clip_coefs, c.len()),
+    ];
+    let raw = |i: usize| [p[i].into(), g[i].into(), b[i].into()];
+    // SAFETY: the caller's contract.
+    unsafe { step_any(config, options, step, count, raw, &arrays, c, out_step) }
 }
 
 /// The per-step scalars Lion uses at learning rate `lr` (they do not depend on the step).

@@ -71,3 +71,29 @@ impl adamant_step_options {
         })
     }
 }
+
+/// Per-tensor clip coefficients (a `_multi` call's `clip_coefs`): each finite and `>= 0`,
+/// else `InvalidConfig`.
+pub(crate) fn check_clip_coefs(c: &[f32]) -> Result<(), adamant_status> {
+    if c.iter().all(|x| x.is_finite() && *x >= 0.0) {
+        Ok(())
+    } else {
+        Err(adamant_status::InvalidConfig)
+    }
+}
+
+/// The per-tensor clip coefficients of a `_multi` call: empty when `clip_coefs` is NULL.
+///
+/// # Safety
+/// A non-NULL `clip_coefs` points to `count` readable floats.
+pub(crate) unsafe fn clip_coefs<'a>(
+    clip_coefs: *const f32,
+    count: usize,
+) -> Result<&'a [f32], adamant_status> {
+    if clip_coefs.is_null() {
+        Ok(&[])
+    } else {
+        // SAFETY: the caller's contract above.
+        unsafe { crate::boundary::slice_from(clip_coefs, count) }
+    }
+}

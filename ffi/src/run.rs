@@ -9,7 +9,7 @@ use adamant_core::rules::{Begin, Plan};
 use adamant_core::{StepError, StepOptions};
 
 /// One step over `count` tensors of `B` buffers each; `grad` is the index of the gradient
-/// buffer. `begin` plans the step (validating configuration and options; it sees no
+/// buffer; `coefs` is empty or one clip coefficient per tensor. `begin` plans the step (validating configuration and options; it sees no
 /// gradients, the finite scan runs here over every tensor's gradient with its own dtype).
 ///
 /// # Safety
@@ -21,12 +21,14 @@ pub(crate) unsafe fn step<const B: usize, K: Copy>(
     raw: impl Fn(usize) -> [Raw; B],
     lens: impl Fn(&[View; B]) -> Result<(), adamant_status>,
     extra: &[Range],
+    coefs: &[f32],
     opts: &StepOptions,
     grad: usize,
     begin: impl FnOnce() -> Result<Begin<K>, StepError>,
     run: impl Fn(&Plan<K>, &[View; B]) -> Result<(), adamant_status>,
     out_step: *mut u64,
 ) -> Result<(), adamant_status> {
+    crate::options::check_clip_coefs(coefs)?;
     check_all(count, specs, &raw, lens, extra)?;
     let plan = match begin()? {
         Begin::Skip(r) => return Err(r.into()),
@@ -40,7 +42,12 @@ pub(crate) unsafe fn step<const B: usize, K: Copy>(
         }
     }
     for i in 0..count {
-        run(&plan, &views(specs, &raw(i))?)?;
+        // A per-tensor clip coefficient (AdaGC) replaces the options' one for its tensor.
+        let mut p = plan;
+        if let Some(&c) = coefs.get(i) {
+            p.prep.clip_coef = c;
+        }
+        run(&p, &views(specs, &raw(i))?)?;
     }
     // SAFETY: non-NULL, aligned (try_out!), and not overlapping any view (overlap check).
     unsafe { out_step.write(plan.step) };
