@@ -599,6 +599,42 @@ adamant_status adamant_adam_step_multi(const struct adamant_adam_config *config,
                                        size_t count,
                                        uint64_t *out_step);
 
+// As `adamant_adamw_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
+// `count` floats (finite, `>= 0`; from `adamant_adagc_coefs`), each replacing
+// `options.clip_coef` for its tensor (`ADAMANT_STATUS_INVALID_CONFIG` otherwise).
+//
+// # Safety
+// As `adamant_adamw_step_multi`; `clip_coefs` points to `count` floats (may be NULL when
+// `count` is 0).
+adamant_status adamant_adamw_step_multi_clip(const struct adamant_adam_config *config,
+                                             const struct adamant_step_options *options,
+                                             uint64_t step,
+                                             const struct adamant_tensor *params,
+                                             const struct adamant_const_tensor *grads,
+                                             const struct adamant_tensor *exp_avgs,
+                                             const struct adamant_tensor *exp_avg_sqs,
+                                             const float *clip_coefs,
+                                             size_t count,
+                                             uint64_t *out_step);
+
+// As `adamant_adam_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
+// `count` floats (finite, `>= 0`; from `adamant_adagc_coefs`), each replacing
+// `options.clip_coef` for its tensor (`ADAMANT_STATUS_INVALID_CONFIG` otherwise).
+//
+// # Safety
+// As `adamant_adam_step_multi`; `clip_coefs` points to `count` floats (may be NULL when
+// `count` is 0).
+adamant_status adamant_adam_step_multi_clip(const struct adamant_adam_config *config,
+                                            const struct adamant_step_options *options,
+                                            uint64_t step,
+                                            const struct adamant_tensor *params,
+                                            const struct adamant_const_tensor *grads,
+                                            const struct adamant_tensor *exp_avgs,
+                                            const struct adamant_tensor *exp_avg_sqs,
+                                            const float *clip_coefs,
+                                            size_t count,
+                                            uint64_t *out_step);
+
 // The per-step scalars AdamW uses at learning rate `lr` for step `t` (1-based: the step
 // being applied), by the f64 recipe of the numeric contract; for kernels written outside
 // adamant that want adamant's bits. `t = 0` or an invalid configuration gives
@@ -772,6 +808,23 @@ adamant_status adamant_lion_step_multi(const struct adamant_lion_config *config,
                                        const struct adamant_tensor *exp_avgs,
                                        size_t count,
                                        uint64_t *out_step);
+
+// As `adamant_lion_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
+// `count` floats (finite, `>= 0`; from `adamant_adagc_coefs`), each replacing
+// `options.clip_coef` for its tensor (`ADAMANT_STATUS_INVALID_CONFIG` otherwise).
+//
+// # Safety
+// As `adamant_lion_step_multi`; `clip_coefs` points to `count` floats (may be NULL when
+// `count` is 0).
+adamant_status adamant_lion_step_multi_clip(const struct adamant_lion_config *config,
+                                            const struct adamant_step_options *options,
+                                            uint64_t step,
+                                            const struct adamant_tensor *params,
+                                            const struct adamant_const_tensor *grads,
+                                            const struct adamant_tensor *exp_avgs,
+                                            const float *clip_coefs,
+                                            size_t count,
+                                            uint64_t *out_step);
 
 // The per-step scalars Lion uses at learning rate `lr` (they do not depend on the step).
 //
@@ -1008,6 +1061,23 @@ adamant_status adamant_sgd_step_multi(const struct adamant_sgd_config *config,
                                       const struct adamant_tensor *momentum_buffers,
                                       size_t count,
                                       uint64_t *out_step);
+
+// As `adamant_sgd_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
+// `count` floats (finite, `>= 0`; from `adamant_adagc_coefs`), each replacing
+// `options.clip_coef` for its tensor (`ADAMANT_STATUS_INVALID_CONFIG` otherwise).
+//
+// # Safety
+// As `adamant_sgd_step_multi`; `clip_coefs` points to `count` floats (may be NULL when
+// `count` is 0).
+adamant_status adamant_sgd_step_multi_clip(const struct adamant_sgd_config *config,
+                                           const struct adamant_step_options *options,
+                                           uint64_t step,
+                                           const struct adamant_tensor *params,
+                                           const struct adamant_const_tensor *grads,
+                                           const struct adamant_tensor *momentum_buffers,
+                                           const float *clip_coefs,
+                                           size_t count,
+                                           uint64_t *out_step);
 
 // The per-step scalars SGD uses at learning rate `lr` for step `t` (1-based).
 //

@@ -170,14 +170,21 @@ inline status adamw_step_multi(const adamant_adam_config& config,
                                span<const adamant_tensor> params,
                                span<const adamant_const_tensor> grads,
                                span<const adamant_tensor> exp_avgs,
-                               span<const adamant_tensor> exp_avg_sqs) noexcept {
+                               span<const adamant_tensor> exp_avg_sqs,
+                               span<const float> clip_coefs = {}) noexcept {
   if (!detail::same_size(params, grads) || !detail::same_size(params, exp_avgs) ||
       !detail::same_size(params, exp_avg_sqs))
     return status::length_mismatch;
+  if (clip_coefs.size() != 0 && !detail::same_size(params, clip_coefs))
+    return status::length_mismatch;
   std::uint64_t next = 0;
-  status s = detail::from_c(adamant_adamw_step_multi(&config, &options, step, params.data(),
-                                                     grads.data(), exp_avgs.data(),
-                                                     exp_avg_sqs.data(), params.size(), &next));
+  status s = detail::from_c(
+      clip_coefs.size() == 0
+          ? adamant_adamw_step_multi(&config, &options, step, params.data(), grads.data(),
+                                     exp_avgs.data(), exp_avg_sqs.data(), params.size(), &next)
+          : adamant_adamw_step_multi_clip(&config, &options, step, params.data(), grads.data(),
+                                          exp_avgs.data(), exp_avg_sqs.data(), clip_coefs.data(),
+                                          params.size(), &next));
   if (s == status::ok) step = next;
   return s;
 }
@@ -188,14 +195,21 @@ inline status adam_step_multi(const adamant_adam_config& config,
                               span<const adamant_tensor> params,
                               span<const adamant_const_tensor> grads,
                               span<const adamant_tensor> exp_avgs,
-                              span<const adamant_tensor> exp_avg_sqs) noexcept {
+                              span<const adamant_tensor> exp_avg_sqs,
+                              span<const float> clip_coefs = {}) noexcept {
   if (!detail::same_size(params, grads) || !detail::same_size(params, exp_avgs) ||
       !detail::same_size(params, exp_avg_sqs))
     return status::length_mismatch;
+  if (clip_coefs.size() != 0 && !detail::same_size(params, clip_coefs))
+    return status::length_mismatch;
   std::uint64_t next = 0;
-  status s = detail::from_c(adamant_adam_step_multi(&config, &options, step, params.data(),
-                                                    grads.data(), exp_avgs.data(),
-                                                    exp_avg_sqs.data(), params.size(), &next));
+  status s = detail::from_c(
+      clip_coefs.size() == 0
+          ? adamant_adam_step_multi(&config, &options, step, params.data(), grads.data(),
+                                    exp_avgs.data(), exp_avg_sqs.data(), params.size(), &next)
+          : adamant_adam_step_multi_clip(&config, &options, step, params.data(), grads.data(),
+                                         exp_avgs.data(), exp_avg_sqs.data(), clip_coefs.data(),
+                                         params.size(), &next));
   if (s == status::ok) step = next;
   return s;
 }
@@ -217,13 +231,20 @@ inline status sgd_step(const adamant_sgd_config& config, const adamant_step_opti
 inline status sgd_step_multi(const adamant_sgd_config& config, const adamant_step_options& options,
                              std::uint64_t& step, span<const adamant_tensor> params,
                              span<const adamant_const_tensor> grads,
-                             span<const adamant_tensor> momentum_buffers) noexcept {
+                             span<const adamant_tensor> momentum_buffers,
+                             span<const float> clip_coefs = {}) noexcept {
   if (!detail::same_size(params, grads) || !detail::same_size(params, momentum_buffers))
     return status::length_mismatch;
+  if (clip_coefs.size() != 0 && !detail::same_size(params, clip_coefs))
+    return status::length_mismatch;
   std::uint64_t next = 0;
-  status s = detail::from_c(adamant_sgd_step_multi(&config, &options, step, params.data(),
-                                                   grads.data(), momentum_buffers.data(),
-                                                   params.size(), &next));
+  status s = detail::from_c(
+      clip_coefs.size() == 0
+          ? adamant_sgd_step_multi(&config, &options, step, params.data(), grads.data(),
+                                   momentum_buffers.data(), params.size(), &next)
+          : adamant_sgd_step_multi_clip(&config, &options, step, params.data(), grads.data(),
+                                        momentum_buffers.data(), clip_coefs.data(), params.size(),
+                                        &next));
   if (s == status::ok) step = next;
   return s;
 }
@@ -244,13 +265,19 @@ inline status lion_step_multi(const adamant_lion_config& config,
                               const adamant_step_options& options, std::uint64_t& step,
                               span<const adamant_tensor> params,
                               span<const adamant_const_tensor> grads,
-                              span<const adamant_tensor> exp_avgs) noexcept {
+                              span<const adamant_tensor> exp_avgs,
+                              span<const float> clip_coefs = {}) noexcept {
   if (!detail::same_size(params, grads) || !detail::same_size(params, exp_avgs))
     return status::length_mismatch;
+  if (clip_coefs.size() != 0 && !detail::same_size(params, clip_coefs))
+    return status::length_mismatch;
   std::uint64_t next = 0;
-  status s = detail::from_c(adamant_lion_step_multi(&config, &options, step, params.data(),
-                                                    grads.data(), exp_avgs.data(),
-                                                    params.size(), &next));
+  status s = detail::from_c(
+      clip_coefs.size() == 0
+          ? adamant_lion_step_multi(&config, &options, step, params.data(), grads.data(),
+                                    exp_avgs.data(), params.size(), &next)
+          : adamant_lion_step_multi_clip(&config, &options, step, params.data(), grads.data(),
+                                         exp_avgs.data(), clip_coefs.data(), params.size(), &next));
   if (s == status::ok) step = next;
   return s;
 }

@@ -379,6 +379,10 @@ fn every_declared_function_is_exported() {
         adamant_loco_compress,
         adamant_loco_reduce_hop,
         adamant_loco_decompress_reduce,
+        adamant_adamw_step_multi_clip,
+        adamant_adam_step_multi_clip,
+        adamant_sgd_step_multi_clip,
+        adamant_lion_step_multi_clip,
     );
     // The header declares exactly these functions (a new one must be added above).
     let declared = HEADER
