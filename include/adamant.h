@@ -944,6 +944,64 @@ adamant_status adamant_loco_decompress_reduce(const struct adamant_loco_config *
                                               float *out,
                                               size_t out_len);
 
+// Two-way error feedback, worker side (1-bit-Adam-style compression of the values a worker
+// sends): per shard (`shards` equal shards of `x`, chunk `c` = shard `c`), `u = x + e`,
+// codes of `u` (groups of `group_len`, `bits` 4 or 8) into chunk `c` of `out_packed`
+// (`shards * adamant_quant_packed_len(len/shards, group_len, bits)` bytes), and
+// `e = u - x̂` into `err` (`len` f32 values, or 8-bit packed chunks when `error_int8` is 1).
+// A non-finite `x` or `u` gives `ADAMANT_STATUS_SKIPPED_NON_FINITE`; nothing is written on
+// any error. `adamant_core::feedback::ef_worker_compress`.
+//
+// # Safety
+// `x.data` points to `x.len` elements of its dtype; `err` to `err_len` writable values of its
+// storage; `out_packed` to `packed_len` writable bytes.
+adamant_status adamant_ef_worker_compress(struct adamant_const_tensor x,
+                                          size_t shards,
+                                          size_t group_len,
+                                          uint32_t bits,
+                                          uint32_t error_int8,
+                                          void *err,
+                                          size_t err_len,
+                                          uint8_t *out_packed,
+                                          size_t packed_len);
+
+// Two-way error feedback, server side for one shard of `shard_len` elements: `received`
+// holds `workers` chunks packed with (`group_len`, `worker_bits`) in rank order;
+// `w = fold_r(x̂_r)/workers + e` (rank-order fold from `+0.0`, one f32 division), codes of
+// `w` with `server_bits` into `out_packed` (one chunk), `e = w - ŵ` into `err` (`shard_len`
+// f32 values or one 8-bit chunk). Errors as `adamant_ef_worker_compress`, plus corrupt
+// scales (`ADAMANT_STATUS_INVALID_CONFIG`). `adamant_core::feedback::ef_server_compress`.
+//
+// # Safety
+// `received` points to `received_len` bytes; `err` to `err_len` writable values;
+// `out_packed` to `packed_len` writable bytes.
+adamant_status adamant_ef_server_compress(size_t shard_len,
+                                          size_t group_len,
+                                          uint32_t worker_bits,
+                                          uint32_t server_bits,
+                                          size_t workers,
+                                          const uint8_t *received,
+                                          size_t received_len,
+                                          uint32_t error_int8,
+                                          void *err,
+                                          size_t err_len,
+                                          uint8_t *out_packed,
+                                          size_t packed_len);
+
+// Two-way error feedback, final step: decode the all-gathered server chunks (`shards`
+// chunks, chunk `c` = shard `c`, packed with `group_len` and `bits`) into `out`, the whole
+// tensor of `len` floats. `adamant_core::feedback::ef_decompress`.
+//
+// # Safety
+// `packed` points to `packed_len` bytes; `out` to `len` writable floats.
+adamant_status adamant_ef_decompress(const uint8_t *packed,
+                                     size_t packed_len,
+                                     size_t shards,
+                                     size_t group_len,
+                                     uint32_t bits,
+                                     float *out,
+                                     size_t len);
+
 // Options for a plain step at `lr = 1e-3`: no loss scale, no clipping, no finite scan.
 struct adamant_step_options adamant_step_options_default(void);
 

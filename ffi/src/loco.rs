@@ -523,3 +523,162 @@ pub unsafe extern "C" fn adamant_loco_decompress_reduce(
         Ok(())
     })
 }
+
+/// Storage of an error buffer from a 0/1 flag (1: 8-bit packed).
+fn storage_from(error_int8: u32) -> Result<ErrorStorage, adamant_status> {
+    Ok(if flag(error_int8)? {
+        ErrorStorage::Int8
+    } else {
+        ErrorStorage::F32
+    })
+}
+
+/// Two-way error feedback, worker side (1-bit-Adam-style compression of the values a worker
+/// sends): per shard (`shards` equal shards of `x`, chunk `c` = shard `c`), `u = x + e`,
+/// codes of `u` (groups of `group_len`, `bits` 4 or 8) into chunk `c` of `out_packed`
+/// (`shards * adamant_quant_packed_len(len/shards, group_len, bits)` bytes), and
+/// `e = u - x̂` into `err` (`len` f32 values, or 8-bit packed chunks when `error_int8` is 1).
+/// A non-finite `x` or `u` gives `ADAMANT_STATUS_SKIPPED_NON_FINITE`; nothing is written on
+/// any error. `adamant_core::feedback::ef_worker_compress`.
+///
+/// # Safety
+/// `x.data` points to `x.len` elements of its dtype; `err` to `err_len` writable values of its
+/// storage; `out_packed` to `packed_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_ef_worker_compress(
+    x: adamant_const_tensor,
+    shards: usize,
+    group_len: usize,
+    bits: u32,
+    error_int8: u32,
+    err: *mut c_void,
+    err_len: usize,
+    out_packed: *mut u8,
+    packed_len: usize,
+) -> adamant_status {
+    ffi_boundary!({
+        let b = bits_from(bits)?;
+        let st = storage_from(error_int8)?;
+        check_out_array(out_packed, packed_len)?;
+        // SAFETY: the caller's contract above.
+        let (e, er) = unsafe { err_buf(st, err, err_len) }?;
+        let raw = |_| [Raw::from(x)];
+        check_all(
+            1,
+            &IN,
+            raw,
+            |_: &[View; 1]| Ok(()),
+            &[er, written(out_packed, packed_len)],
+        )?;
+        let l = adamant_core::feedback::ShardLayout::new(x.len, shards, group_len, b)
+            .map_err(|_| adamant_status::LengthMismatch)?;
+        let out: &mut [u8] = if packed_len == 0 {
+            &mut []
+        } else {
+            // SAFETY: non-NULL, aligned, `packed_len` bytes, overlapping nothing else.
+            unsafe { core::slice::from_raw_parts_mut(out_packed, packed_len) }
+        };
+        let v = views(&IN, &raw(0))?[0];
+        with_elem(v, |g| match g {
+            Elems::F32(g) => adamant_core::feedback::ef_worker_compress(&l, g, e, out),
+            Elems::Bf16(g) => adamant_core::feedback::ef_worker_compress(&l, g, e, out),
+            Elems::F16(g) => adamant_core::feedback::ef_worker_compress(&l, g, e, out),
+        })?;
+        Ok(())
+    })
+}
+
+/// Two-way error feedback, server side for one shard of `shard_len` elements: `received`
+/// holds `workers` chunks packed with (`group_len`, `worker_bits`) in rank order;
+/// `w = fold_r(x̂_r)/workers + e` (rank-order fold from `+0.0`, one f32 division), codes of
+/// `w` with `server_bits` into `out_packed` (one chunk), `e = w - ŵ` into `err` (`shard_len`
+/// f32 values or one 8-bit chunk). Errors as `adamant_ef_worker_compress`, plus corrupt
+/// scales (`ADAMANT_STATUS_INVALID_CONFIG`). `adamant_core::feedback::ef_server_compress`.
+///
+/// # Safety
+/// `received` points to `received_len` bytes; `err` to `err_len` writable values;
+/// `out_packed` to `packed_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_ef_server_compress(
+    shard_len: usize,
+    group_len: usize,
+    worker_bits: u32,
+    server_bits: u32,
+    workers: usize,
+    received: *const u8,
+    received_len: usize,
+    error_int8: u32,
+    err: *mut c_void,
+    err_len: usize,
+    out_packed: *mut u8,
+    packed_len: usize,
+) -> adamant_status {
+    ffi_boundary!({
+        let wb = bits_from(worker_bits)?;
+        let sb = bits_from(server_bits)?;
+        let st = storage_from(error_int8)?;
+        let r = bytes(received, received_len)?;
+        check_out_array(out_packed, packed_len)?;
+        // SAFETY: the caller's contract above.
+        let (e, er) = unsafe { err_buf(st, err, err_len) }?;
+        let ranges = [
+            array_range(received, received_len),
+            er,
+            written(out_packed, packed_len),
+        ];
+        check_overlap(3, |k| ranges[k])?;
+        let worker = QuantLayout::new(shard_len, group_len, wb)
+            .map_err(|_| adamant_status::InvalidConfig)?;
+        if workers == 0 {
+            return Err(adamant_status::InvalidConfig);
+        }
+        let out: &mut [u8] = if packed_len == 0 {
+            &mut []
+        } else {
+            // SAFETY: non-NULL, aligned, `packed_len` bytes, overlapping nothing else.
+            unsafe { core::slice::from_raw_parts_mut(out_packed, packed_len) }
+        };
+        adamant_core::feedback::ef_server_compress(&worker, sb, r, workers, e, out)?;
+        Ok(())
+    })
+}
+
+/// Two-way error feedback, final step: decode the all-gathered server chunks (`shards`
+/// chunks, chunk `c` = shard `c`, packed with `group_len` and `bits`) into `out`, the whole
+/// tensor of `len` floats. `adamant_core::feedback::ef_decompress`.
+///
+/// # Safety
+/// `packed` points to `packed_len` bytes; `out` to `len` writable floats.
+#[no_mangle]
+pub unsafe extern "C" fn adamant_ef_decompress(
+    packed: *const u8,
+    packed_len: usize,
+    shards: usize,
+    group_len: usize,
+    bits: u32,
+    out: *mut f32,
+    len: usize,
+) -> adamant_status {
+    ffi_boundary!({
+        let p = bytes(packed, packed_len)?;
+        check_out_array(out, len)?;
+        let b = bits_from(bits)?;
+        check_overlap(2, |k| {
+            if k == 0 {
+                array_range(packed, packed_len)
+            } else {
+                written(out.cast(), len * 4)
+            }
+        })?;
+        let l = adamant_core::feedback::ShardLayout::new(len, shards, group_len, b)
+            .map_err(|_| adamant_status::LengthMismatch)?;
+        let o: &mut [f32] = if len == 0 {
+            &mut []
+        } else {
+            // SAFETY: non-NULL, aligned, `len` floats, not overlapping `packed`.
+            unsafe { core::slice::from_raw_parts_mut(out, len) }
+        };
+        adamant_core::feedback::ef_decompress(&l, p, o)?;
+        Ok(())
+    })
+}

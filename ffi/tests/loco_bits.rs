@@ -507,3 +507,210 @@ fn loco_errors_write_nothing() {
     }
     assert!(avg.iter().all(|&x| x == 1.0));
 }
+
+/// Two-way error feedback (worker compress, server compress, decompress) through the ABI
+/// equals `adamant_core::feedback` byte for byte, f32 and 8-bit error storage, 3 steps.
+#[test]
+fn spec_two_way_error_feedback_matches_core() {
+    use adamant_core::feedback::{
+        ef_decompress, ef_server_compress, ef_worker_compress, ShardLayout,
+    };
+    for int8 in [false, true] {
+        let (len, shards, group_len) = (4 * 90usize, 4usize, 16usize);
+        let layout = ShardLayout::new(len, shards, group_len, Bits::Four).unwrap();
+        let storage = if int8 {
+            ErrorStorage::Int8
+        } else {
+            ErrorStorage::F32
+        };
+        let elen = layout.error_len(storage);
+        let shard = layout.shard_len();
+        let server_chunk = QuantLayout::new(shard, group_len, Bits::Eight).unwrap();
+        let selen = match storage {
+            ErrorStorage::F32 => shard,
+            ErrorStorage::Int8 => quant::packed_len(shard, group_len, Bits::Eight),
+        };
+        // Zero-initialised f32 errors are valid; 8-bit ones need valid scales, so start from a
+        // quantized zero buffer.
+        let zero_err = |n_el: usize, chunks: usize| -> Vec<u8> {
+            let ql = QuantLayout::new(n_el, group_len, Bits::Eight).unwrap();
+            let mut one = vec![0u8; ql.packed_len()];
+            quant::quantize(&vec![0.0f32; n_el], &ql, &mut one).unwrap();
+            one.repeat(chunks)
+        };
+        let (mut ef, mut eb) = (vec![0.0f32; elen], zero_err(shard, shards));
+        let (mut sf, mut sb) = (vec![0.0f32; selen], zero_err(shard, 1));
+        if !int8 {
+            eb.clear();
+            sb.clear();
+        } else {
+            ef.clear();
+            sf.clear();
+        }
+        let (mut ef2, mut eb2, mut sf2, mut sb2) = (ef.clone(), eb.clone(), sf.clone(), sb.clone());
+        let mut rng = Rng(77 + int8 as u64);
+        for _ in 0..3 {
+            let x: Vec<f32> = buffer(&mut rng, len, 1.0, false, true);
+            let mut want = vec![0u8; layout.packed_len()];
+            let e = if int8 {
+                ErrorBuf::Int8(&mut eb2)
+            } else {
+                ErrorBuf::F32(&mut ef2)
+            };
+            ef_worker_compress(&layout, &x, e, &mut want).unwrap();
+            let mut got = vec![0u8; layout.packed_len()];
+            let ep: *mut core::ffi::c_void = if int8 {
+                eb.as_mut_ptr().cast()
+            } else {
+                ef.as_mut_ptr().cast()
+            };
+            let el = if int8 { eb.len() } else { ef.len() };
+            // SAFETY: valid buffers.
+            let st = unsafe {
+                adamant_ef_worker_compress(
+                    cview(&x),
+                    shards,
+                    group_len,
+                    4,
+                    int8 as u32,
+                    ep,
+                    el,
+                    got.as_mut_ptr(),
+                    got.len(),
+                )
+            };
+            assert_eq!(st, adamant_status::Ok);
+            assert_eq!(got, want);
+            assert_eq!(bits_of(&ef), bits_of(&ef2));
+            assert_eq!(eb, eb2);
+            // The server of shard 0 receives every worker's chunk 0 (here: 3 copies of ours).
+            let c0 = &got[..layout.chunk_len()];
+            let received = c0.repeat(3);
+            let mut swant = vec![0u8; server_chunk.packed_len()];
+            let se = if int8 {
+                ErrorBuf::Int8(&mut sb2)
+            } else {
+                ErrorBuf::F32(&mut sf2)
+            };
+            ef_server_compress(&layout.chunk(), Bits::Eight, &received, 3, se, &mut swant).unwrap();
+            let mut sgot = vec![0u8; server_chunk.packed_len()];
+            let sp: *mut core::ffi::c_void = if int8 {
+                sb.as_mut_ptr().cast()
+            } else {
+                sf.as_mut_ptr().cast()
+            };
+            let sl = if int8 { sb.len() } else { sf.len() };
+            // SAFETY: valid buffers.
+            let st = unsafe {
+                adamant_ef_server_compress(
+                    shard,
+                    group_len,
+                    4,
+                    8,
+                    3,
+                    received.as_ptr(),
+                    received.len(),
+                    int8 as u32,
+                    sp,
+                    sl,
+                    sgot.as_mut_ptr(),
+                    sgot.len(),
+                )
+            };
+            assert_eq!(st, adamant_status::Ok);
+            assert_eq!(sgot, swant);
+            assert_eq!(bits_of(&sf), bits_of(&sf2));
+            assert_eq!(sb, sb2);
+            // All-gather: every shard's server chunk (here the same one).
+            let all = sgot.repeat(shards);
+            let dl = ShardLayout::new(len, shards, group_len, Bits::Eight).unwrap();
+            let mut dwant = vec![0.0f32; len];
+            ef_decompress(&dl, &all, &mut dwant).unwrap();
+            let mut dgot = vec![1.0f32; len];
+            // SAFETY: valid buffers.
+            let st = unsafe {
+                adamant_ef_decompress(
+                    all.as_ptr(),
+                    all.len(),
+                    shards,
+                    group_len,
+                    8,
+                    dgot.as_mut_ptr(),
+                    len,
+                )
+            };
+            assert_eq!(st, adamant_status::Ok);
+            assert_eq!(bits_of(&dgot), bits_of(&dwant));
+        }
+        // Errors write nothing: wrong packed length, bad flag, NaN input.
+        let x = vec![f32::NAN; len];
+        let mut got = vec![5u8; layout.packed_len()];
+        let before = (bits_of(&ef), eb.clone(), got.clone());
+        let ep: *mut core::ffi::c_void = if int8 {
+            eb.as_mut_ptr().cast()
+        } else {
+            ef.as_mut_ptr().cast()
+        };
+        let el = if int8 { eb.len() } else { ef.len() };
+        // SAFETY: valid buffers.
+        unsafe {
+            assert_eq!(
+                adamant_ef_worker_compress(
+                    cview(&x),
+                    shards,
+                    group_len,
+                    4,
+                    int8 as u32,
+                    ep,
+                    el,
+                    got.as_mut_ptr(),
+                    got.len()
+                ),
+                adamant_status::SkippedNonFinite
+            );
+            assert_eq!(
+                adamant_ef_worker_compress(
+                    cview(&x),
+                    shards,
+                    group_len,
+                    4,
+                    2,
+                    ep,
+                    el,
+                    got.as_mut_ptr(),
+                    got.len()
+                ),
+                adamant_status::InvalidEnum
+            );
+            assert_eq!(
+                adamant_ef_worker_compress(
+                    cview(&x),
+                    shards,
+                    group_len,
+                    4,
+                    int8 as u32,
+                    ep,
+                    el,
+                    got.as_mut_ptr(),
+                    got.len() - 1
+                ),
+                adamant_status::LengthMismatch
+            );
+            assert_eq!(
+                adamant_ef_worker_compress(
+                    cview(&x),
+                    7,
+                    group_len,
+                    4,
+                    int8 as u32,
+                    ep,
+                    el,
+                    got.as_mut_ptr(),
+                    got.len()
+                ),
+                adamant_status::LengthMismatch
+            );
+        }
+        assert_eq!((bits_of(&ef), eb.clone(), got.clone()), before);
+    }
+}

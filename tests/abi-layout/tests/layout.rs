@@ -383,6 +383,9 @@ fn every_declared_function_is_exported() {
         adamant_adam_step_multi_clip,
         adamant_sgd_step_multi_clip,
         adamant_lion_step_multi_clip,
+        adamant_ef_worker_compress,
+        adamant_ef_server_compress,
+        adamant_ef_decompress,
     );
     // The header declares exactly these functions (a new one must be added above).
     let declared = HEADER
