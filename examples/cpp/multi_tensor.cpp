@@ -2,7 +2,8 @@
 // gradients (two-phase partials/combine), AdamW over three tensors (one with bf16 weights and
 // f32 moments) in one multi-tensor call, and Lion over the output head. Then a second model
 // with Adam-mini (head, row, per-element and explicit-segment blocks) over four tensors,
-// clipped per tensor by AdaGC (coefficients before the step, thresholds committed after it).
+// clipped per tensor by AdaGC (coefficients before the step, thresholds committed after it),
+// and LoCo's 4-bit gradient compression around a (simulated) all-to-all.
 //
 // Prints one line per step with FNV-1a hashes of every buffer; the Rust test
 // ffi/tests/examples.rs computes the same lines with adamant's Rust API.
@@ -115,6 +116,33 @@ void run_adam_mini_adagc() {
   }
 }
 
+
+// LoCo over 4 ranks, one hop: compress (4-bit codes, 8-bit error buffer), then the final
+// reduction of the chunks this rank would receive (here every rank sent the same bytes).
+void run_loco() {
+  adamant_loco_config loco = adamant_loco_config_default();
+  loco.group_len = 64;
+  const std::size_t len = 4 * 300, world = 4;
+  adamant_loco_sizes sizes{};
+  adamant::check(adamant::loco_layout_sizes(loco, len, world, 1, sizes));
+  std::vector<float> grad(len), avg(sizes.shard_len);
+  std::vector<std::uint8_t> err(sizes.error_len), packed(sizes.compress_len), received;
+  std::uint64_t step = 0;
+  for (int iter = 0; iter < 3; ++iter) {
+    for (auto& x : grad) x = next_value() * 0.5f;
+    adamant::check(adamant::loco_compress(loco, step, world, 1, adamant::const_tensor(grad),
+                                          adamant::span<std::uint8_t>(err), packed));
+    // Chunk 0 of every rank arrives at rank 0.
+    received.clear();
+    for (std::size_t r = 0; r < world; ++r)
+      received.insert(received.end(), packed.begin(), packed.begin() + sizes.chunk_len);
+    adamant::check(adamant::loco_decompress_reduce(loco, len, world, 1, received, avg));
+    std::printf("loco %d step %" PRIu64 " packed %016" PRIx64 " err %016" PRIx64
+                " avg %016" PRIx64 "\n",
+                iter, step, fnv1a(packed), fnv1a(err), fnv1a(avg));
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -183,6 +211,7 @@ int main() {
                   fnv1a(m_head), fnv1a(v_wte), fnv1a(v_ln), fnv1a(v_mlp));
     }
     run_adam_mini_adagc();
+    run_loco();
     // A deliberate error, reported as an exception: mismatched lengths, nothing written.
     std::vector<float> short_grad(wte_n - 1);
     try {

@@ -218,6 +218,7 @@ fn expected_cpp() -> String {
         .unwrap();
     }
     expected_mini(&mut rng, &mut out);
+    expected_loco(&mut rng, &mut out);
     writeln!(
         out,
         "error buffer lengths do not match wte {:016x}",
@@ -385,6 +386,51 @@ fn expected_mini(rng: &mut Lcg, out: &mut String) {
             fnv1a(&v_mlp),
             fnv1a(&v_ln),
             fnv1a(&v_fused)
+        )
+        .unwrap();
+    }
+}
+
+/// The C++ example's LoCo section through `adamant_core::loco` (compress, then the final
+/// reduction of `world` copies of chunk 0).
+fn expected_loco(rng: &mut Lcg, out: &mut String) {
+    use adamant_core::feedback::ErrorBuf;
+    use adamant_core::loco::{compress, decompress_reduce, Loco, LocoConfig};
+    let mut loco = Loco::new(LocoConfig {
+        group_len: 64,
+        ..LocoConfig::deepspeed()
+    })
+    .unwrap();
+    let (len, world) = (4 * 300usize, 4usize);
+    let layout = loco.layout(len, world, 1).unwrap();
+    let mut grad = vec![0.0f32; len];
+    let mut err = vec![0u8; layout.error_len(loco.config.error_storage)];
+    let mut packed = vec![0u8; layout.compress_len()];
+    let mut avg = vec![0.0f32; layout.shard_len()];
+    let bytes_hash = |v: &[u8]| {
+        let mut h = 0xcbf29ce484222325u64;
+        for &b in v {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        h
+    };
+    for iter in 0..3 {
+        for g in grad.iter_mut() {
+            *g = rng.next_value() * 0.5;
+        }
+        let plan = loco.begin().unwrap();
+        compress(&plan, &layout, &grad, ErrorBuf::Int8(&mut err), &mut packed).unwrap();
+        loco.commit(&plan);
+        let received = packed[..layout.chunk_len()].repeat(world);
+        decompress_reduce(&layout, &received, &mut avg).unwrap();
+        writeln!(
+            out,
+            "loco {iter} step {} packed {:016x} err {:016x} avg {:016x}",
+            loco.state.step,
+            bytes_hash(&packed),
+            bytes_hash(&err),
+            fnv1a(&avg)
         )
         .unwrap();
     }
