@@ -8,10 +8,13 @@
 
 use crate::isa::{has_avx2, has_avx512, Isa};
 use crate::HwSqrt;
+use adamant_core::reduce::{lane_tree, LANES, TILE};
 use adamant_core::rules::adam::{adam_slice, AdamScalars};
+use adamant_core::rules::adam_mini::{adam_mini_slice, block_update, AdamMiniScalars};
 use adamant_core::rules::lion::{lion_slice, LionScalars};
 use adamant_core::rules::sgd::{sgd_slice, SgdScalars};
-use adamant_core::store::{Element, StateElement};
+use adamant_core::step::GradPrep;
+use adamant_core::store::{canonicalize_f32, Element, StateElement};
 use adamant_core::Plan;
 
 /// Define `pub(crate) fn $name<..>(isa: Isa, args..)` that runs `$body` compiled for `isa`
@@ -91,6 +94,125 @@ per_isa! {
 }
 
 per_isa! {
+    /// Core's `adam_mini_slice`: one block's element pass with its scale.
+    fn adam_mini<P: Element, G: Element, S: StateElement>(
+        param: &mut [P],
+        grad: &[G],
+        exp_avg: &mut [S],
+        block_scale: f32,
+        plan: &Plan<AdamMiniScalars>
+    ) {
+        adam_mini_slice::<P, G, S>(param, grad, exp_avg, block_scale, plan)
+    }
+}
+
+per_isa! {
+    /// Consecutive Adam-mini blocks of `block_len` elements (`exp_avg_sq` holds one entry per
+    /// block), each done whole while it is in cache: its canonical sum of prepared squares,
+    /// core's `block_update`, then core's `adam_mini_slice` with the block's scale. `plan.sr`
+    /// names `param[0]`.
+    fn adam_mini_blocks<P: Element, G: Element, S: StateElement>(
+        param: &mut [P],
+        grad: &[G],
+        exp_avg: &mut [S],
+        exp_avg_sq: &mut [S],
+        block_len: usize,
+        plan: &Plan<AdamMiniScalars>
+    ) {
+        let blocks = param
+            .chunks_mut(block_len)
+            .zip(grad.chunks(block_len))
+            .zip(exp_avg.chunks_mut(block_len))
+            .zip(exp_avg_sq.iter_mut());
+        for (j, (((p, g), m), v)) in blocks.enumerate() {
+            let sum = block_sum_sq(g, plan.prep);
+            let block_scale = block_update(v, sum, g.len() as u64, &plan.scalars);
+            let piece = Plan {
+                sr: plan.sr.map(|k| k.offset_by(j * block_len)),
+                ..*plan
+            };
+            adam_mini_slice::<P, G, S>(p, g, m, block_scale, &piece);
+        }
+    }
+}
+
+per_isa! {
+    /// Per-tile partials of the prepared squares `((g/grad_scale)*clip_coef)^2` of `grad`
+    /// into `out` (one per 4096 elements; the caller sizes `out`), core's canonical tile
+    /// order.
+    fn sq_partials<G: Element>(grad: &[G], prep: GradPrep, out: &mut [f32]) {
+        if prep.is_identity() {
+            for (o, t) in out.iter_mut().zip(grad.chunks(TILE)) {
+                *o = tile_sq::<G, false>(t, prep);
+            }
+        } else {
+            for (o, t) in out.iter_mut().zip(grad.chunks(TILE)) {
+                *o = tile_sq::<G, true>(t, prep);
+            }
+        }
+    }
+}
+
+/// Largest block [`block_sum_sq`] takes: 16 tiles (256 KiB of f32 gradient, which stays in
+/// L2 between the statistic and the update; its partials live on the stack).
+pub(crate) const BLOCK_SUM_MAX: usize = 16 * TILE;
+
+/// The canonical sum of prepared squares of one block of at most [`BLOCK_SUM_MAX`] elements:
+/// its tiles' results combined as core's `reduce::combine` does (equal to core's
+/// `grad_sq_sum` of the block).
+#[inline(always)]
+fn block_sum_sq<G: Element>(grad: &[G], prep: GradPrep) -> f32 {
+    if grad.len() <= TILE {
+        return if prep.is_identity() {
+            tile_sq::<G, false>(grad, prep)
+        } else {
+            tile_sq::<G, true>(grad, prep)
+        };
+    }
+    let mut partials = [0.0f32; BLOCK_SUM_MAX / TILE];
+    let k = adamant_core::reduce::tile_count(grad.len()).min(partials.len());
+    for (o, t) in partials[..k].iter_mut().zip(grad.chunks(TILE)) {
+        *o = if prep.is_identity() {
+            tile_sq::<G, false>(t, prep)
+        } else {
+            tile_sq::<G, true>(t, prep)
+        };
+    }
+    adamant_core::reduce::combine(&partials[..k])
+}
+
+/// One tile of the canonical reduction of `g*g` (`g` prepared when `PREP`): lane `l` adds the
+/// squares of elements `l, l+256, ...` in order from `+0.0`, then core's `lane_tree`; a NaN
+/// result is stored canonical. Whole rows of 256 go through fixed-size arrays so the 256
+/// independent lane sums vectorize. Without `PREP` the preparation is the identity, which
+/// changes no bit of a non-NaN value (and any NaN sum becomes the canonical NaN).
+#[inline(always)]
+fn tile_sq<G: Element, const PREP: bool>(x: &[G], prep: GradPrep) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut rows = x.chunks_exact(LANES);
+    for row in &mut rows {
+        let row: &[G; LANES] = row.try_into().expect("chunks_exact gives whole rows");
+        for (a, v) in acc.iter_mut().zip(row) {
+            let g = if PREP {
+                prep.apply(v.widen())
+            } else {
+                v.widen()
+            };
+            *a = *a + g * g;
+        }
+    }
+    for (a, v) in acc.iter_mut().zip(rows.remainder()) {
+        let g = if PREP {
+            prep.apply(v.widen())
+        } else {
+            v.widen()
+        };
+        *a = *a + g * g;
+    }
+    canonicalize_f32(lane_tree(acc))
+}
+
+per_isa! {
     /// Core's `all_finite`.
     fn all_finite<G: Element>(grad: &[G]) -> bool {
         adamant_core::step::all_finite(grad)
@@ -127,6 +249,21 @@ per_isa! {
             *a = P::from_bits_u32(a.to_bits_u32() ^ x);
             *b = S::from_bits_u32(b.to_bits_u32() ^ x);
         }
+    }
+}
+
+per_isa! {
+    /// Ceiling kernel of Adam-mini's statistics pass: read one stream (the gradient), sum its
+    /// raw bits with wrapping integer adds in 256 lanes (no floating-point work, nothing
+    /// written). Returns the sum so the reads cannot be left out.
+    fn read1<G: Element>(g: &[G]) -> u32 {
+        let mut acc = [0u32; LANES];
+        for row in g.chunks(LANES) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(v.to_bits_u32());
+            }
+        }
+        acc.iter().fold(0u32, |s, a| s.wrapping_add(*a))
     }
 }
 

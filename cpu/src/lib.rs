@@ -19,6 +19,7 @@
 mod driver;
 mod isa;
 mod kernels;
+mod mini;
 
 pub mod ceiling;
 
@@ -27,6 +28,7 @@ pub use driver::{
     sgd_step_multi, AdamTensor, Driver, LionTensor, SgdTensor, SPLIT_ALIGN,
 };
 pub use isa::{detected_isa, isa, Isa, IsaUnavailable, ISA_ENV};
+pub use mini::{adam_mini_step, adam_mini_step_multi, AdamMiniTensor, FUSE_MAX};
 
 use adamant_core::scalars::Sqrt;
 
