@@ -10,7 +10,9 @@ use crate::isa::{has_avx2, has_avx512, Isa};
 use crate::HwSqrt;
 use adamant_core::reduce::{lane_tree, LANES, TILE};
 use adamant_core::rules::adam::{adam_slice, AdamScalars};
-use adamant_core::rules::adam_mini::{adam_mini_slice, block_update, AdamMiniScalars};
+use adamant_core::rules::adam_mini::{
+    adam_mini_slice, block_scale, block_second_moment, AdamMiniScalars,
+};
 use adamant_core::rules::lion::{lion_slice, LionScalars};
 use adamant_core::rules::sgd::{sgd_slice, SgdScalars};
 use adamant_core::step::GradPrep;
@@ -107,10 +109,13 @@ per_isa! {
 }
 
 per_isa! {
-    /// Consecutive Adam-mini blocks of `block_len` elements (`exp_avg_sq` holds one entry per
-    /// block), each done whole while it is in cache: its canonical sum of prepared squares,
-    /// core's `block_update`, then core's `adam_mini_slice` with the block's scale. `plan.sr`
-    /// names `param[0]`.
+    /// Consecutive Adam-mini blocks of `block_len <= BLOCK_SUM_MAX` elements (`exp_avg_sq`
+    /// holds one entry per block), software-pipelined so that every memory stream moves at
+    /// once: while block `j` is updated (core's `adam_mini_slice` with its scale, its gradient
+    /// already in cache), the canonical sum of block `j+1`'s prepared squares is accumulated
+    /// from memory, row by row of 256 lanes; then core's `block_update` gives block `j+1`'s
+    /// scale. Each block's sum has core's canonical tile order, so the bits are those of
+    /// core's `apply_tensor`. `plan.sr` names `param[0]`.
     fn adam_mini_blocks<P: Element, G: Element, S: StateElement>(
         param: &mut [P],
         grad: &[G],
@@ -119,19 +124,101 @@ per_isa! {
         block_len: usize,
         plan: &Plan<AdamMiniScalars>
     ) {
-        let blocks = param
-            .chunks_mut(block_len)
-            .zip(grad.chunks(block_len))
-            .zip(exp_avg.chunks_mut(block_len))
-            .zip(exp_avg_sq.iter_mut());
-        for (j, (((p, g), m), v)) in blocks.enumerate() {
-            let sum = block_sum_sq(g, plan.prep);
-            let block_scale = block_update(v, sum, g.len() as u64, &plan.scalars);
-            let piece = Plan {
-                sr: plan.sr.map(|k| k.offset_by(j * block_len)),
-                ..*plan
+        if plan.prep.is_identity() {
+            blocks_loop::<P, G, S, false>(param, grad, exp_avg, exp_avg_sq, block_len, plan)
+        } else {
+            blocks_loop::<P, G, S, true>(param, grad, exp_avg, exp_avg_sq, block_len, plan)
+        }
+    }
+}
+
+#[inline(always)]
+fn blocks_loop<P: Element, G: Element, S: StateElement, const PREP: bool>(
+    param: &mut [P],
+    grad: &[G],
+    exp_avg: &mut [S],
+    exp_avg_sq: &mut [S],
+    block_len: usize,
+    plan: &Plan<AdamMiniScalars>,
+) {
+    let l = block_len;
+    let nb = exp_avg_sq.len();
+    if nb == 0 || l == 0 {
+        return;
+    }
+    let prep = plan.prep;
+    let at = |offset: usize| Plan {
+        sr: plan.sr.map(|k| k.offset_by(offset)),
+        ..*plan
+    };
+    let mut sum = block_sum_sq(&grad[..l], prep);
+    let mut partials = [0.0f32; BLOCK_SUM_MAX / TILE];
+    for j in 0..nb {
+        let block_scale = block_update_hw(&mut exp_avg_sq[j], sum, l as u64, &plan.scalars);
+        let cur = j * l..(j + 1) * l;
+        let (p, g, m) = (
+            &mut param[cur.clone()],
+            &grad[cur.clone()],
+            &mut exp_avg[cur],
+        );
+        if j + 1 == nb {
+            adam_mini_slice::<P, G, S>(p, g, m, block_scale, &at(j * l));
+            break;
+        }
+        let next = &grad[(j + 1) * l..(j + 2) * l];
+        let mut acc = [0.0f32; LANES];
+        let mut tiles = 0;
+        let rows = p
+            .chunks_mut(LANES)
+            .zip(g.chunks(LANES))
+            .zip(m.chunks_mut(LANES))
+            .zip(next.chunks(LANES));
+        for (r, (((pc, gc), mc), row)) in rows.enumerate() {
+            adam_mini_slice::<P, G, S>(pc, gc, mc, block_scale, &at(j * l + r * LANES));
+            add_row_sq::<G, PREP>(&mut acc, row, prep);
+            if r % (TILE / LANES) == TILE / LANES - 1 || (r + 1) * LANES >= l {
+                partials[tiles] = canonicalize_f32(lane_tree(acc));
+                acc = [0.0f32; LANES];
+                tiles += 1;
+            }
+        }
+        sum = adamant_core::reduce::combine(&partials[..tiles]);
+    }
+}
+
+/// Core's `block_update` with the hardware square root (the same bits as its `LibmSqrt`).
+#[inline(always)]
+fn block_update_hw<S: StateElement>(
+    exp_avg_sq: &mut S,
+    sum_sq: f32,
+    count: u64,
+    k: &AdamMiniScalars,
+) -> f32 {
+    let v = block_second_moment(exp_avg_sq.widen(), sum_sq, count as f32, k);
+    *exp_avg_sq = S::narrow(v);
+    block_scale::<HwSqrt>(exp_avg_sq.widen(), k)
+}
+
+/// Lane `l` of `acc` adds the prepared square of `row[l]` (a row of at most 256 values).
+#[inline(always)]
+fn add_row_sq<G: Element, const PREP: bool>(acc: &mut [f32; LANES], row: &[G], prep: GradPrep) {
+    if let Ok(row) = <&[G; LANES]>::try_from(row) {
+        for (a, v) in acc.iter_mut().zip(row) {
+            let g = if PREP {
+                prep.apply(v.widen())
+            } else {
+                v.widen()
             };
-            adam_mini_slice::<P, G, S>(p, g, m, block_scale, &piece);
+            *a = *a + g * g;
+        }
+    } else {
+        for (a, v) in acc.iter_mut().zip(row) {
+            let g = if PREP {
+                prep.apply(v.widen())
+            } else {
+                v.widen()
+            };
+            *a = *a + g * g;
         }
     }
 }
