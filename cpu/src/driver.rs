@@ -398,6 +398,11 @@ impl Driver {
     }
 
     /// The finite scan of every gradient, split over the threads.
+    pub(crate) fn all_finite_grads<G: Element>(&self, grads: Vec<&[G]>) -> bool {
+        self.all_finite(grads)
+    }
+
+    /// The finite scan of every gradient, split over the threads.
     fn all_finite<G: Element>(&self, grads: Vec<&[G]>) -> bool {
         let isa = self.isa;
         let pieces = grads.into_iter().map(GradPiece).collect();

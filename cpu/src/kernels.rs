@@ -209,7 +209,7 @@ fn add_row_sq<G: Element, const PREP: bool>(acc: &mut [f32; LANES], row: &[G], p
             } else {
                 v.widen()
             };
-            *a = *a + g * g;
+            *a += g * g;
         }
     } else {
         for (a, v) in acc.iter_mut().zip(row) {
@@ -218,7 +218,7 @@ fn add_row_sq<G: Element, const PREP: bool>(acc: &mut [f32; LANES], row: &[G], p
             } else {
                 v.widen()
             };
-            *a = *a + g * g;
+            *a += g * g;
         }
     }
 }
@@ -285,7 +285,7 @@ fn tile_sq<G: Element, const PREP: bool>(x: &[G], prep: GradPrep) -> f32 {
             } else {
                 v.widen()
             };
-            *a = *a + g * g;
+            *a += g * g;
         }
     }
     for (a, v) in acc.iter_mut().zip(rows.remainder()) {
@@ -294,7 +294,7 @@ fn tile_sq<G: Element, const PREP: bool>(x: &[G], prep: GradPrep) -> f32 {
         } else {
             v.widen()
         };
-        *a = *a + g * g;
+        *a += g * g;
     }
     canonicalize_f32(lane_tree(acc))
 }

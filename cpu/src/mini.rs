@@ -317,6 +317,7 @@ impl Driver {
     /// One Adam-mini step over one tensor cut into blocks by `layout` (`weight_decay`: whether
     /// decoupled weight decay applies to it). Same bits as core's `apply_tensor` on either
     /// path for any thread count and instruction set; on error or skip nothing is written.
+    #[allow(clippy::too_many_arguments)]
     pub fn adam_mini_step<P: Element, G: Element, S: StateElement>(
         &self,
         opt: &mut AdamMini,
@@ -634,6 +635,7 @@ pub(crate) fn adam_mini_check<P: Element, G: Element, S: StateElement>(
 
 /// One Adam-mini step over one tensor on `threads` threads (0: all cores) with the process's
 /// ISA. See [`Driver::adam_mini_step`].
+#[allow(clippy::too_many_arguments)]
 pub fn adam_mini_step<P: Element, G: Element, S: StateElement>(
     opt: &mut AdamMini,
     param: &mut [P],
