@@ -487,3 +487,15 @@ fn spec_sums_sq_equal_core_canonical_sums() {
         }
     }
 }
+
+#[test]
+fn spec_read1_ceiling_reads_every_element() {
+    // The statistics-pass ceiling returns the wrapping sum of the raw bits, so it must load
+    // every element once, whatever the split.
+    let mut r = Rng(14);
+    let g: Vec<bf16> = (0..70_001).map(|_| raw(gradient(&mut r, 0))).collect();
+    let want = g.iter().fold(0u32, |s, x| s.wrapping_add(x.to_bits_u32()));
+    for d in drivers() {
+        assert_eq!(adamant_cpu::ceiling::read1(&d, &g), want, "{d:?}");
+    }
+}
