@@ -3,28 +3,35 @@
 //! For each rule, storage type, size and thread count, the row's yardstick is a *ceiling*
 //! kernel measured in the same run on the same buffers: it reads every buffer the rule reads
 //! and writes in place every buffer the rule writes, with no arithmetic (AdamW: 4 streams read,
-//! 3 written; Lion and SGD with momentum: 3 read, 2 written). After a warm-up that has
+//! 3 written; Lion and SGD with momentum: 3 read, 2 written). Adam-mini runs on a 4096-wide
+//! weight matrix with per-row blocks: the driver computes each row's statistic and then updates
+//! the row while it is in cache, so its traffic is Lion's (read `p, g, m`, write `p, m`; the
+//! one `exp_avg_sq` per row is 1/4096 of a stream) and its ceiling is rw3x2. After a warm-up that has
 //! faulted every page in, rule and ceiling calls are timed as tightly interleaved pairs (ABBA
 //! order). `ratio` is the median over pairs of ceiling time / rule time, which cancels most of
 //! the drift a shared machine adds; `ratio_of_medians` (JSON) divides the two medians. A STREAM
 //! triad row (STREAM's 12 bytes per element) is reported per thread count for reference.
 
 use adamant_core::store::{Element, StateElement};
-use adamant_core::{bf16, Adam, AdamConfig, Lion, LionConfig, Sgd, SgdConfig, StepOptions};
+use adamant_core::{
+    bf16, Adam, AdamConfig, AdamMini, AdamMiniConfig, BlockLayout, Lion, LionConfig, Sgd,
+    SgdConfig, StepOptions,
+};
 use adamant_cpu::{ceiling, default_threads, Driver};
 use std::hint::black_box;
 use std::time::Instant;
 
 const USAGE: &str = "\
 usage: adamant bench [--json] [--quick] [--sizes 16M,64M] [--threads 1,all]
-                     [--rules adamw,adam,sgd,lion] [--dtypes f32,bf16,bf16-states]
+                     [--rules adamw,adam,sgd,lion,adam-mini] [--dtypes f32,bf16,bf16-states]
                      [--rounds N] [--from-step N]
 
   --json     one JSON object per line instead of a table
   --quick    small size (1M) and few rounds: a smoke test that takes seconds
   --sizes    parameter counts; K/M/G suffixes are powers of 2 (16M = 16*2^20)
   --threads  thread counts; `all` is every core (default: 1 and all)
-  --rules    adamw (decoupled decay), adam (L2 decay), sgd (momentum 0.9), lion
+  --rules    adamw (decoupled decay), adam (L2 decay), sgd (momentum 0.9), lion,
+             adam-mini (per-row blocks of 4096: a 4096-wide weight matrix)
   --dtypes   f32: everything f32; bf16: bf16 params and grads, f32 states;
              bf16-states: bf16 params, grads and states
   --rounds   rounds of interleaved rule/ceiling pairs per row (default 5, quick 2)
@@ -40,16 +47,24 @@ enum Rule {
     Adam,
     Sgd,
     Lion,
+    AdamMini,
 }
 
 impl Rule {
-    const ALL: [Rule; 4] = [Rule::AdamW, Rule::Adam, Rule::Sgd, Rule::Lion];
+    const ALL: [Rule; 5] = [
+        Rule::AdamW,
+        Rule::Adam,
+        Rule::Sgd,
+        Rule::Lion,
+        Rule::AdamMini,
+    ];
     fn name(self) -> &'static str {
         match self {
             Rule::AdamW => "adamw",
             Rule::Adam => "adam",
             Rule::Sgd => "sgd",
             Rule::Lion => "lion",
+            Rule::AdamMini => "adam-mini",
         }
     }
     /// Whether the rule touches the second state buffer (4 read / 3 written).
@@ -256,7 +271,7 @@ impl Row {
 
     fn table_line(&self) -> String {
         format!(
-            "{:<6} {:<12} {:>5} {:>3} {:<7} {:>4} {:>9.3} {:>9.3} {:>8.1} {:<6} {:>8.1} {:>6.3}",
+            "{:<9} {:<12} {:>5} {:>3} {:<7} {:>4} {:>9.3} {:>9.3} {:>8.1} {:<6} {:>8.1} {:>6.3}",
             self.rule,
             self.dtype,
             human(self.n),
@@ -273,7 +288,7 @@ impl Row {
     }
 }
 
-const TABLE_HEADER: &str = "rule   dtype            n thr isa     B/p   ms/step   Gparam/s     GB/s ceil.  ceil GB/s  ratio";
+const TABLE_HEADER: &str = "rule      dtype            n thr isa     B/p   ms/step   Gparam/s     GB/s ceil.  ceil GB/s  ratio";
 
 fn human(n: usize) -> String {
     if n % (1 << 20) == 0 {
@@ -294,6 +309,10 @@ fn median(v: &mut [f64]) -> f64 {
         0.5 * (v[k / 2 - 1] + v[k / 2])
     }
 }
+
+/// Adam-mini's row length in the bench: a 4096-wide weight matrix (one row if `n` is not a
+/// multiple of it).
+const MINI_ROW: usize = 4096;
 
 /// Steps timed per round: about 1 GiB of f32 elements touched, between 3 and 10 steps.
 fn steps_per_round(n: usize, quick: bool) -> usize {
@@ -363,6 +382,12 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
     let mut exp_avg: Vec<S> = filled(n, |i| (i % 7) as f32 * 1e-4);
     let mut exp_avg_sq: Vec<S> = filled(n, |i| (i % 5) as f32 * 1e-6);
     let opts = StepOptions::new(1e-4);
+    let mini_layout = BlockLayout::Rows {
+        row_len: if n % MINI_ROW == 0 { MINI_ROW } else { n },
+    };
+    let mut mini_v: Vec<S> = filled(mini_layout.state_len(n).expect("rows tile n"), |i| {
+        (i % 5) as f32 * 1e-6
+    });
     for &rule in &c.rules {
         let states = if rule.two_states() { 2 } else { 1 };
         let bytes_per_param = 2 * P::DTYPE.size() + G::DTYPE.size() + 2 * states * S::DTYPE.size();
@@ -403,6 +428,24 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                         if is_rule {
                             driver
                                 .sgd_step(&mut opt, p, g, m, &opts)
+                                .expect("valid step");
+                        } else {
+                            ceiling::rw3x2(&driver, p, g, m, mask);
+                        }
+                    })
+                }
+                Rule::AdamMini => {
+                    let config = AdamMiniConfig {
+                        weight_decay: 1e-2,
+                        ..AdamMiniConfig::default()
+                    };
+                    let mut opt = AdamMini::new(config).expect("valid config");
+                    opt.state.step = c.from_step;
+                    let v = &mut mini_v;
+                    interleaved(c.rounds, k, &mut |is_rule| {
+                        if is_rule {
+                            driver
+                                .adam_mini_step(&mut opt, p, g, m, v, &mini_layout, true, &opts)
                                 .expect("valid step");
                         } else {
                             ceiling::rw3x2(&driver, p, g, m, mask);
@@ -555,7 +598,7 @@ mod tests {
         let triad = bench_triad(&c, 1 << 16, &mut |r| rows.push(r));
         bench_dtype::<f32, f32, f32>(&c, Dtypes::F32, 1 << 16, &triad, &mut |r| rows.push(r));
         bench_dtype::<bf16, bf16, f32>(&c, Dtypes::Bf16, 1 << 16, &triad, &mut |r| rows.push(r));
-        assert_eq!(rows.len(), 2 + 2 * 4 * 2);
+        assert_eq!(rows.len(), 2 + 2 * 5 * 2);
         for r in &rows {
             let j = r.json();
             for field in [
@@ -585,5 +628,10 @@ mod tests {
             .unwrap();
         assert_eq!(lion_bf16.bytes_per_param, 14);
         assert_eq!(lion_bf16.ceiling_kernel, "rw3x2");
+        let mini = rows
+            .iter()
+            .find(|r| r.rule == "adam-mini" && r.dtype == "f32")
+            .unwrap();
+        assert_eq!((mini.bytes_per_param, mini.ceiling_kernel), (20, "rw3x2"));
     }
 }

@@ -110,3 +110,31 @@ impl Piece for TriadPiece<'_> {
         )
     }
 }
+
+/// Read `g` once and write nothing: the traffic of Adam-mini's separate statistics pass over a
+/// block too large to stay in cache (the two-pass pattern is [`read1`] then [`rw3x2`]). Sums
+/// the raw bits with wrapping integer adds (no floating-point work) and returns the sum so no
+/// load can be left out. Split over `driver`'s threads.
+pub fn read1<G: Element>(driver: &Driver, g: &[G]) -> u32 {
+    let isa = detected_isa();
+    let groups = partition(vec![ReadPiece(g)], driver.threads(), driver.grain());
+    run_groups(groups, &|group: Vec<ReadPiece<'_, G>>| {
+        group
+            .iter()
+            .fold(0u32, |s, p| s.wrapping_add(kernels::read1(isa, p.0)))
+    })
+    .into_iter()
+    .fold(0u32, u32::wrapping_add)
+}
+
+struct ReadPiece<'a, G>(&'a [G]);
+
+impl<G: Element> Piece for ReadPiece<'_, G> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (a, b) = self.0.split_at(mid);
+        (ReadPiece(a), ReadPiece(b))
+    }
+}

@@ -14,7 +14,10 @@
 use crate::isa::{isa, Isa, IsaUnavailable};
 use crate::kernels;
 use adamant_core::error::{Buffer, StepError, StepOutcome};
+use adamant_core::rules::adam::AdamScalars;
 use adamant_core::rules::check_lens;
+use adamant_core::rules::lion::LionScalars;
+use adamant_core::rules::sgd::SgdScalars;
 use adamant_core::store::{Element, StateElement};
 use adamant_core::{Adam, Begin, Lion, Plan, Sgd, SkipReason, StepOptions};
 
@@ -91,6 +94,10 @@ pub struct LionTensor<'a, P, G, S> {
 pub(crate) trait Piece: Sized + Send {
     fn len(&self) -> usize;
     fn split_at(self, mid: usize) -> (Self, Self);
+    /// Cuts fall on multiples of this many elements from the piece's start.
+    fn align(&self) -> usize {
+        SPLIT_ALIGN
+    }
 }
 
 /// Split a slice that is either as long as the tensor or empty (SGD without momentum).
@@ -101,6 +108,8 @@ fn split_opt<S>(s: &mut [S], mid: usize) -> (&mut [S], &mut [S]) {
 
 struct AdamPiece<'a, P, G, S> {
     offset: usize,
+    /// The tensor's clip coefficient (the plan's unless a clipper set one per tensor).
+    clip_coef: f32,
     param: &'a mut [P],
     grad: &'a [G],
     exp_avg: &'a mut [S],
@@ -119,6 +128,7 @@ impl<P: Element, G: Element, S: StateElement> Piece for AdamPiece<'_, P, G, S> {
         (
             AdamPiece {
                 offset: self.offset,
+                clip_coef: self.clip_coef,
                 param: p0,
                 grad: g0,
                 exp_avg: m0,
@@ -126,6 +136,7 @@ impl<P: Element, G: Element, S: StateElement> Piece for AdamPiece<'_, P, G, S> {
             },
             AdamPiece {
                 offset: self.offset + mid,
+                clip_coef: self.clip_coef,
                 param: p1,
                 grad: g1,
                 exp_avg: m1,
@@ -137,6 +148,8 @@ impl<P: Element, G: Element, S: StateElement> Piece for AdamPiece<'_, P, G, S> {
 
 struct SgdPiece<'a, P, G, S> {
     offset: usize,
+    /// The tensor's clip coefficient (the plan's unless a clipper set one per tensor).
+    clip_coef: f32,
     param: &'a mut [P],
     grad: &'a [G],
     momentum_buffer: &'a mut [S],
@@ -153,12 +166,14 @@ impl<P: Element, G: Element, S: StateElement> Piece for SgdPiece<'_, P, G, S> {
         (
             SgdPiece {
                 offset: self.offset,
+                clip_coef: self.clip_coef,
                 param: p0,
                 grad: g0,
                 momentum_buffer: b0,
             },
             SgdPiece {
                 offset: self.offset + mid,
+                clip_coef: self.clip_coef,
                 param: p1,
                 grad: g1,
                 momentum_buffer: b1,
@@ -169,6 +184,8 @@ impl<P: Element, G: Element, S: StateElement> Piece for SgdPiece<'_, P, G, S> {
 
 struct LionPiece<'a, P, G, S> {
     offset: usize,
+    /// The tensor's clip coefficient (the plan's unless a clipper set one per tensor).
+    clip_coef: f32,
     param: &'a mut [P],
     grad: &'a [G],
     exp_avg: &'a mut [S],
@@ -185,12 +202,14 @@ impl<P: Element, G: Element, S: StateElement> Piece for LionPiece<'_, P, G, S> {
         (
             LionPiece {
                 offset: self.offset,
+                clip_coef: self.clip_coef,
                 param: p0,
                 grad: g0,
                 exp_avg: m0,
             },
             LionPiece {
                 offset: self.offset + mid,
+                clip_coef: self.clip_coef,
                 param: p1,
                 grad: g1,
                 exp_avg: m1,
@@ -246,8 +265,9 @@ impl<G: Element> Piece for GradPiece<'_, G> {
 }
 
 /// Deal `pieces` (in order) into at most `threads` groups of about equal element counts,
-/// cutting a piece only at a multiple of [`SPLIT_ALIGN`] from its start (pieces start at a
-/// tensor's start or at such a cut, so cuts are aligned within each tensor).
+/// cutting a piece only at a multiple of its [`Piece::align`] ([`SPLIT_ALIGN`] unless the
+/// piece says otherwise) from its start (pieces start at a tensor's start or at such a cut, so
+/// cuts are aligned within each tensor).
 pub(crate) fn partition<T: Piece>(pieces: Vec<T>, threads: usize, grain: usize) -> Vec<Vec<T>> {
     let total: usize = pieces.iter().map(Piece::len).sum();
     let by_grain = total.div_ceil(grain.max(1)).max(1);
@@ -270,7 +290,8 @@ pub(crate) fn partition<T: Piece>(pieces: Vec<T>, threads: usize, grain: usize) 
                 current.push(rest);
                 break;
             }
-            let cut = room.div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
+            let align = rest.align().max(1);
+            let cut = room.div_ceil(align).saturating_mul(align);
             if cut >= rest.len() {
                 room = 0;
                 current.push(rest);
@@ -377,6 +398,11 @@ impl Driver {
     }
 
     /// The finite scan of every gradient, split over the threads.
+    pub(crate) fn all_finite_grads<G: Element>(&self, grads: Vec<&[G]>) -> bool {
+        self.all_finite(grads)
+    }
+
+    /// The finite scan of every gradient, split over the threads.
     fn all_finite<G: Element>(&self, grads: Vec<&[G]>) -> bool {
         let isa = self.isa;
         let pieces = grads.into_iter().map(GradPiece).collect();
@@ -390,7 +416,7 @@ impl Driver {
 
     /// Core's `begin` with the finite scan done here, in parallel: validation, step overflow and
     /// `found_inf` come first, exactly as in core.
-    fn begin<'g, K, G: Element>(
+    pub(crate) fn begin<'g, K, G: Element>(
         &self,
         begin: Begin<K>,
         opts: &StepOptions,
@@ -433,27 +459,33 @@ impl Driver {
         tensors: &mut [AdamTensor<'_, P, G, S>],
         opts: &StepOptions,
     ) -> Result<StepOutcome, StepError> {
-        for t in tensors.iter() {
-            check_lens(
-                t.param.len(),
-                &[
-                    (Buffer::Grad, t.grad.len()),
-                    (Buffer::ExpAvg, t.exp_avg.len()),
-                    (Buffer::ExpAvgSq, t.exp_avg_sq.len()),
-                ],
-            )?;
-        }
+        adam_check(tensors)?;
         let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
         let plan = match self.begin(begin, opts, || tensors.iter().map(|t| t.grad).collect()) {
             Begin::Skip(r) => return Ok(StepOutcome::Skipped(r)),
             Begin::Apply(plan) => plan,
         };
+        self.adam_apply(&plan, tensors, None);
+        opt.commit(&plan);
+        Ok(StepOutcome::Applied { step: plan.step })
+    }
+
+    /// The element pass of a planned step; `coefs` (one per tensor) replaces the plan's clip
+    /// coefficient tensor by tensor.
+    pub(crate) fn adam_apply<P: Element, G: Element, S: StateElement>(
+        &self,
+        plan: &Plan<AdamScalars>,
+        tensors: &mut [AdamTensor<'_, P, G, S>],
+        coefs: Option<&[f32]>,
+    ) {
         let mut offset = 0;
         let pieces = tensors
             .iter_mut()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 let piece = AdamPiece {
                     offset,
+                    clip_coef: coefs.map_or(plan.prep.clip_coef, |c| c[i]),
                     param: &mut *t.param,
                     grad: t.grad,
                     exp_avg: &mut *t.exp_avg,
@@ -466,13 +498,12 @@ impl Driver {
         let isa = self.isa;
         let work = |group: Vec<AdamPiece<'_, P, G, S>>| {
             for p in group {
-                let plan = shifted(&plan, p.offset);
+                let mut plan = shifted(plan, p.offset);
+                plan.prep.clip_coef = p.clip_coef;
                 kernels::adam(isa, p.param, p.grad, p.exp_avg, p.exp_avg_sq, &plan);
             }
         };
         run_groups(partition(pieces, self.threads, self.grain), &work);
-        opt.commit(&plan);
-        Ok(StepOutcome::Applied { step: plan.step })
     }
 
     /// One SGD step over one tensor (`momentum_buffer` empty when momentum is 0).
@@ -502,24 +533,33 @@ impl Driver {
         tensors: &mut [SgdTensor<'_, P, G, S>],
         opts: &StepOptions,
     ) -> Result<StepOutcome, StepError> {
-        for t in tensors.iter() {
-            check_lens(t.param.len(), &[(Buffer::Grad, t.grad.len())])?;
-            check_lens(
-                opt.momentum_buffer_len(t.param.len()),
-                &[(Buffer::MomentumBuffer, t.momentum_buffer.len())],
-            )?;
-        }
+        sgd_check(opt, tensors)?;
         let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
         let plan = match self.begin(begin, opts, || tensors.iter().map(|t| t.grad).collect()) {
             Begin::Skip(r) => return Ok(StepOutcome::Skipped(r)),
             Begin::Apply(plan) => plan,
         };
+        self.sgd_apply(&plan, tensors, None);
+        opt.commit(&plan);
+        Ok(StepOutcome::Applied { step: plan.step })
+    }
+
+    /// The element pass of a planned step; `coefs` (one per tensor) replaces the plan's clip
+    /// coefficient tensor by tensor.
+    pub(crate) fn sgd_apply<P: Element, G: Element, S: StateElement>(
+        &self,
+        plan: &Plan<SgdScalars>,
+        tensors: &mut [SgdTensor<'_, P, G, S>],
+        coefs: Option<&[f32]>,
+    ) {
         let mut offset = 0;
         let pieces = tensors
             .iter_mut()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 let piece = SgdPiece {
                     offset,
+                    clip_coef: coefs.map_or(plan.prep.clip_coef, |c| c[i]),
                     param: &mut *t.param,
                     grad: t.grad,
                     momentum_buffer: &mut *t.momentum_buffer,
@@ -531,13 +571,12 @@ impl Driver {
         let isa = self.isa;
         let work = |group: Vec<SgdPiece<'_, P, G, S>>| {
             for p in group {
-                let plan = shifted(&plan, p.offset);
+                let mut plan = shifted(plan, p.offset);
+                plan.prep.clip_coef = p.clip_coef;
                 kernels::sgd(isa, p.param, p.grad, p.momentum_buffer, &plan);
             }
         };
         run_groups(partition(pieces, self.threads, self.grain), &work);
-        opt.commit(&plan);
-        Ok(StepOutcome::Applied { step: plan.step })
     }
 
     /// One Lion step over one tensor.
@@ -567,26 +606,33 @@ impl Driver {
         tensors: &mut [LionTensor<'_, P, G, S>],
         opts: &StepOptions,
     ) -> Result<StepOutcome, StepError> {
-        for t in tensors.iter() {
-            check_lens(
-                t.param.len(),
-                &[
-                    (Buffer::Grad, t.grad.len()),
-                    (Buffer::ExpAvg, t.exp_avg.len()),
-                ],
-            )?;
-        }
+        lion_check(tensors)?;
         let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
         let plan = match self.begin(begin, opts, || tensors.iter().map(|t| t.grad).collect()) {
             Begin::Skip(r) => return Ok(StepOutcome::Skipped(r)),
             Begin::Apply(plan) => plan,
         };
+        self.lion_apply(&plan, tensors, None);
+        opt.commit(&plan);
+        Ok(StepOutcome::Applied { step: plan.step })
+    }
+
+    /// The element pass of a planned step; `coefs` (one per tensor) replaces the plan's clip
+    /// coefficient tensor by tensor.
+    pub(crate) fn lion_apply<P: Element, G: Element, S: StateElement>(
+        &self,
+        plan: &Plan<LionScalars>,
+        tensors: &mut [LionTensor<'_, P, G, S>],
+        coefs: Option<&[f32]>,
+    ) {
         let mut offset = 0;
         let pieces = tensors
             .iter_mut()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 let piece = LionPiece {
                     offset,
+                    clip_coef: coefs.map_or(plan.prep.clip_coef, |c| c[i]),
                     param: &mut *t.param,
                     grad: t.grad,
                     exp_avg: &mut *t.exp_avg,
@@ -598,18 +644,17 @@ impl Driver {
         let isa = self.isa;
         let work = |group: Vec<LionPiece<'_, P, G, S>>| {
             for p in group {
-                let plan = shifted(&plan, p.offset);
+                let mut plan = shifted(plan, p.offset);
+                plan.prep.clip_coef = p.clip_coef;
                 kernels::lion(isa, p.param, p.grad, p.exp_avg, &plan);
             }
         };
         run_groups(partition(pieces, self.threads, self.grain), &work);
-        opt.commit(&plan);
-        Ok(StepOutcome::Applied { step: plan.step })
     }
 }
 
 /// The plan for a piece starting at global element `offset`.
-fn shifted<K: Copy>(plan: &Plan<K>, offset: usize) -> Plan<K> {
+pub(crate) fn shifted<K: Copy>(plan: &Plan<K>, offset: usize) -> Plan<K> {
     Plan {
         sr: plan.sr.map(|k| k.offset_by(offset)),
         ..*plan
@@ -695,6 +740,54 @@ pub fn lion_step_multi<P: Element, G: Element, S: StateElement>(
     Driver::new()
         .with_threads(threads)
         .lion_step_multi(opt, tensors, opts)
+}
+
+/// Every length of an Adam step, checked before anything else.
+pub(crate) fn adam_check<P: Element, G: Element, S: StateElement>(
+    tensors: &[AdamTensor<'_, P, G, S>],
+) -> Result<(), StepError> {
+    for t in tensors.iter() {
+        check_lens(
+            t.param.len(),
+            &[
+                (Buffer::Grad, t.grad.len()),
+                (Buffer::ExpAvg, t.exp_avg.len()),
+                (Buffer::ExpAvgSq, t.exp_avg_sq.len()),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Every length of a Sgd step, checked before anything else.
+pub(crate) fn sgd_check<P: Element, G: Element, S: StateElement>(
+    opt: &Sgd,
+    tensors: &[SgdTensor<'_, P, G, S>],
+) -> Result<(), StepError> {
+    for t in tensors.iter() {
+        check_lens(t.param.len(), &[(Buffer::Grad, t.grad.len())])?;
+        check_lens(
+            opt.momentum_buffer_len(t.param.len()),
+            &[(Buffer::MomentumBuffer, t.momentum_buffer.len())],
+        )?;
+    }
+    Ok(())
+}
+
+/// Every length of a Lion step, checked before anything else.
+pub(crate) fn lion_check<P: Element, G: Element, S: StateElement>(
+    tensors: &[LionTensor<'_, P, G, S>],
+) -> Result<(), StepError> {
+    for t in tensors.iter() {
+        check_lens(
+            t.param.len(),
+            &[
+                (Buffer::Grad, t.grad.len()),
+                (Buffer::ExpAvg, t.exp_avg.len()),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,10 +8,15 @@
 
 use crate::isa::{has_avx2, has_avx512, Isa};
 use crate::HwSqrt;
+use adamant_core::reduce::{lane_tree, LANES, TILE};
 use adamant_core::rules::adam::{adam_slice, AdamScalars};
+use adamant_core::rules::adam_mini::{
+    adam_mini_slice, block_scale, block_second_moment, AdamMiniScalars,
+};
 use adamant_core::rules::lion::{lion_slice, LionScalars};
 use adamant_core::rules::sgd::{sgd_slice, SgdScalars};
-use adamant_core::store::{Element, StateElement};
+use adamant_core::step::GradPrep;
+use adamant_core::store::{canonicalize_f32, Element, StateElement};
 use adamant_core::Plan;
 
 /// Define `pub(crate) fn $name<..>(isa: Isa, args..)` that runs `$body` compiled for `isa`
@@ -91,6 +96,210 @@ per_isa! {
 }
 
 per_isa! {
+    /// Core's `adam_mini_slice`: one block's element pass with its scale.
+    fn adam_mini<P: Element, G: Element, S: StateElement>(
+        param: &mut [P],
+        grad: &[G],
+        exp_avg: &mut [S],
+        block_scale: f32,
+        plan: &Plan<AdamMiniScalars>
+    ) {
+        adam_mini_slice::<P, G, S>(param, grad, exp_avg, block_scale, plan)
+    }
+}
+
+per_isa! {
+    /// Consecutive Adam-mini blocks of `block_len <= BLOCK_SUM_MAX` elements (`exp_avg_sq`
+    /// holds one entry per block), software-pipelined so that every memory stream moves at
+    /// once: while block `j` is updated (core's `adam_mini_slice` with its scale, its gradient
+    /// already in cache), the canonical sum of block `j+1`'s prepared squares is accumulated
+    /// from memory, row by row of 256 lanes; then core's `block_update` gives block `j+1`'s
+    /// scale. Each block's sum has core's canonical tile order, so the bits are those of
+    /// core's `apply_tensor`. `plan.sr` names `param[0]`.
+    fn adam_mini_blocks<P: Element, G: Element, S: StateElement>(
+        param: &mut [P],
+        grad: &[G],
+        exp_avg: &mut [S],
+        exp_avg_sq: &mut [S],
+        block_len: usize,
+        plan: &Plan<AdamMiniScalars>
+    ) {
+        if plan.prep.is_identity() {
+            blocks_loop::<P, G, S, false>(param, grad, exp_avg, exp_avg_sq, block_len, plan)
+        } else {
+            blocks_loop::<P, G, S, true>(param, grad, exp_avg, exp_avg_sq, block_len, plan)
+        }
+    }
+}
+
+#[inline(always)]
+fn blocks_loop<P: Element, G: Element, S: StateElement, const PREP: bool>(
+    param: &mut [P],
+    grad: &[G],
+    exp_avg: &mut [S],
+    exp_avg_sq: &mut [S],
+    block_len: usize,
+    plan: &Plan<AdamMiniScalars>,
+) {
+    let l = block_len;
+    let nb = exp_avg_sq.len();
+    if nb == 0 || l == 0 {
+        return;
+    }
+    let prep = plan.prep;
+    let at = |offset: usize| Plan {
+        sr: plan.sr.map(|k| k.offset_by(offset)),
+        ..*plan
+    };
+    let mut sum = block_sum_sq(&grad[..l], prep);
+    let mut partials = [0.0f32; BLOCK_SUM_MAX / TILE];
+    for j in 0..nb {
+        let block_scale = block_update_hw(&mut exp_avg_sq[j], sum, l as u64, &plan.scalars);
+        let cur = j * l..(j + 1) * l;
+        let (p, g, m) = (
+            &mut param[cur.clone()],
+            &grad[cur.clone()],
+            &mut exp_avg[cur],
+        );
+        if j + 1 == nb {
+            adam_mini_slice::<P, G, S>(p, g, m, block_scale, &at(j * l));
+            break;
+        }
+        let next = &grad[(j + 1) * l..(j + 2) * l];
+        let mut acc = [0.0f32; LANES];
+        let mut tiles = 0;
+        let rows = p
+            .chunks_mut(LANES)
+            .zip(g.chunks(LANES))
+            .zip(m.chunks_mut(LANES))
+            .zip(next.chunks(LANES));
+        for (r, (((pc, gc), mc), row)) in rows.enumerate() {
+            adam_mini_slice::<P, G, S>(pc, gc, mc, block_scale, &at(j * l + r * LANES));
+            add_row_sq::<G, PREP>(&mut acc, row, prep);
+            if r % (TILE / LANES) == TILE / LANES - 1 || (r + 1) * LANES >= l {
+                partials[tiles] = canonicalize_f32(lane_tree(acc));
+                acc = [0.0f32; LANES];
+                tiles += 1;
+            }
+        }
+        sum = adamant_core::reduce::combine(&partials[..tiles]);
+    }
+}
+
+/// Core's `block_update` with the hardware square root (the same bits as its `LibmSqrt`).
+#[inline(always)]
+fn block_update_hw<S: StateElement>(
+    exp_avg_sq: &mut S,
+    sum_sq: f32,
+    count: u64,
+    k: &AdamMiniScalars,
+) -> f32 {
+    let v = block_second_moment(exp_avg_sq.widen(), sum_sq, count as f32, k);
+    *exp_avg_sq = S::narrow(v);
+    block_scale::<HwSqrt>(exp_avg_sq.widen(), k)
+}
+
+/// Lane `l` of `acc` adds the prepared square of `row[l]` (a row of at most 256 values).
+#[inline(always)]
+fn add_row_sq<G: Element, const PREP: bool>(acc: &mut [f32; LANES], row: &[G], prep: GradPrep) {
+    if let Ok(row) = <&[G; LANES]>::try_from(row) {
+        for (a, v) in acc.iter_mut().zip(row) {
+            let g = if PREP {
+                prep.apply(v.widen())
+            } else {
+                v.widen()
+            };
+            *a += g * g;
+        }
+    } else {
+        for (a, v) in acc.iter_mut().zip(row) {
+            let g = if PREP {
+                prep.apply(v.widen())
+            } else {
+                v.widen()
+            };
+            *a += g * g;
+        }
+    }
+}
+
+per_isa! {
+    /// Per-tile partials of the prepared squares `((g/grad_scale)*clip_coef)^2` of `grad`
+    /// into `out` (one per 4096 elements; the caller sizes `out`), core's canonical tile
+    /// order.
+    fn sq_partials<G: Element>(grad: &[G], prep: GradPrep, out: &mut [f32]) {
+        if prep.is_identity() {
+            for (o, t) in out.iter_mut().zip(grad.chunks(TILE)) {
+                *o = tile_sq::<G, false>(t, prep);
+            }
+        } else {
+            for (o, t) in out.iter_mut().zip(grad.chunks(TILE)) {
+                *o = tile_sq::<G, true>(t, prep);
+            }
+        }
+    }
+}
+
+/// Largest block [`block_sum_sq`] takes: 16 tiles (256 KiB of f32 gradient, which stays in
+/// L2 between the statistic and the update; its partials live on the stack).
+pub(crate) const BLOCK_SUM_MAX: usize = 16 * TILE;
+
+/// The canonical sum of prepared squares of one block of at most [`BLOCK_SUM_MAX`] elements:
+/// its tiles' results combined as core's `reduce::combine` does (equal to core's
+/// `grad_sq_sum` of the block).
+#[inline(always)]
+fn block_sum_sq<G: Element>(grad: &[G], prep: GradPrep) -> f32 {
+    if grad.len() <= TILE {
+        return if prep.is_identity() {
+            tile_sq::<G, false>(grad, prep)
+        } else {
+            tile_sq::<G, true>(grad, prep)
+        };
+    }
+    let mut partials = [0.0f32; BLOCK_SUM_MAX / TILE];
+    let k = adamant_core::reduce::tile_count(grad.len()).min(partials.len());
+    for (o, t) in partials[..k].iter_mut().zip(grad.chunks(TILE)) {
+        *o = if prep.is_identity() {
+            tile_sq::<G, false>(t, prep)
+        } else {
+            tile_sq::<G, true>(t, prep)
+        };
+    }
+    adamant_core::reduce::combine(&partials[..k])
+}
+
+/// One tile of the canonical reduction of `g*g` (`g` prepared when `PREP`): lane `l` adds the
+/// squares of elements `l, l+256, ...` in order from `+0.0`, then core's `lane_tree`; a NaN
+/// result is stored canonical. Whole rows of 256 go through fixed-size arrays so the 256
+/// independent lane sums vectorize. Without `PREP` the preparation is the identity, which
+/// changes no bit of a non-NaN value (and any NaN sum becomes the canonical NaN).
+#[inline(always)]
+fn tile_sq<G: Element, const PREP: bool>(x: &[G], prep: GradPrep) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut rows = x.chunks_exact(LANES);
+    for row in &mut rows {
+        let row: &[G; LANES] = row.try_into().expect("chunks_exact gives whole rows");
+        for (a, v) in acc.iter_mut().zip(row) {
+            let g = if PREP {
+                prep.apply(v.widen())
+            } else {
+                v.widen()
+            };
+            *a += g * g;
+        }
+    }
+    for (a, v) in acc.iter_mut().zip(rows.remainder()) {
+        let g = if PREP {
+            prep.apply(v.widen())
+        } else {
+            v.widen()
+        };
+        *a += g * g;
+    }
+    canonicalize_f32(lane_tree(acc))
+}
+
+per_isa! {
     /// Core's `all_finite`.
     fn all_finite<G: Element>(grad: &[G]) -> bool {
         adamant_core::step::all_finite(grad)
@@ -127,6 +336,21 @@ per_isa! {
             *a = P::from_bits_u32(a.to_bits_u32() ^ x);
             *b = S::from_bits_u32(b.to_bits_u32() ^ x);
         }
+    }
+}
+
+per_isa! {
+    /// Ceiling kernel of Adam-mini's statistics pass: read one stream (the gradient), sum its
+    /// raw bits with wrapping integer adds in 256 lanes (no floating-point work, nothing
+    /// written). Returns the sum so the reads cannot be left out.
+    fn read1<G: Element>(g: &[G]) -> u32 {
+        let mut acc = [0u32; LANES];
+        for row in g.chunks(LANES) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(v.to_bits_u32());
+            }
+        }
+        acc.iter().fold(0u32, |s, a| s.wrapping_add(*a))
     }
 }
 

@@ -13,20 +13,31 @@
 //!   `_multi` forms for a whole model): validate, plan (with a parallel finite scan), split
 //!   every buffer at the same element boundaries, run core's fast path on each piece, commit.
 //!   Any thread count gives the bits of core's reference path.
+//! - Adam-mini ([`Driver::adam_mini_step`], [`Driver::adam_mini_step_multi`]): block
+//!   statistics by core's canonical sums (small blocks fused with their update, large blocks
+//!   split over threads at tile boundaries), then the element pass; the same bits as core's
+//!   `apply_tensor` for every split.
+//! - Clipped steps ([`Driver::adam_step_clipped`] and the SGD, Lion and Adam-mini forms, with a
+//!   [`Clipper`]): per-tensor sums of squares in parallel, AdaGC or global-norm coefficients
+//!   from core, then the rule's pass with each tensor's `clip_coef`.
 //! - [`ceiling`]: kernels with a rule's exact memory traffic and no arithmetic, the yardstick
 //!   `adamant bench` divides by.
 
+mod clip;
 mod driver;
 mod isa;
 mod kernels;
+mod mini;
 
 pub mod ceiling;
 
+pub use clip::{ClippedOutcome, Clipper};
 pub use driver::{
     adam_step, adam_step_multi, default_threads, lion_step, lion_step_multi, sgd_step,
     sgd_step_multi, AdamTensor, Driver, LionTensor, SgdTensor, SPLIT_ALIGN,
 };
 pub use isa::{detected_isa, isa, Isa, IsaUnavailable, ISA_ENV};
+pub use mini::{adam_mini_step, adam_mini_step_multi, AdamMiniTensor, FUSE_MAX};
 
 use adamant_core::scalars::Sqrt;
 
