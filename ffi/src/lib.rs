@@ -33,6 +33,7 @@ mod boundary;
 
 pub mod adam;
 pub mod clip;
+pub mod cuda;
 mod exec;
 pub mod lion;
 mod multi;
@@ -47,6 +48,7 @@ pub mod version;
 
 pub use adam::*;
 pub use clip::*;
+pub use cuda::*;
 pub use lion::*;
 pub use options::*;
 pub use reduce::*;
