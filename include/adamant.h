@@ -799,6 +799,16 @@ adamant_status adamant_sgd_step_scalars(const struct adamant_sgd_config *config,
                                         uint64_t t,
                                         struct adamant_sgd_scalars *out_scalars);
 
+// Set the number of threads CPU steps use from now on, for the whole process: `n > 0` uses
+// `n` threads; 0 returns to the default (`ADAMANT_NUM_THREADS`, else every core). Results do
+// not depend on it: every thread count gives the same bits. Safe to call from any thread;
+// calls already running keep their count.
+adamant_status adamant_set_num_threads(size_t n);
+
+// The number of threads CPU steps use (at least 1). The first call reads
+// `ADAMANT_NUM_THREADS` and the core count.
+size_t adamant_num_threads(void);
+
 // The library's version as a static NUL-terminated string, e.g. `"0.1.0"`. Compare with
 // the header's `ADAMANT_VERSION_*` macros to detect a header/library mismatch.
 const char *adamant_version(void);

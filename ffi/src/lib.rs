@@ -44,6 +44,7 @@ pub mod schedule;
 pub mod sgd;
 pub mod status;
 pub mod tensor;
+pub mod threads;
 pub mod version;
 
 pub use adam::*;
@@ -56,5 +57,6 @@ pub use schedule::*;
 pub use sgd::*;
 pub use status::adamant_status;
 pub use tensor::{adamant_const_tensor, adamant_dtype, adamant_tensor};
+pub use threads::*;
 pub use version::*;
 pub mod xla;

@@ -294,6 +294,8 @@ fn every_declared_function_is_exported() {
         adamant_cuda_reduce_combine_scratch_len,
         adamant_cuda_reduce_combine,
         adamant_cuda_available,
+        adamant_set_num_threads,
+        adamant_num_threads,
     );
     // The header declares exactly these functions (a new one must be added above).
     let declared = HEADER
