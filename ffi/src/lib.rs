@@ -20,9 +20,16 @@
 //! - Parameters come in the order: configuration, options, step, buffers (param, grad,
 //!   states), count, then `out_*` pointers, which are written only on success.
 //!
+//! - CPU steps run on `adamant-cpu`'s driver (instruction set chosen at run time, long
+//!   tensors split over threads with the same bits): `adamant_set_num_threads`, else the
+//!   environment variable `ADAMANT_NUM_THREADS`, else every core ([`threads`]).
+//! - `adamant_cuda_*` ([`cuda`]): the same rules on device memory, queued on a borrowed
+//!   `CUstream` passed as `void *`, with the same status codes plus
+//!   `ADAMANT_STATUS_NO_CUDA_DRIVER` / `ADAMANT_STATUS_CUDA_ERROR`. The driver is loaded at run
+//!   time: the library links no NVIDIA library.
+//!
 //! Rules to come slot in with the same shape: `adamant_adam_mini_step[_multi]` (with a block
-//! layout), the AdaGC phases (`adamant_adagc_*`), and `adamant_cuda_*` entry points that take
-//! device pointers and a borrowed `CUstream` as `void *`, returning the same status codes.
+//! layout) and the AdaGC phases (`adamant_adagc_*`).
 #![deny(missing_docs)]
 #![allow(non_camel_case_types)]
 #![forbid(unsafe_op_in_unsafe_fn)]
