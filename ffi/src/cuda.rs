@@ -32,7 +32,7 @@ use adamant_cuda::args::{
 };
 use adamant_cuda::capi;
 use adamant_cuda::driver::StreamLauncher;
-use adamant_cuda::ops::{self, OpError, ReduceInputs, StepRefs, Tensors};
+use adamant_cuda::ops::{self, Launcher, OpError, ReduceInputs, StepRefs, Tensors};
 use core::ffi::c_void;
 
 /// Device-resident per-step values of a CUDA step. Every pointer is a device address.
@@ -126,14 +126,8 @@ fn entry<const B: usize>(v: &[View; B], clip: u64) -> TensorEntry {
     }
 }
 
-/// Dtype codes `(param, grad, state)` of a checked tensor.
-fn dtype_codes<const B: usize>(v: &[View; B]) -> [u32; 3] {
-    [v[0].dtype as u32, v[1].dtype as u32, v[2].dtype as u32]
-}
-
-/// One step of `rule` over `count` device tensors: validate every argument, then (single
-/// tensor) the capi step, or (list) the finite scan of every gradient, the update of every
-/// tensor and one commit, all on `stream`.
+/// One step of `rule` over `count` device tensors: validate every argument, then queue the
+/// step on `stream` (see [`checked_step`]).
 ///
 /// # Safety
 /// As the public entry points.
@@ -147,26 +141,38 @@ unsafe fn device_step<const B: usize>(
     lens: impl Fn(&[View; B]) -> Result<(), adamant_status>,
     stream: *mut c_void,
 ) -> Result<(), adamant_status> {
-    let (refs, clip, scan) = try_ref!(args).refs()?;
+    let args = *try_ref!(args);
+    let launcher = || {
+        // SAFETY: the caller's contract: `stream` is NULL or a live stream of the current
+        // context.
+        unsafe { StreamLauncher::new(stream) }.map_err(|e| status_of(OpError::from(e)))
+    };
+    checked_step(rule, hyper, &args, count, specs, raw, lens, launcher)
+}
+
+/// Validate a whole step (device scalars, every view), then get the launcher from `launcher`
+/// (the driver check) and queue: one tensor as `ops::step` (scan, update, commit); a list as
+/// the scan of every gradient, the update of every tensor, one commit. Each tensor is one
+/// launch keyed from its own element 0, so a list gives the bits of one call per tensor.
+fn checked_step<L: Launcher, const B: usize>(
+    rule: Rule,
+    hyper: Vec<u8>,
+    args: &adamant_cuda_step_args,
+    count: usize,
+    specs: &[Spec; B],
+    raw: impl Fn(usize) -> [Raw; B],
+    lens: impl Fn(&[View; B]) -> Result<(), adamant_status>,
+    launcher: impl FnOnce() -> Result<L, adamant_status>,
+) -> Result<(), adamant_status> {
+    let (refs, clip, scan) = args.refs()?;
     check_all(count, specs, &raw, lens, &[])?;
+    let mut l = launcher()?;
     if count == 1 {
         let v = views(specs, &raw(0))?;
-        // SAFETY: the caller's contract (live stream, device buffers of the declared sizes).
-        return unsafe {
-            capi::step_on_stream(
-                stream,
-                rule,
-                dtype_codes(&v),
-                &Tensors::One(entry(&v, clip)),
-                &refs,
-                hyper,
-                scan,
-            )
-        }
-        .map_err(status_of);
+        let d = (v[0].dtype, v[1].dtype, v[2].dtype);
+        let t = Tensors::One(entry(&v, clip));
+        return ops::step(&mut l, rule, d, &t, &refs, hyper, scan).map_err(status_of);
     }
-    // SAFETY: the caller's contract: `stream` is NULL or a live stream.
-    let mut l = unsafe { StreamLauncher::new(stream) }.map_err(|e| status_of(OpError::from(e)))?;
     if scan {
         for i in 0..count {
             let v = views(specs, &raw(i))?;
@@ -736,4 +742,249 @@ pub unsafe extern "C" fn adamant_cuda_reduce_combine(
 #[no_mangle]
 pub extern "C" fn adamant_cuda_available() -> adamant_status {
     ffi_boundary!({ capi::probe().map_err(status_of) })
+}
+
+#[cfg(test)]
+mod sim_tests {
+    //! The queueing of the step entry points, run on the PTX simulator (the committed kernels
+    //! executed on the CPU) and compared with the CPU ABI bit for bit.
+    use super::*;
+    use crate::{adamant_adamw_config_default, adamant_adamw_step_multi, adamant_step_options};
+    use adamant_core::{bf16, Element};
+    use adamant_cuda::backend::Backend;
+    use ptx_sim::Simulator;
+
+    /// The simulator, borrowed as a launcher (the test reads its memory afterwards).
+    struct Borrowed<'a>(&'a mut Simulator);
+
+    impl Launcher for Borrowed<'_> {
+        fn launch_kernel(
+            &mut self,
+            module: &str,
+            entry: &str,
+            shape: adamant_cuda::backend::LaunchShape,
+            params: &[adamant_cuda::backend::ParamValue],
+        ) -> Result<(), adamant_cuda::backend::BackendError> {
+            self.0.launch(module, entry, shape, params)
+        }
+    }
+
+    fn sim() -> Simulator {
+        let mut s = Simulator::new();
+        s.register_modules(adamant_cuda::ptx::MODULES.iter().map(|m| (m.name, m.ptx)))
+            .unwrap();
+        s
+    }
+
+    fn put<T: Element>(s: &mut Simulator, v: &[T]) -> u64 {
+        let bytes: Vec<u8> = v
+            .iter()
+            .flat_map(|x| {
+                let b = x.to_bits_u32().to_le_bytes();
+                b[..core::mem::size_of::<T>()].to_vec()
+            })
+            .collect();
+        let a = s.alloc(bytes.len().max(4)).unwrap();
+        s.upload(a, &bytes).unwrap();
+        a
+    }
+
+    fn get<T: Element>(s: &mut Simulator, a: u64, n: usize) -> Vec<u32> {
+        let size = core::mem::size_of::<T>();
+        let mut b = vec![0u8; n * size];
+        s.download(a, &mut b).unwrap();
+        b.chunks(size)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..size].copy_from_slice(c);
+                u32::from_le_bytes(w)
+            })
+            .collect()
+    }
+
+    fn bits<T: Element>(v: &[T]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits_u32()).collect()
+    }
+
+    fn values(n: usize, k: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let x = (i as u32 ^ k).wrapping_mul(2_654_435_761);
+                (x % 4001) as f32 / 500.0 - 4.0
+            })
+            .collect()
+    }
+
+    /// AdamW over three tensors (bf16 parameters with stochastic rounding, bf16 gradients,
+    /// f32 states, one empty tensor) with a loss scale and a clip coefficient: the simulated
+    /// list step equals `adamant_adamw_step_multi` bit for bit, the device counter advances;
+    /// a non-finite gradient sets `found_inf`, writes nothing and leaves the counter.
+    #[test]
+    fn conformance_multi_step_on_the_simulator_equals_the_cpu_abi() {
+        let lens = [300usize, 0, 37];
+        let mut cfg = adamant_adamw_config_default();
+        cfg.stochastic_rounding = 1;
+        cfg.stochastic_rounding_seed = 77;
+        for poison in [false, true] {
+            let mut s = sim();
+            let mut p: Vec<Vec<bf16>> = lens
+                .iter()
+                .enumerate()
+                .map(|(t, &n)| {
+                    values(n, t as u32)
+                        .iter()
+                        .map(|&x| bf16::from_f32(x))
+                        .collect()
+                })
+                .collect();
+            let mut g: Vec<Vec<bf16>> = lens
+                .iter()
+                .enumerate()
+                .map(|(t, &n)| {
+                    values(n, 9 + t as u32)
+                        .iter()
+                        .map(|&x| bf16::from_f32(x))
+                        .collect()
+                })
+                .collect();
+            if poison {
+                g[2][5] = bf16::from_f32(f32::INFINITY);
+            }
+            let mut m: Vec<Vec<f32>> = lens
+                .iter()
+                .map(|&n| values(n, 3).iter().map(|x| x * 0.1).collect())
+                .collect();
+            let mut v: Vec<Vec<f32>> = lens
+                .iter()
+                .map(|&n| values(n, 4).iter().map(|x| x.abs()).collect())
+                .collect();
+            let addr = |s: &mut Simulator, p: &[bf16], g: &[bf16], m: &[f32], v: &[f32]| {
+                (put(s, p), put(s, g), put(s, m), put(s, v))
+            };
+            let dev: Vec<(u64, u64, u64, u64)> = (0..3)
+                .map(|t| addr(&mut s, &p[t], &g[t], &m[t], &v[t]))
+                .collect();
+            let (lr, scale, clip) = (0.0078125f32, 512.0f32, 0.75f32);
+            let lr_a = put(&mut s, &[lr]);
+            let scale_a = put(&mut s, &[scale]);
+            let clip_a = put(&mut s, &[clip]);
+            let found_a = put(&mut s, &[0.0f32]);
+            let step_a = s.alloc(8).unwrap();
+            s.upload(step_a, &3u64.to_le_bytes()).unwrap();
+            let args = adamant_cuda_step_args {
+                lr: lr_a as usize as *const f32,
+                step: step_a as usize as *mut u64,
+                grad_scale: scale_a as usize as *const f32,
+                clip_coef: clip_a as usize as *const f32,
+                found_inf: found_a as usize as *mut f32,
+                check_finite: 0,
+            };
+            let t = |a: u64, d: u32, n: usize| adamant_tensor {
+                data: if n == 0 {
+                    core::ptr::null_mut()
+                } else {
+                    a as usize as *mut c_void
+                },
+                dtype: d,
+                len: n,
+            };
+            let raw = |i: usize| -> [Raw; 4] {
+                let (pa, ga, ma, va) = dev[i];
+                let n = lens[i];
+                [
+                    t(pa, 1, n).into(),
+                    t(ga, 1, n).into(),
+                    t(ma, 0, n).into(),
+                    t(va, 0, n).into(),
+                ]
+            };
+            let core_cfg = cfg.to_core(true, 0.0).unwrap();
+            let hyper = AdamHyper::from_config(&core_cfg).to_bytes();
+            let r = checked_step(
+                Rule::Adam,
+                hyper,
+                &args,
+                3,
+                &ADAM_SPECS,
+                raw,
+                adam_lens,
+                || Ok(Borrowed(&mut s)),
+            );
+            assert_eq!(r, Ok(()));
+            // The CPU ABI on the same inputs.
+            let opts = adamant_step_options {
+                lr: lr as f64,
+                grad_scale: scale,
+                clip_coef: clip,
+                has_grad_scale: 1,
+                has_clip_coef: 1,
+                found_inf: 0,
+                check_finite: 0,
+            };
+            let (p0, m0, v0) = (p.clone(), m.clone(), v.clone());
+            let ps: Vec<adamant_tensor> = p
+                .iter_mut()
+                .map(|x| t(x.as_mut_ptr() as u64, 1, x.len()))
+                .collect();
+            let gs: Vec<adamant_const_tensor> = g
+                .iter()
+                .map(|x| adamant_const_tensor {
+                    data: x.as_ptr().cast(),
+                    dtype: 1,
+                    len: x.len(),
+                })
+                .collect();
+            let ms: Vec<adamant_tensor> = m
+                .iter_mut()
+                .map(|x| t(x.as_mut_ptr() as u64, 0, x.len()))
+                .collect();
+            let vs: Vec<adamant_tensor> = v
+                .iter_mut()
+                .map(|x| t(x.as_mut_ptr() as u64, 0, x.len()))
+                .collect();
+            let mut out = 0u64;
+            // SAFETY: arrays of views over live vectors.
+            let st = unsafe {
+                adamant_adamw_step_multi(
+                    &cfg,
+                    &opts,
+                    3,
+                    ps.as_ptr(),
+                    gs.as_ptr(),
+                    ms.as_ptr(),
+                    vs.as_ptr(),
+                    3,
+                    &mut out,
+                )
+            };
+            let mut step = [0u8; 8];
+            s.download(step_a, &mut step).unwrap();
+            let found = get::<f32>(&mut s, found_a, 1)[0];
+            if poison {
+                assert_eq!(st, adamant_status::SkippedNonFinite);
+                assert_eq!(
+                    u64::from_le_bytes(step),
+                    3,
+                    "counter advanced on a skipped step"
+                );
+                assert_eq!(found, 1.0f32.to_bits());
+                assert_eq!((&p, &m, &v), (&p0, &m0, &v0));
+            } else {
+                assert_eq!(st, adamant_status::Ok);
+                assert_eq!(u64::from_le_bytes(step), 4);
+                assert_eq!(found, 0);
+            }
+            for i in 0..3 {
+                let n = lens[i];
+                let (pa, _, ma, va) = dev[i];
+                assert_eq!(
+                    get::<bf16>(&mut s, pa, n),
+                    bits(&p[i]),
+                    "param {i} poison {poison}"
+                );
+                assert_eq!(get::<f32>(&mut s, ma, n), bits(&m[i]), "exp_avg {i}");
+                assert_eq!(get::<f32>(&mut s, va, n), bits(&v[i]), "exp_avg_sq {i}");
+            }
+        }
+    }
 }
