@@ -820,6 +820,7 @@ mod sim_tests {
     /// list step equals `adamant_adamw_step_multi` bit for bit, the device counter advances;
     /// a non-finite gradient sets `found_inf`, writes nothing and leaves the counter.
     #[test]
+    #[cfg_attr(miri, ignore = "interprets PTX: far too slow under Miri")]
     fn conformance_multi_step_on_the_simulator_equals_the_cpu_abi() {
         let lens = [300usize, 0, 37];
         let mut cfg = adamant_adamw_config_default();
@@ -872,18 +873,18 @@ mod sim_tests {
             let step_a = s.alloc(8).unwrap();
             s.upload(step_a, &3u64.to_le_bytes()).unwrap();
             let args = adamant_cuda_step_args {
-                lr: lr_a as usize as *const f32,
-                step: step_a as usize as *mut u64,
-                grad_scale: scale_a as usize as *const f32,
-                clip_coef: clip_a as usize as *const f32,
-                found_inf: found_a as usize as *mut f32,
+                lr: core::ptr::without_provenance(lr_a as usize),
+                step: core::ptr::without_provenance_mut(step_a as usize),
+                grad_scale: core::ptr::without_provenance(scale_a as usize),
+                clip_coef: core::ptr::without_provenance(clip_a as usize),
+                found_inf: core::ptr::without_provenance_mut(found_a as usize),
                 check_finite: 0,
             };
             let t = |a: u64, d: u32, n: usize| adamant_tensor {
                 data: if n == 0 {
                     core::ptr::null_mut()
                 } else {
-                    a as usize as *mut c_void
+                    core::ptr::without_provenance_mut(a as usize)
                 },
                 dtype: d,
                 len: n,
@@ -924,7 +925,11 @@ mod sim_tests {
             let (p0, m0, v0) = (p.clone(), m.clone(), v.clone());
             let ps: Vec<adamant_tensor> = p
                 .iter_mut()
-                .map(|x| t(x.as_mut_ptr() as u64, 1, x.len()))
+                .map(|x| adamant_tensor {
+                    data: x.as_mut_ptr().cast(),
+                    dtype: 1,
+                    len: x.len(),
+                })
                 .collect();
             let gs: Vec<adamant_const_tensor> = g
                 .iter()
@@ -936,11 +941,19 @@ mod sim_tests {
                 .collect();
             let ms: Vec<adamant_tensor> = m
                 .iter_mut()
-                .map(|x| t(x.as_mut_ptr() as u64, 0, x.len()))
+                .map(|x| adamant_tensor {
+                    data: x.as_mut_ptr().cast(),
+                    dtype: 0,
+                    len: x.len(),
+                })
                 .collect();
             let vs: Vec<adamant_tensor> = v
                 .iter_mut()
-                .map(|x| t(x.as_mut_ptr() as u64, 0, x.len()))
+                .map(|x| adamant_tensor {
+                    data: x.as_mut_ptr().cast(),
+                    dtype: 0,
+                    len: x.len(),
+                })
                 .collect();
             let mut out = 0u64;
             // SAFETY: arrays of views over live vectors.

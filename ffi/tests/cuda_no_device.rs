@@ -214,7 +214,7 @@ fn spec_scan_commit_and_reductions_return_no_device() {
     let orig = b.clone();
     let mut parts = vec![0.0f32; adamant_reduce_tile_count(9000)];
     let mut scratch = vec![0.0f32; adamant_cuda_reduce_combine_scratch_len(parts.len()) + 1];
-    let sentinel: *const f32 = 0x1234usize as *const f32;
+    let sentinel: *const f32 = core::ptr::without_provenance(0x1234);
     let mut out = sentinel;
     let [p, g, ..] = &mut b;
     let grads = [cview(g), cview(p)];
@@ -306,12 +306,17 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
     // Misaligned device scalars.
     let words = [0u64; 4];
     let odd_lr = adamant_cuda_step_args {
-        lr: (words.as_ptr() as usize + 2) as *const f32,
+        lr: words.as_ptr().cast::<u8>().wrapping_add(2).cast(),
         ..good
     };
     assert_eq!(call(&adam, &odd_lr, pv, gv, mv, vv), S::Misaligned);
     let odd_step = adamant_cuda_step_args {
-        step: (words.as_ptr() as usize + 4) as *mut u64,
+        step: words
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(4)
+            .cast_mut()
+            .cast(),
         ..good
     };
     assert_eq!(call(&adam, &odd_step, pv, gv, mv, vv), S::Misaligned);
