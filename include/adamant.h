@@ -345,6 +345,42 @@ typedef struct adamant_block_layout {
   uint32_t weight_decay;
 } adamant_block_layout;
 
+// Device-resident per-step values of a CUDA step. Every pointer is a device address.
+typedef struct adamant_cuda_step_args {
+  // f32 learning rate of this step (required).
+  const float *lr;
+  // Count of steps applied so far (required); the step's last kernel adds 1 unless
+  // `*found_inf` is set.
+  uint64_t *step;
+  // f32 loss scale the gradients are divided by, or NULL for none. Giving one turns the
+  // finite scan on.
+  const float *grad_scale;
+  // f32 clip coefficient the unscaled gradients are multiplied by, or NULL for none.
+  const float *clip_coef;
+  // f32 overflow flag (PyTorch's `found_inf`): nonzero skips the step; the finite scan
+  // stores 1.0 into it. May be NULL only when no scan runs.
+  float *found_inf;
+  // 1: scan the gradients first and skip the step on a NaN or infinity; 0: no scan unless
+  // a loss scale is given. Other values: `ADAMANT_STATUS_INVALID_ENUM`.
+  uint32_t check_finite;
+} adamant_cuda_step_args;
+
+// SGD hyper-parameters (PyTorch `torch.optim.SGD`; the learning rate is per step).
+typedef struct adamant_sgd_config {
+  // Momentum factor, finite, `>= 0`; 0 means no momentum buffer (pass an empty view).
+  double momentum;
+  // Dampening of the momentum, in `[0, 1]`.
+  double dampening;
+  // L2 weight decay added to the gradient, finite, `>= 0`.
+  double weight_decay;
+  // Seed of stochastic rounding for bf16 parameters.
+  uint64_t stochastic_rounding_seed;
+  // 1: Nesterov momentum (needs `momentum > 0`, `dampening == 0`); 0: plain.
+  uint32_t nesterov;
+  // 1: round bf16 parameters stochastically; 0: nearest-even.
+  uint32_t stochastic_rounding;
+} adamant_sgd_config;
+
 // Lion hyper-parameters (the official `google/automl` code; the learning rate is per step).
 typedef struct adamant_lion_config {
   // Interpolation factor of the update, in `[0, 1)`.
@@ -427,22 +463,6 @@ typedef struct adamant_schedule {
   // An `adamant_decay` value.
   uint32_t decay;
 } adamant_schedule;
-
-// SGD hyper-parameters (PyTorch `torch.optim.SGD`; the learning rate is per step).
-typedef struct adamant_sgd_config {
-  // Momentum factor, finite, `>= 0`; 0 means no momentum buffer (pass an empty view).
-  double momentum;
-  // Dampening of the momentum, in `[0, 1]`.
-  double dampening;
-  // L2 weight decay added to the gradient, finite, `>= 0`.
-  double weight_decay;
-  // Seed of stochastic rounding for bf16 parameters.
-  uint64_t stochastic_rounding_seed;
-  // 1: Nesterov momentum (needs `momentum > 0`, `dampening == 0`); 0: plain.
-  uint32_t nesterov;
-  // 1: round bf16 parameters stochastically; 0: nearest-even.
-  uint32_t stochastic_rounding;
-} adamant_sgd_config;
 
 // Per-step f32 scalars of SGD (`adamant_core`'s `SgdScalars`).
 typedef struct adamant_sgd_scalars {
@@ -777,6 +797,174 @@ adamant_status adamant_clip_coef_global_norm(float sum_sq,
                                              float eps,
                                              float *out_clip_coef,
                                              float *out_norm);
+
+// AdamW (decoupled weight decay) step over one device tensor, queued on `stream`: the
+// update of `adamant_adamw_step` (same per-element operations, same bits as the CPU) with
+// the learning rate, loss scale, clip coefficient, `found_inf` and step counter read from
+// the device (`args`). Dtypes and length rules as `adamant_adamw_step`.
+//
+// Returns `ADAMANT_STATUS_OK` when the step was queued; argument errors as the CPU ABI
+// (nothing queued); `ADAMANT_STATUS_NO_CUDA_DRIVER` without an NVIDIA driver or device;
+// `ADAMANT_STATUS_CUDA_ERROR` when the driver refused a launch.
+//
+// # Safety
+// `config` and `args` point to valid host structs; every view's `data` and every pointer in
+// `args` is a device address of the current context holding the declared elements, valid
+// until the stream has run the step; `stream` is NULL or a live stream of the current
+// context.
+adamant_status adamant_cuda_adamw_step(const struct adamant_adam_config *config,
+                                       const struct adamant_cuda_step_args *args,
+                                       struct adamant_tensor param,
+                                       struct adamant_const_tensor grad,
+                                       struct adamant_tensor exp_avg,
+                                       struct adamant_tensor exp_avg_sq,
+                                       void *stream);
+
+// Adam (L2 weight decay) step over one device tensor; see `adamant_cuda_adamw_step` and
+// `adamant_adam_step`.
+//
+// # Safety
+// As `adamant_cuda_adamw_step`.
+adamant_status adamant_cuda_adam_step(const struct adamant_adam_config *config,
+                                      const struct adamant_cuda_step_args *args,
+                                      struct adamant_tensor param,
+                                      struct adamant_const_tensor grad,
+                                      struct adamant_tensor exp_avg,
+                                      struct adamant_tensor exp_avg_sq,
+                                      void *stream);
+
+// AdamW step over `count` device tensors sharing one step counter: the finite scan of every
+// gradient (when on), then every update, then one commit, all on `stream`. Same bits as
+// one `adamant_cuda_adamw_step` per tensor (and as `adamant_adamw_step_multi`). The view
+// arrays are host memory, read during the call only.
+//
+// # Safety
+// As `adamant_cuda_adamw_step` for every view; each array holds `count` views (may be NULL
+// when `count` is 0).
+adamant_status adamant_cuda_adamw_step_multi(const struct adamant_adam_config *config,
+                                             const struct adamant_cuda_step_args *args,
+                                             const struct adamant_tensor *params,
+                                             const struct adamant_const_tensor *grads,
+                                             const struct adamant_tensor *exp_avgs,
+                                             const struct adamant_tensor *exp_avg_sqs,
+                                             size_t count,
+                                             void *stream);
+
+// Adam step over `count` device tensors; see `adamant_cuda_adamw_step_multi`.
+//
+// # Safety
+// As `adamant_cuda_adamw_step_multi`.
+adamant_status adamant_cuda_adam_step_multi(const struct adamant_adam_config *config,
+                                            const struct adamant_cuda_step_args *args,
+                                            const struct adamant_tensor *params,
+                                            const struct adamant_const_tensor *grads,
+                                            const struct adamant_tensor *exp_avgs,
+                                            const struct adamant_tensor *exp_avg_sqs,
+                                            size_t count,
+                                            void *stream);
+
+// SGD step over one device tensor (`momentum_buffer` empty without momentum); see
+// `adamant_sgd_step` for the rule and `adamant_cuda_adamw_step` for the device contract.
+//
+// # Safety
+// As `adamant_cuda_adamw_step`.
+adamant_status adamant_cuda_sgd_step(const struct adamant_sgd_config *config,
+                                     const struct adamant_cuda_step_args *args,
+                                     struct adamant_tensor param,
+                                     struct adamant_const_tensor grad,
+                                     struct adamant_tensor momentum_buffer,
+                                     void *stream);
+
+// SGD step over `count` device tensors; see `adamant_cuda_adamw_step_multi`.
+//
+// # Safety
+// As `adamant_cuda_adamw_step_multi`.
+adamant_status adamant_cuda_sgd_step_multi(const struct adamant_sgd_config *config,
+                                           const struct adamant_cuda_step_args *args,
+                                           const struct adamant_tensor *params,
+                                           const struct adamant_const_tensor *grads,
+                                           const struct adamant_tensor *momentum_buffers,
+                                           size_t count,
+                                           void *stream);
+
+// Lion step over one device tensor; see `adamant_lion_step` for the rule and
+// `adamant_cuda_adamw_step` for the device contract.
+//
+// # Safety
+// As `adamant_cuda_adamw_step`.
+adamant_status adamant_cuda_lion_step(const struct adamant_lion_config *config,
+                                      const struct adamant_cuda_step_args *args,
+                                      struct adamant_tensor param,
+                                      struct adamant_const_tensor grad,
+                                      struct adamant_tensor exp_avg,
+                                      void *stream);
+
+// Lion step over `count` device tensors; see `adamant_cuda_adamw_step_multi`.
+//
+// # Safety
+// As `adamant_cuda_adamw_step_multi`.
+adamant_status adamant_cuda_lion_step_multi(const struct adamant_lion_config *config,
+                                            const struct adamant_cuda_step_args *args,
+                                            const struct adamant_tensor *params,
+                                            const struct adamant_const_tensor *grads,
+                                            const struct adamant_tensor *exp_avgs,
+                                            size_t count,
+                                            void *stream);
+
+// Finite scan of `count` device gradients on `stream`: stores f32 1.0 into the device flag
+// `*found_inf` if any element is NaN or infinite, and writes nothing otherwise (the caller
+// zeroes the flag before the step). For callers that run their own update between the scan
+// and `adamant_cuda_step_commit`.
+//
+// # Safety
+// `grads` holds `count` views of device memory (may be NULL when `count` is 0);
+// `found_inf` is a device address; `stream` as `adamant_cuda_adamw_step`.
+adamant_status adamant_cuda_nonfinite_check(const struct adamant_const_tensor *grads,
+                                            size_t count,
+                                            float *found_inf,
+                                            void *stream);
+
+// The end of a step on `stream`: `*step += 1` on the device unless `*found_inf` is nonzero
+// (`found_inf` may be NULL: always advance).
+//
+// # Safety
+// `step` (and `found_inf` when not NULL) are device addresses; `stream` as
+// `adamant_cuda_adamw_step`.
+adamant_status adamant_cuda_step_commit(uint64_t *step, const float *found_inf, void *stream);
+
+// Per-tile partials of a device buffer on `stream`, as `adamant_reduce_partials`: tile `t`
+// of 4096 values gives one f32 into `out_partials` (a device f32 view of exactly
+// `adamant_reduce_tile_count(x.len)` elements). `op` is an `adamant_reduce_op`.
+//
+// # Safety
+// Both views are device memory of the current context; `stream` as `adamant_cuda_adamw_step`.
+adamant_status adamant_cuda_reduce_partials(uint32_t op,
+                                            struct adamant_const_tensor x,
+                                            struct adamant_tensor out_partials,
+                                            void *stream);
+
+// f32 elements of device scratch `adamant_cuda_reduce_combine` needs for `count` partials.
+size_t adamant_cuda_reduce_combine_scratch_len(size_t count);
+
+// Combine `partials` (a device f32 view, in global tile order, at least one element) to one
+// value on `stream`, as `adamant_reduce_combine` (sum and sum of squares both add the
+// partials). `scratch` is a device f32 view of at least
+// `adamant_cuda_reduce_combine_scratch_len(partials.len)` elements (may be empty for one
+// partial). On success `*out_result` (host) receives the device address of the result: the
+// first partial itself when there is one, else an element of `scratch`.
+//
+// # Safety
+// Both views are device memory of the current context; `out_result` is a writable host
+// pointer; `stream` as `adamant_cuda_adamw_step`.
+adamant_status adamant_cuda_reduce_combine(struct adamant_const_tensor partials,
+                                           struct adamant_tensor scratch,
+                                           const float **out_result,
+                                           void *stream);
+
+// Whether a CUDA driver and device are usable: `ADAMANT_STATUS_OK`, or
+// `ADAMANT_STATUS_NO_CUDA_DRIVER` (no NVIDIA driver installed, or no device), or
+// `ADAMANT_STATUS_CUDA_ERROR` (the driver failed to initialise).
+adamant_status adamant_cuda_available(void);
 
 // The official defaults: betas (0.9, 0.99), weight_decay 0.
 struct adamant_lion_config adamant_lion_config_default(void);
@@ -1145,6 +1333,16 @@ adamant_status adamant_sgd_step_scalars(const struct adamant_sgd_config *config,
                                         double lr,
                                         uint64_t t,
                                         struct adamant_sgd_scalars *out_scalars);
+
+// Set the number of threads CPU steps use from now on, for the whole process: `n > 0` uses
+// `n` threads; 0 returns to the default (`ADAMANT_NUM_THREADS`, else every core). Results do
+// not depend on it: every thread count gives the same bits. Safe to call from any thread;
+// calls already running keep their count.
+adamant_status adamant_set_num_threads(size_t n);
+
+// The number of threads CPU steps use (at least 1). The first call reads
+// `ADAMANT_NUM_THREADS` and the core count.
+size_t adamant_num_threads(void);
 
 // The library's version as a static NUL-terminated string, e.g. `"0.1.0"`. Compare with
 // the header's `ADAMANT_VERSION_*` macros to detect a header/library mismatch.

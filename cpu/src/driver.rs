@@ -21,6 +21,8 @@ use adamant_core::rules::sgd::SgdScalars;
 use adamant_core::store::{Element, StateElement};
 use adamant_core::{Adam, Begin, Lion, Plan, Sgd, SkipReason, StepOptions};
 
+mod apply;
+
 /// Pieces of one tensor handed to different threads start at multiples of this many elements
 /// of the tensor (whole cache lines for every dtype, whole vectors for every ISA).
 pub const SPLIT_ALIGN: usize = 64;

@@ -1,29 +1,20 @@
-//! The one place the ABI calls core's slice kernels, on checked views.
+//! The one place the ABI runs the update rules, on checked views.
 //!
-//! Everything above this module validates; everything here runs. When the `adamant-cpu`
-//! driver (multi-threaded, run-time ISA) lands, these functions are the only call sites to
-//! route through it. The square root is the hardware instruction (`f32::sqrt`, IEEE
-//! correctly rounded), which gives the same bits as core's `LibmSqrt` reference.
+//! Everything above this module validates; everything here runs. Steps and the finite scan
+//! go through `adamant-cpu`'s driver (core's slice loops compiled per instruction set and
+//! chosen at run time, a long tensor split over the threads of [`crate::threads`]); the
+//! square root is the hardware instruction (IEEE correctly rounded, so the bits of core's
+//! `LibmSqrt` reference). Each tensor keys stochastic rounding from its own element 0, as one
+//! single-tensor call would.
 
 use crate::status::adamant_status;
 use crate::tensor::{as_slice, as_slice_mut, View};
-use adamant_core::rules::adam::{adam_slice, AdamScalars};
-use adamant_core::rules::lion::{lion_slice, LionScalars};
-use adamant_core::rules::sgd::{sgd_slice, SgdScalars};
+use crate::threads::driver;
+use adamant_core::rules::adam::AdamScalars;
+use adamant_core::rules::lion::LionScalars;
+use adamant_core::rules::sgd::SgdScalars;
 use adamant_core::rules::Plan;
-use adamant_core::scalars::Sqrt;
 use adamant_core::{bf16, f16, Dtype};
-
-/// The hardware square root (`sqrtss`/`fsqrt`), correctly rounded like every IEEE sqrt.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct HwSqrt;
-
-impl Sqrt for HwSqrt {
-    #[inline(always)]
-    fn sqrt(x: f32) -> f32 {
-        x.sqrt()
-    }
-}
 
 /// Bind `$T` to the Rust element type of any dtype.
 macro_rules! with_elem {
@@ -75,7 +66,7 @@ pub(crate) fn adam(plan: &Plan<AdamScalars>, v: &[View; 4]) -> Result<(), adaman
                 as_slice_mut::<S>(&v[3]),
             )
         };
-        adam_slice::<P, G, S, HwSqrt>(p, g, m, s, plan);
+        driver().adam_planned::<P, G, S>(plan, p, g, m, s);
         Ok(())
     })))
 }
@@ -91,7 +82,7 @@ pub(crate) fn sgd(plan: &Plan<SgdScalars>, v: &[View; 3]) -> Result<(), adamant_
                 as_slice_mut::<S>(&v[2]),
             )
         };
-        sgd_slice::<P, G, S>(p, g, b, plan);
+        driver().sgd_planned::<P, G, S>(plan, p, g, b);
         Ok(())
     })))
 }
@@ -107,7 +98,7 @@ pub(crate) fn lion(plan: &Plan<LionScalars>, v: &[View; 3]) -> Result<(), adaman
                 as_slice_mut::<S>(&v[2]),
             )
         };
-        lion_slice::<P, G, S>(p, g, m, plan);
+        driver().lion_planned::<P, G, S>(plan, p, g, m);
         Ok(())
     })))
 }
@@ -117,7 +108,7 @@ pub(crate) fn all_finite(v: &View) -> bool {
     with_elem!(v.dtype, G => {
         // SAFETY: checked view; nothing in the call writes it.
         let g = unsafe { as_slice::<G>(v) };
-        adamant_core::step::all_finite(g)
+        driver().all_finite_planned(g)
     })
 }
 

@@ -29,9 +29,13 @@
 //! - Compression: `adamant_quantize`/`adamant_dequantize` and LoCo's
 //!   `adamant_loco_compress` / `_reduce_hop` / `_decompress_reduce` around the caller's
 //!   all-to-all (packed layout in the `loco` module doc).
-//!
-//! `adamant_cuda_*` entry points take device pointers and a borrowed `CUstream` as `void *`,
-//! returning the same status codes.
+//! - CPU steps run on `adamant-cpu`'s driver (instruction set chosen at run time, long
+//!   tensors split over threads with the same bits): `adamant_set_num_threads`, else the
+//!   environment variable `ADAMANT_NUM_THREADS`, else every core ([`threads`]).
+//! - `adamant_cuda_*` ([`cuda`]): the same rules on device memory, queued on a borrowed
+//!   `CUstream` passed as `void *`, with the same status codes plus
+//!   `ADAMANT_STATUS_NO_CUDA_DRIVER` / `ADAMANT_STATUS_CUDA_ERROR`. The driver is loaded at run
+//!   time: the library links no NVIDIA library.
 #![deny(missing_docs)]
 #![allow(non_camel_case_types)]
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -44,6 +48,7 @@ pub mod adagc;
 pub mod adam;
 pub mod adam_mini;
 pub mod clip;
+pub mod cuda;
 mod exec;
 pub mod lion;
 pub mod loco;
@@ -55,12 +60,14 @@ pub mod schedule;
 pub mod sgd;
 pub mod status;
 pub mod tensor;
+pub mod threads;
 pub mod version;
 
 pub use adagc::*;
 pub use adam::*;
 pub use adam_mini::*;
 pub use clip::*;
+pub use cuda::*;
 pub use lion::*;
 pub use loco::*;
 pub use options::*;
@@ -69,5 +76,6 @@ pub use schedule::*;
 pub use sgd::*;
 pub use status::adamant_status;
 pub use tensor::{adamant_const_tensor, adamant_dtype, adamant_tensor};
+pub use threads::*;
 pub use version::*;
 pub mod xla;

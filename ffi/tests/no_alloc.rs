@@ -1,6 +1,12 @@
 //! The step, reduction and clipping entry points never allocate: a counting global
 //! allocator sees zero allocations on this thread across single- and multi-tensor calls of
 //! every rule (and on error paths).
+//!
+//! Scope of the guarantee (see `ffi/src/threads.rs`): after the process's first call (which
+//! reads `ADAMANT_NUM_THREADS`, the CPU features and the core count once), a step allocates
+//! nothing when it runs on the calling thread: one thread configured, or tensors shorter than
+//! two grains (131072 elements). A longer tensor on several threads starts scoped threads,
+//! which allocates their stacks; `spec_threads_allocate_only_when_splitting` pins both sides.
 
 mod common;
 use adamant::*;
@@ -43,6 +49,8 @@ fn allocations(f: impl FnOnce()) -> usize {
 
 #[test]
 fn spec_no_allocation_on_step_paths() {
+    // The once-per-process reads (environment, CPU features, core count).
+    assert!(adamant_num_threads() >= 1);
     let n = 10_000;
     let (mut p, g, mut m, mut v) = (
         vec![0.5f32; n],
@@ -164,4 +172,43 @@ fn spec_no_allocation_on_step_paths() {
     assert_eq!(k, 0, "allocations on the step path");
     // The counter works: a Vec allocates.
     assert!(allocations(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
+}
+
+/// A tensor long enough to split: no allocation with one thread, thread stacks with several.
+#[test]
+fn spec_threads_allocate_only_when_splitting() {
+    let n = 300_000;
+    let (mut p, g, mut m, mut v) = (
+        vec![0.5f32; n],
+        vec![0.25f32; n],
+        vec![0.0f32; n],
+        vec![0.0f32; n],
+    );
+    let adam = adamant_adamw_config_default();
+    let opt = adamant_step_options_default();
+    let step = |p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        let mut out = 0u64;
+        // SAFETY: views over live vectors.
+        let s = unsafe {
+            adamant_adamw_step(
+                &adam,
+                &opt,
+                0,
+                view(p),
+                cview(&g),
+                view(m),
+                view(v),
+                &mut out,
+            )
+        };
+        assert_eq!(s, adamant_status::Ok);
+    };
+    // Only this test changes the thread count, and the other test's tensors never split.
+    assert_eq!(adamant_set_num_threads(1), adamant_status::Ok);
+    assert_eq!(adamant_num_threads(), 1);
+    assert_eq!(allocations(|| step(&mut p, &mut m, &mut v)), 0);
+    assert_eq!(adamant_set_num_threads(2), adamant_status::Ok);
+    assert_eq!(adamant_num_threads(), 2);
+    assert!(allocations(|| step(&mut p, &mut m, &mut v)) > 0);
+    assert_eq!(adamant_set_num_threads(0), adamant_status::Ok);
 }

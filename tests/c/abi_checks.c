@@ -110,6 +110,28 @@ int main(void) {
     s = adamant_adamw_step_multi(&cfg, &opt, 0, ps, gs, ms, vs, 2, &out);
     CHECK(s == ADAMANT_STATUS_OK && out == 1 && !untouched());
 
+    /* CUDA entry points without an NVIDIA driver (this test runs on machines without one):
+     * the library loaded, valid calls report no driver and touch nothing, bad arguments
+     * still report their own status first. The "device" pointers are host memory here. */
+    CHECK(adamant_cuda_available() == ADAMANT_STATUS_NO_CUDA_DRIVER);
+    memcpy(snapshot, arena, sizeof arena);
+    {
+        static float lr = 1e-3f, found = 0.0f;
+        static uint64_t dstep = 5;
+        adamant_cuda_step_args a = {&lr, &dstep, NULL, NULL, &found, 1};
+        CHECK(adamant_cuda_adamw_step(&cfg, &a, view(0), cview(1), view(2), view(3), NULL) ==
+              ADAMANT_STATUS_NO_CUDA_DRIVER);
+        CHECK(adamant_cuda_adamw_step_multi(&cfg, &a, ps, gs, ms, vs, 2, NULL) ==
+              ADAMANT_STATUS_NO_CUDA_DRIVER);
+        CHECK(adamant_cuda_step_commit(&dstep, &found, NULL) == ADAMANT_STATUS_NO_CUDA_DRIVER);
+        CHECK(adamant_cuda_adamw_step(&cfg, &a, view(0), cview(1), view(2), view(2), NULL) ==
+              ADAMANT_STATUS_OVERLAP);
+        a.found_inf = NULL;
+        CHECK(adamant_cuda_adamw_step(&cfg, &a, view(0), cview(1), view(2), view(3), NULL) ==
+              ADAMANT_STATUS_NULL_POINTER);
+        CHECK(lr == 1e-3f && found == 0.0f && dstep == 5 && untouched());
+    }
+
     /* Status strings: static, non-empty, unknown codes named as such. */
     for (uint32_t c = 0; c <= ADAMANT_STATUS_NO_CUDA_DRIVER; c++)
         CHECK(adamant_status_string(c) != NULL && adamant_status_string(c)[0] != '\0');

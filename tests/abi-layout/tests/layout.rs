@@ -32,6 +32,14 @@ macro_rules! same_struct {
 fn structs_match() {
     same_struct!(adamant_tensor { data, dtype, len });
     same_struct!(adamant_const_tensor { data, dtype, len });
+    same_struct!(adamant_cuda_step_args {
+        lr,
+        step,
+        grad_scale,
+        clip_coef,
+        found_inf,
+        check_finite
+    });
     same_struct!(adamant_step_options {
         lr,
         grad_scale,
@@ -386,6 +394,22 @@ fn every_declared_function_is_exported() {
         adamant_ef_worker_compress,
         adamant_ef_server_compress,
         adamant_ef_decompress,
+        adamant_cuda_adamw_step,
+        adamant_cuda_adam_step,
+        adamant_cuda_adamw_step_multi,
+        adamant_cuda_adam_step_multi,
+        adamant_cuda_sgd_step,
+        adamant_cuda_sgd_step_multi,
+        adamant_cuda_lion_step,
+        adamant_cuda_lion_step_multi,
+        adamant_cuda_nonfinite_check,
+        adamant_cuda_step_commit,
+        adamant_cuda_reduce_partials,
+        adamant_cuda_reduce_combine_scratch_len,
+        adamant_cuda_reduce_combine,
+        adamant_cuda_available,
+        adamant_set_num_threads,
+        adamant_num_threads,
     );
     // The header declares exactly these functions (a new one must be added above).
     let declared = HEADER
