@@ -152,6 +152,9 @@ pub struct UpdTensor {
     pub clip: Option<f32>,
     /// Stochastic-rounding index of element 0.
     pub sr_index_offset: u64,
+    /// Plant [`crate::sensitive::separating_inputs`] in blocks of 8 elements from the start
+    /// (every lane of the 128-bit path) and in the last element.
+    pub plant: bool,
 }
 
 /// One update launch.
@@ -245,7 +248,40 @@ fn update_body<P: Element, G: Element, S: StateElement>(
         } else {
             Vec::new()
         };
-        host.push([p, g, s0, s1]);
+        let mut h = [p, g, s0, s1];
+        let sr_param = u.config.seed().is_some() && pt == Dtype::Bf16;
+        if t.plant && !sr_param && t.n > 0 {
+            let gp = GradPrep {
+                grad_scale: u.grad_scale.unwrap_or(1.0),
+                clip_coef: t.clip.unwrap_or(1.0),
+            };
+            let found = crate::sensitive::separating_inputs(
+                &u.config,
+                u.step0 + 1,
+                u.lr as f64,
+                gp,
+                u.dtypes,
+            );
+            let mut at: Vec<(usize, usize)> = Vec::new();
+            for j in 0..found.len() {
+                for r in 0..8 {
+                    at.push((8 * j + r, j));
+                }
+            }
+            if !found.is_empty() {
+                at.push((t.n - 1, u.seed as usize % found.len()));
+            }
+            for (i, j) in at {
+                if i < t.n {
+                    for (k, buf) in h.iter_mut().enumerate() {
+                        if let Some(x) = buf.get_mut(i) {
+                            *x = found[j][k];
+                        }
+                    }
+                }
+            }
+        }
+        host.push(h);
     }
     // Device buffers.
     let mut bufs: Vec<[Option<DevBuf>; 4]> = Vec::new();

@@ -26,6 +26,7 @@
 
 pub mod cases;
 pub mod mutants;
+pub mod sensitive;
 pub mod suites;
 pub mod values;
 

@@ -52,9 +52,12 @@ fn adam_configs() -> Vec<RuleConfig> {
             stochastic_rounding_seed: Some(0x5EED),
             ..w
         }),
+        // A tiny L2 coefficient: weight_decay*p is subnormal even for f16 parameters.
         RuleConfig::Adam(AdamConfig {
             beta1: 0.95,
             eps: 3e-44,
+            weight_decay: 1e-36,
+            decoupled: false,
             ..w
         }),
     ]
@@ -120,6 +123,7 @@ fn tensor(n: usize, family: Family, k: usize) -> UpdTensor {
         offsets: offsets(k),
         clip: None,
         sr_index_offset: (k as u64) * 4099,
+        plant: false,
     }
 }
 
@@ -164,6 +168,8 @@ fn update_cases(rule: Rule, entry: &str, level: Level) -> Option<Vec<Case>> {
                     continue;
                 }
                 let mut t = tensor(4097, fam, off);
+                // Planted separating inputs (one search per configuration and kernel).
+                t.plant = fam == Family::Wide;
                 // Some cases scale and clip the gradients so that they reach the subnormal
                 // range inside the kernel too.
                 if fam == Family::Subnormal && oi == 1 {
@@ -174,7 +180,7 @@ fn update_cases(rule: Rule, entry: &str, level: Level) -> Option<Vec<Case>> {
                 sp.lr = LRS[ci % 4];
                 sp.step0 = STEPS[(ci + 2) % 5];
                 if fam == Family::Subnormal && oi == 0 && ci % 2 == 1 {
-                    sp.grad_scale = Some(1e30);
+                    sp.grad_scale = Some(1e34);
                 }
                 specs.push(sp);
             }

@@ -171,6 +171,21 @@ pub fn buffer(rng: &mut Rng, dt: Dtype, fam: Family, n: usize, positive: bool) -
     (0..n).map(|_| fix(value(rng, dt, fam))).collect()
 }
 
+/// One value of `fam` (for [`Family::Equal`]: one wide-range value), as [`buffer`] draws them.
+pub fn one(rng: &mut Rng, dt: Dtype, fam: Family, positive: bool) -> u32 {
+    let (eb, mb) = format(dt);
+    let x = if fam == Family::Equal {
+        wide_value(rng, dt, -20, 10)
+    } else {
+        value(rng, dt, fam)
+    };
+    if positive && fam != Family::Bits {
+        x & !(1u32 << (eb + mb))
+    } else {
+        x
+    }
+}
+
 /// Whether raw bits of `dt` encode a finite value.
 pub fn is_finite(dt: Dtype, bits: u32) -> bool {
     let (eb, mb) = format(dt);

@@ -1,0 +1,188 @@
+//! Negative controls: mutated copies of the embedded PTX must make the matrix fail (a
+//! mismatch, or a refusal). For every module and every mutation kind of `ptx_sim::mutate`
+//! (a `.rn` multiply-add pair contracted into `fma`, one op given `.ftz`, two reduction
+//! operands swapped, two shuffle offsets swapped), sites are sampled in every kernel; every
+//! sampled mutant must be caught. Each test prints its kill rate.
+
+use adamant_verify::mutants::{isolate, judge};
+use adamant_verify::{embedded, entries, Level};
+use ptx_sim::{mutate, ParseOptions};
+
+type Mutator = fn(&str, usize) -> Option<String>;
+
+/// Modules whose kernels are mutated (every embedded module with floating-point work).
+const MODULES_UNDER_MUTATION: &[&str] = &["adam", "sgd", "lion", "reduce", "step"];
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(2))
+}
+
+/// Number of sites of `m` in `text` (sites are numbered 0..count).
+fn count(m: Mutator, text: &str) -> usize {
+    let (mut lo, mut hi) = (0usize, 1usize);
+    while m(text, hi - 1).is_some() {
+        lo = hi;
+        hi *= 2;
+    }
+    // m(lo - 1) is Some (or lo == 0), m(hi - 1) is None.
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if m(text, mid - 1).is_some() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// `k` sites spread evenly over `0..n` (all of them when `n <= k`).
+fn spread(n: usize, k: usize) -> Vec<usize> {
+    if n <= k {
+        return (0..n).collect();
+    }
+    let mut v: Vec<usize> = (0..k).map(|i| i * n / k + (n / k) / 2).collect();
+    v.dedup();
+    v
+}
+
+struct Tally {
+    sites: usize,
+    killed: usize,
+    survivors: Vec<String>,
+}
+
+/// Mutate `per_kernel` sites of every kernel of `module` with `m`; `filter` picks kernels.
+fn control(
+    module: &str,
+    m: Mutator,
+    per_kernel: usize,
+    opts: ParseOptions,
+    filter: &dyn Fn(&str) -> bool,
+) -> Tally {
+    let all = embedded();
+    let ptx = &all.iter().find(|(n, _)| n == module).unwrap().1;
+    let mut t = Tally {
+        sites: 0,
+        killed: 0,
+        survivors: Vec::new(),
+    };
+    for e in entries(ptx).iter().filter(|e| filter(e)) {
+        let text = isolate(ptx, e).unwrap();
+        let n = count(m, &text);
+        for k in spread(n, per_kernel) {
+            let mutated = m(&text, k).unwrap();
+            let v = judge(module, &text, &mutated, opts, Level::Full, threads())
+                .unwrap_or_else(|err| panic!("{e} site {k}: {err}"));
+            t.sites += 1;
+            if v.killed {
+                t.killed += 1;
+            } else {
+                let line = mutated
+                    .lines()
+                    .zip(text.lines())
+                    .find(|(a, b)| a != b)
+                    .map(|(a, _)| a.trim().to_string());
+                t.survivors.push(format!("{e} site {k}/{n}: {line:?}"));
+            }
+        }
+    }
+    t
+}
+
+fn check(what: &str, t: Tally, min_sites: usize) {
+    eprintln!(
+        "{what}: {}/{} mutants killed ({:.0}%)",
+        t.killed,
+        t.sites,
+        100.0 * t.killed as f64 / t.sites.max(1) as f64
+    );
+    for s in &t.survivors {
+        eprintln!("  survivor: {s}");
+    }
+    assert!(t.sites >= min_sites, "{what}: only {} sites", t.sites);
+    assert!(
+        t.survivors.is_empty(),
+        "{what}: {} survivors",
+        t.survivors.len()
+    );
+}
+
+const PERMIT_FTZ: ParseOptions = ParseOptions { allow_ftz: true };
+
+#[test]
+fn contracted_multiply_adds_are_caught() {
+    for module in ["adam", "sgd", "lion"] {
+        let t = control(
+            module,
+            mutate::fuse_mul_add,
+            2,
+            ParseOptions::default(),
+            &|_| true,
+        );
+        check(&format!("{module} fuse_mul_add"), t, 10);
+    }
+}
+
+#[test]
+fn every_multiply_add_pair_of_one_adam_kernel_is_caught() {
+    let t = control(
+        "adam",
+        mutate::fuse_mul_add,
+        usize::MAX,
+        ParseOptions::default(),
+        &|e| e == "adamant_adam_f32_f32_f32",
+    );
+    check("adam f32 every fuse_mul_add site", t, 10);
+}
+
+#[test]
+fn ftz_is_caught() {
+    for module in MODULES_UNDER_MUTATION {
+        if *module == "step" {
+            continue; // no f32 arithmetic
+        }
+        let t = control(module, mutate::add_ftz, 2, PERMIT_FTZ, &|_| true);
+        check(&format!("{module} add_ftz (permitted)"), t, 10);
+    }
+}
+
+#[test]
+fn ftz_is_refused_by_default() {
+    for module in ["adam", "reduce"] {
+        let t = control(module, mutate::add_ftz, 1, ParseOptions::default(), &|_| {
+            true
+        });
+        check(&format!("{module} add_ftz (default options)"), t, 9);
+    }
+}
+
+#[test]
+fn reassociated_sums_are_caught() {
+    for module in MODULES_UNDER_MUTATION {
+        let t = control(
+            module,
+            mutate::swap_reduction_operands,
+            3,
+            ParseOptions::default(),
+            &|_| true,
+        );
+        eprintln!("{module}: {} reassociation sites sampled", t.sites);
+        if t.sites > 0 {
+            check(&format!("{module} swap_reduction_operands"), t, 1);
+        }
+    }
+}
+
+#[test]
+fn swapped_shuffle_offsets_are_caught() {
+    // Max-abs trees are order-free: swapping their shuffle offsets is an equivalent program.
+    let t = control(
+        "reduce",
+        mutate::swap_shfl_offsets,
+        4,
+        ParseOptions::default(),
+        &|e| !e.contains("maxabs"),
+    );
+    check("reduce swap_shfl_offsets", t, 10);
+}
