@@ -252,6 +252,20 @@ pub fn run_cases<B: Backend, F: Fn() -> Result<B, String> + Sync>(
     Ok(v)
 }
 
+/// Run `cases` one after another on `b` (a backend that cannot move between threads, such
+/// as a GPU context), freeing its memory after every case.
+pub fn run_cases_on(b: &mut dyn Backend, cases: &[Case]) -> Vec<Outcome> {
+    cases
+        .iter()
+        .enumerate()
+        .map(|(index, c)| {
+            let result = c.run(b);
+            let _ = b.free_all();
+            Outcome { index, result }
+        })
+        .collect()
+}
+
 /// Per-entry summary of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryReport {
