@@ -227,6 +227,30 @@ pub fn separating_inputs(
         [narrow(pt, r[0]), narrow(st, r[1]), narrow(st, r[2])]
     };
     let exact = Variant { fma: 0, ftz: 0 };
+    let exact_f32 = |x: &[u32; 4]| -> [f32; 3] {
+        let (p, g, m, s) = (
+            widen(pt, x[0]),
+            widen(gt, x[1]),
+            widen(st, x[2]),
+            widen(st, x[3]),
+        );
+        let g = prep(&exact, &gp, g);
+        match &k {
+            K::A(k) => adam(&exact, k, p, g, m, s),
+            K::S(k) => sgd(&exact, k, p, g, m),
+            K::L(k) => lion(&exact, k, p, g, m),
+        }
+    };
+    // (state input, state output) of an add site that updates a state.
+    let aim = |site: u8| -> Option<(usize, usize)> {
+        match (&k, site) {
+            (K::A(_), 2 | 3) => Some((2, 1)),
+            (K::A(_), 4 | 5) => Some((3, 2)),
+            (K::S(_), 2 | 3) => Some((2, 1)),
+            (K::L(_), 3 | 4) => Some((2, 1)),
+            _ => None,
+        }
+    };
     let (sites, ops) = match config {
         RuleConfig::Adam(_) => (5, 18),
         RuleConfig::Sgd(_) => (4, 11),
@@ -251,6 +275,8 @@ pub fn separating_inputs(
             K::S(k) => match site {
                 1 => -(k.weight_decay * p),
                 2 | 3 => -(k.momentum * m) / k.one_minus_dampening,
+                // Nesterov: g + momentum*(momentum*buf + (1-dampening)*g) = 0.
+                4 => -(k.momentum * k.momentum * m) / (1.0 + k.momentum * k.one_minus_dampening),
                 _ => return None,
             },
             K::L(k) => match site {
@@ -280,9 +306,35 @@ pub fn separating_inputs(
                 values::one(&mut rng, st, fm, false),
                 values::one(&mut rng, st, fs, true),
             ];
-            if v.fma != 0 && rng.below(2) == 0 {
+            let l2 = matches!(&k, K::A(_) | K::S(_)) && v.fma == 1;
+            if l2 && rng.below(3) == 0 {
+                // The L2 site the other way round: a parameter cancelling the gradient (for
+                // parameter types finer than the gradient type).
+                let wd = match &k {
+                    K::A(k) => k.weight_decay,
+                    K::S(k) => k.weight_decay,
+                    K::L(_) => 0.0,
+                };
+                let g = prep(&exact, &gp, widen(gt, x[1]));
+                x[0] = narrow(pt, -g / wd);
+            } else if v.fma != 0 && rng.below(2) == 0 {
                 if let Some(g) = cancel(v.fma, widen(pt, x[0]), widen(st, x[2])) {
                     x[1] = narrow(gt, g);
+                }
+            } else if v.fma != 0 && st == Dtype::Bf16 {
+                // Aim a bf16 state at a rounding boundary: sweep the mantissa of its input
+                // until the exact f32 result sits next to a bf16 tie, where a 1-ulp change
+                // of the f32 result changes the stored bits.
+                if let Some((input, output)) = aim(v.fma) {
+                    for mant in 0..128u32 {
+                        let mut y = x;
+                        y[input] = (x[input] & !0x7F) | mant;
+                        let r = exact_f32(&y)[output].to_bits() & 0xFFFF;
+                        if (0x7FFF..=0x8001).contains(&r) {
+                            x = y;
+                            break;
+                        }
+                    }
                 }
             }
             if eval(v, &x) != eval(&exact, &x) {
