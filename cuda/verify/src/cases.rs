@@ -567,6 +567,10 @@ fn reduce_body<T: Element>(b: &mut dyn Backend, r: &ReduceSpec) -> Result<u64, C
     Ok(compared)
 }
 
+/// One gradient buffer of a scan: (elements, family, offset in elements, planted non-finite
+/// element: (index, 0 = +inf, 1 = -inf, 2 = NaN)).
+pub type ScanGrad = (usize, Family, usize, Option<(usize, u8)>);
+
 /// One launch of the non-finite scan `adamant_nonfinite_<grad>`.
 #[derive(Clone, Debug)]
 pub struct ScanSpec {
@@ -574,7 +578,7 @@ pub struct ScanSpec {
     pub dtype: Dtype,
     /// Gradients: (elements, family, offset in elements, planted non-finite element:
     /// (index, 0 = +inf, 1 = -inf, 2 = NaN)).
-    pub grads: Vec<(usize, Family, usize, Option<(usize, u8)>)>,
+    pub grads: Vec<ScanGrad>,
     /// Device table (true) or one tensor by value.
     pub table: bool,
     /// Blocks; `None` = the launcher's choice.

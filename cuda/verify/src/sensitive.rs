@@ -59,10 +59,10 @@ impl Variant {
 }
 
 /// Random inputs tried per variant before it is taken as inseparable (an equivalent
-/// mutant, e.g. `.ftz` on an op that never sees a subnormal for these storage types). A
-/// contraction in a bf16-state kernel needs a result next to a bf16 rounding boundary
-/// (about 1 in 2^16), hence more tries.
-const FMA_TRIES: usize = 120_000;
+/// mutant, e.g. `.ftz` on an op that never sees a subnormal for these storage types, or a gap
+/// of the search). Contractions at a bf16 state update are aimed at a rounding boundary
+/// (a mantissa sweep), which finds one within a few hundred tries.
+const FMA_TRIES: usize = 30_000;
 const FTZ_TRIES: usize = 30_000;
 
 fn prep(v: &Variant, p: &GradPrep, g: f32) -> f32 {
