@@ -320,11 +320,16 @@ pub fn reduce(entry: &str, level: Level) -> Option<Vec<Case>> {
     let salt = entry.len() + k.len() * 7;
     let mut specs = Vec::new();
     // Sensitivity: full tiles of wide-range and subnormal values, aligned and misaligned.
-    for (i, fam) in [Family::Wide, Family::Subnormal, Family::Extreme]
-        .into_iter()
-        .enumerate()
+    for (i, fam) in [
+        Family::Wide,
+        Family::Tiny,
+        Family::Subnormal,
+        Family::Extreme,
+    ]
+    .into_iter()
+    .enumerate()
     {
-        if level == Level::Quick && i == 2 {
+        if level == Level::Quick && i >= 2 {
             continue;
         }
         specs.push(ReduceSpec {

@@ -43,6 +43,10 @@ pub enum Family {
     /// permitting): products are inexact and sums lose bits, so a fused multiply-add or a
     /// reassociated sum shows in the result.
     Wide,
+    /// For reductions: subnormals small enough that a whole tile sums to a subnormal
+    /// (buffers of odd length hold only these), and values near 2^-70 whose squares are
+    /// subnormal (`.ftz` anywhere in a tree shows).
+    Tiny,
 }
 
 impl Family {
@@ -76,6 +80,7 @@ impl Family {
             Family::Extreme => "extreme",
             Family::Equal => "equal",
             Family::Wide => "wide",
+            Family::Tiny => "tiny",
         }
     }
 }
@@ -149,6 +154,13 @@ fn value(rng: &mut Rng, dt: Dtype, fam: Family) -> u32 {
         }
         Family::Equal => unreachable!("handled per buffer"),
         Family::Wide => wide_value(rng, dt, -40, 40),
+        Family::Tiny => {
+            if pick < 50 {
+                pack(dt, sign, 0, (man & 0x3FF).max(1))
+            } else {
+                wide_value(rng, dt, -75, -66)
+            }
+        }
     }
 }
 
@@ -167,6 +179,18 @@ pub fn buffer(rng: &mut Rng, dt: Dtype, fam: Family, n: usize, positive: bool) -
     if fam == Family::Equal {
         let v = fix(wide_value(rng, dt, -20, 10));
         return vec![v; n];
+    }
+    if fam == Family::Tiny && n % 2 == 1 {
+        // Odd lengths: only subnormals, so every partial sum of the buffer stays subnormal
+        // (even lengths mix in values whose squares are subnormal).
+        let (eb, mb) = format(dt);
+        return (0..n)
+            .map(|_| {
+                let r = rng.next_u64();
+                fix((((r & 1) as u32) << (eb + mb))
+                    | ((r >> 8) as u32 & 0x3FF & ((1 << mb) - 1)).max(1))
+            })
+            .collect();
     }
     (0..n).map(|_| fix(value(rng, dt, fam))).collect()
 }
