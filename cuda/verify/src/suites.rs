@@ -128,7 +128,7 @@ fn tensor(n: usize, family: Family, k: usize) -> UpdTensor {
         family,
         offsets: offsets(k),
         clip: None,
-        sr_index_offset: (k as u64) * 4099,
+        sr_index_offset: (k as u64).wrapping_mul(4099),
         plant: false,
     }
 }
@@ -151,7 +151,8 @@ fn update_cases(rule: Rule, entry: &str, level: Level) -> Option<Vec<Case>> {
     // combinations in different entries.
     let salt = entry
         .bytes()
-        .fold(0usize, |h, c| h.wrapping_mul(31) + c as usize);
+        .fold(0usize, |h, c| h.wrapping_mul(31).wrapping_add(c as usize))
+        % 1_000_003;
     let mut specs = Vec::new();
     let base = |config: RuleConfig, tensors: Vec<UpdTensor>, seed: u64| UpdateSpec {
         config,
