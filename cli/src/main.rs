@@ -8,6 +8,7 @@ mod demo;
 mod dp_sim;
 mod memory;
 mod mlp;
+mod verify;
 
 const USAGE: &str = "\
 usage: adamant <command> [options]
@@ -19,6 +20,8 @@ commands:
   memory    optimizer state bytes of AdamW, Adam-mini and Lion for a real model
             [--json] [--model llama2-7b|llama2-13b|gpt2-124m]
   dp-sim    data-parallel training with f32, plain 4-bit and LoCo gradient exchange
+  verify    every CUDA kernel against the CPU core, bit for bit, on the PTX simulator
+            (and GPU 0 when present) [--json] [--ptx-dir DIR] [--quick] [--threads N]
   help      print this message
 ";
 
@@ -33,6 +36,7 @@ fn main() {
         "demo" => demo::run(rest),
         "memory" => memory::run(rest),
         "dp-sim" => dp_sim::run(rest),
+        "verify" => verify::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -79,4 +79,19 @@ pub trait Backend {
         shape: LaunchShape,
         params: &[ParamValue],
     ) -> Result<(), BackendError>;
+    /// Load PTX text as module `name`, replacing the embedded module of that name for this
+    /// backend's later launches (`adamant verify --ptx-dir` audits a user's own PTX build this
+    /// way). A backend that cannot take PTX text returns [`BackendError::Failed`].
+    fn load_module(&mut self, name: &str, ptx: &str) -> Result<(), BackendError> {
+        let _ = ptx;
+        Err(BackendError::Failed(format!(
+            "{} cannot load PTX text (module {name})",
+            self.name()
+        )))
+    }
+    /// Free every allocation made so far (addresses returned by [`Backend::alloc`] become
+    /// invalid); loaded modules stay. Lets a long test run reuse one device.
+    fn free_all(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
 }

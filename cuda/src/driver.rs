@@ -140,12 +140,23 @@ fn launch_raw(
     params: &[ParamValue],
 ) -> Result<(), BackendError> {
     let f = function(ctx, module, entry)?;
+    launch_function(f, stream, entry, shape, params)
+}
+
+/// Launch function `f` (of the context current on this thread) on `stream` without waiting.
+fn launch_function(
+    f: sys::CUfunction,
+    stream: sys::CUstream,
+    entry: &str,
+    shape: LaunchShape,
+    params: &[ParamValue],
+) -> Result<(), BackendError> {
     let mut words = param_words(params);
     let mut ptrs: Vec<*mut c_void> = words
         .iter_mut()
         .map(|w| w.as_mut_ptr() as *mut c_void)
         .collect();
-    // SAFETY: `f` is a function of `ctx`; `ptrs` point to one value per kernel parameter, laid
+    // SAFETY: `f` is a function of the current context; `ptrs` point to one value per kernel parameter, laid
     // out as the kernel declares it (args.rs), alive until cuLaunchKernel returns (the driver
     // copies them); the stream belongs to `ctx`.
     unsafe {
@@ -230,6 +241,9 @@ pub struct CudaBackend {
     stream: sys::CUstream,
     name: String,
     allocations: Vec<u64>,
+    /// Modules loaded from PTX text by `load_module` (name -> handle), used instead of the
+    /// embedded ones; unloaded on drop.
+    custom: HashMap<String, usize>,
 }
 
 impl CudaBackend {
@@ -252,6 +266,7 @@ impl CudaBackend {
                 stream,
                 name: format!("cuda:{ordinal} {name}"),
                 allocations: Vec::new(),
+                custom: HashMap::new(),
             })
         })
     }
@@ -269,6 +284,10 @@ impl Drop for CudaBackend {
             for &a in &self.allocations {
                 // SAFETY: allocated by this backend with cuMemAlloc and not freed before.
                 let _ = unsafe { result::free_sync(a) };
+            }
+            for &m in self.custom.values() {
+                // SAFETY: loaded by `load_module` in this context and not unloaded before.
+                let _ = unsafe { result::module::unload(m as sys::CUmodule) };
             }
             // SAFETY: the stream was created by this backend (never a borrowed one).
             let _ = unsafe { sys::cuStreamDestroy_v2(self.stream) };
@@ -323,10 +342,49 @@ impl Backend for CudaBackend {
     ) -> Result<(), BackendError> {
         guarded("launch", || {
             self.make_current()?;
-            launch_raw(self.ctx, self.stream, module, entry, shape, params)?;
+            if let Some(&m) = self.custom.get(module) {
+                let name = CString::new(entry)
+                    .map_err(|_| BackendError::Failed("bad entry name".into()))?;
+                // SAFETY: `m` is a module this backend loaded in its context, not unloaded.
+                let f = unsafe { result::module::get_function(m as sys::CUmodule, name) }
+                    .map_err(|e| failed(&format!("cuModuleGetFunction({entry})"), e))?;
+                launch_function(f, self.stream, entry, shape, params)?;
+            } else {
+                launch_raw(self.ctx, self.stream, module, entry, shape, params)?;
+            }
             // SAFETY: our own live stream.
             unsafe { result::stream::synchronize(self.stream) }
                 .map_err(|e| failed(&format!("kernel {entry}"), e))
+        })
+    }
+
+    fn load_module(&mut self, name: &str, ptx: &str) -> Result<(), BackendError> {
+        let text = CString::new(ptx)
+            .map_err(|_| BackendError::Failed(format!("module {name}: NUL byte in PTX")))?;
+        guarded("load module", || {
+            self.make_current()?;
+            // SAFETY: `text` is a NUL-terminated PTX image alive for the call (the driver
+            // copies it).
+            let h = unsafe { result::module::load_data(text.as_ptr() as *const c_void) }
+                .map_err(|e| failed(&format!("cuModuleLoadData({name})"), e))?;
+            if let Some(old) = self.custom.insert(name.to_string(), h as usize) {
+                // SAFETY: an earlier module of this backend, no launch of it is pending
+                // (launch waits).
+                let _ = unsafe { result::module::unload(old as sys::CUmodule) };
+            }
+            Ok(())
+        })
+    }
+
+    fn free_all(&mut self) -> Result<(), BackendError> {
+        guarded("free", || {
+            self.make_current()?;
+            for a in self.allocations.drain(..) {
+                // SAFETY: allocated by this backend with cuMemAlloc, not freed before; no
+                // launch is pending (launch waits).
+                unsafe { result::free_sync(a) }.map_err(|e| failed("cuMemFree", e))?;
+            }
+            Ok(())
         })
     }
 }

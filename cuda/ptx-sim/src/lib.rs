@@ -372,4 +372,14 @@ impl Backend for Simulator {
         self.launch_sim(module, entry, shape, params)
             .map_err(|e| BackendError::Failed(e.to_string()))
     }
+
+    fn load_module(&mut self, name: &str, ptx: &str) -> Result<(), BackendError> {
+        self.register_module(name, ptx)
+            .map_err(|e| BackendError::Failed(format!("module {name} refused: {e}")))
+    }
+
+    fn free_all(&mut self) -> Result<(), BackendError> {
+        self.global = exec::Global::default();
+        Ok(())
+    }
 }
