@@ -128,7 +128,7 @@ fn from_bytes(bytes: &[u8], w: usize) -> Vec<u32> {
 }
 
 /// Device memory helper: allocations with a chosen misalignment.
-fn put<B: Backend>(b: &mut B, bytes: &[u8], misalign: u64) -> Result<u64, String> {
+fn put<B: Backend + ?Sized>(b: &mut B, bytes: &[u8], misalign: u64) -> Result<u64, String> {
     let a = b.alloc(bytes.len() + 16).map_err(|e| e.to_string())? + misalign;
     if !bytes.is_empty() {
         b.upload(a, bytes).map_err(|e| e.to_string())?;
@@ -136,7 +136,7 @@ fn put<B: Backend>(b: &mut B, bytes: &[u8], misalign: u64) -> Result<u64, String
     Ok(a)
 }
 
-fn get<B: Backend>(b: &mut B, addr: u64, n: usize, w: usize) -> Result<Vec<u32>, String> {
+fn get<B: Backend + ?Sized>(b: &mut B, addr: u64, n: usize, w: usize) -> Result<Vec<u32>, String> {
     let mut out = vec![0u8; n * w];
     if n > 0 {
         b.download(addr, &mut out).map_err(|e| e.to_string())?;
@@ -245,7 +245,7 @@ fn sr_key(seed: Option<u64>, t: u64, off: u64) -> Option<StochasticRounding> {
 
 /// Run `case` on the backend and on core with types `P, G, S`; compare every buffer, the
 /// step count and the found_inf flag, bit for bit. Returns the elements compared.
-pub fn update_case<B: Backend, P: Element, G: Element, S: StateElement>(
+pub fn update_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>(
     b: &mut B,
     case: &UpdateCase,
 ) -> Result<usize, String> {
@@ -510,7 +510,7 @@ macro_rules! dispatch3 {
 }
 
 /// [`update_case`] with the element types chosen at run time.
-pub fn update_case_dyn<B: Backend>(
+pub fn update_case_dyn<B: Backend + ?Sized>(
     b: &mut B,
     case: &UpdateCase,
     dtypes: (Dtype, Dtype, Dtype),
@@ -600,7 +600,10 @@ pub fn mixed_tensors() -> Vec<TensorSpec> {
 /// each with device-resident lr and step, plus single-tensor launches with a loss scale,
 /// skips (found_inf, a non-finite gradient), a step count past 2^20 and a two-chunk tensor.
 /// Returns (launch cases, elements compared).
-pub fn update_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, usize), String> {
+pub fn update_matrix<B: Backend + ?Sized>(
+    b: &mut B,
+    quick: bool,
+) -> Result<(usize, usize), String> {
     let mut cases = 0;
     let mut elems = 0;
     for (ci, config) in configs().into_iter().enumerate() {
@@ -689,7 +692,7 @@ pub fn update_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, usize
 /// against `adamant_core::reduce` (`partials_by`, `combine`, `max_abs`, `combine_max_abs`).
 /// `finite` keeps NaN and infinity out of the values (so the summation order shows in the
 /// bits); otherwise some tiles hold them.
-pub fn reduce_case<B: Backend, T: Element>(
+pub fn reduce_case<B: Backend + ?Sized, T: Element>(
     b: &mut B,
     sizes: &[usize],
     seed: u64,
@@ -804,7 +807,7 @@ pub fn reduce_case<B: Backend, T: Element>(
 
 /// Reductions for every dtype over odd sizes (one tile, several tiles, a partial tile).
 /// Finite data everywhere, plus one adversarial (NaN/inf-holding) pass per dtype.
-pub fn reduce_matrix<B: Backend>(b: &mut B) -> Result<usize, String> {
+pub fn reduce_matrix<B: Backend + ?Sized>(b: &mut B) -> Result<usize, String> {
     let sizes = [1usize, 255, 4097, 3 * 4096 + 5];
     let special = [300usize, 4096 + 7];
     Ok(reduce_case::<B, f32>(b, &sizes, 1, true)?
@@ -903,7 +906,7 @@ pub struct MiniCase {
 /// Run `case` on the backend and on core (`adam_mini::apply_tensor`, reference path; with
 /// `adagc`: `tensor_sum_sq`, `AdaGc::plan`/`commit` first); compare parameters, both states,
 /// the step, found_inf and (with AdaGC) the coefficients, gammas and clip step, bit for bit.
-pub fn mini_case<B: Backend, P: Element, G: Element, S: StateElement>(
+pub fn mini_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>(
     b: &mut B,
     case: &MiniCase,
 ) -> Result<usize, String> {
@@ -1229,7 +1232,7 @@ pub fn mini_case<B: Backend, P: Element, G: Element, S: StateElement>(
 }
 
 /// [`mini_case`] with the element types chosen at run time.
-pub fn mini_case_dyn<B: Backend>(
+pub fn mini_case_dyn<B: Backend + ?Sized>(
     b: &mut B,
     case: &MiniCase,
     dtypes: (Dtype, Dtype, Dtype),
@@ -1281,7 +1284,10 @@ pub fn mini_tensors() -> Vec<MiniTensorSpec> {
 /// scale and finite checking (one planted infinity); the caller's found_inf; untamed
 /// gradients (NaN, inf, huge); and AdaGC-clipped steps (coefficients computed on the device
 /// from the gradients, warm-up and after). Returns (launch cases, elements compared).
-pub fn adam_mini_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, usize), String> {
+pub fn adam_mini_matrix<B: Backend + ?Sized>(
+    b: &mut B,
+    quick: bool,
+) -> Result<(usize, usize), String> {
     let plain = AdamMiniConfig {
         weight_decay: 0.1,
         ..AdamMiniConfig::default()
@@ -1434,7 +1440,7 @@ pub fn adam_mini_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<(usize, us
 /// (`tensor_sum_sq`, `GlobalNormClip::coefficient`, `AdaGc::plan`/`commit`), including a
 /// skipped step (found_inf: nothing committed), a non-finite gradient (coefficient 1, not
 /// committed) and a tensor longer than one tile. Returns the values compared.
-pub fn clip_case<B: Backend, G: Element>(
+pub fn clip_case<B: Backend + ?Sized, G: Element>(
     b: &mut B,
     sizes: &[usize],
     mode: Option<AdaGcConfig>,
@@ -1609,7 +1615,7 @@ pub fn clip_case<B: Backend, G: Element>(
 /// The in-place multi-level combine of `adamant_clip_tensor_sums` (as used by Adam-mini's
 /// block update) on a tensor of more than 4096 tiles, without its data: the partials are
 /// uploaded directly and compared with `reduce::combine`.
-pub fn combine_levels_case<B: Backend>(
+pub fn combine_levels_case<B: Backend + ?Sized>(
     b: &mut B,
     partials: usize,
     seed: u64,
@@ -1655,7 +1661,7 @@ pub fn combine_levels_case<B: Backend>(
 /// [0.5, 1.5) divided by a loss scale (odd `seed`: only each lane's first two values
 /// nonzero): every lane's accumulation order and rounding reaches
 /// the tile results, which are compared before any combine can absorb a difference.
-pub fn clip_partials_case<B: Backend, G: Element>(
+pub fn clip_partials_case<B: Backend + ?Sized, G: Element>(
     b: &mut B,
     tiles: usize,
     seed: u64,
@@ -1719,7 +1725,7 @@ pub fn clip_partials_case<B: Backend, G: Element>(
 
 /// Clipping: global-norm and AdaGC (per tensor, global) over five steps each, for every
 /// gradient dtype, plus the multi-level combine. Returns (cases, values compared).
-pub fn clip_matrix<B: Backend>(b: &mut B) -> Result<(usize, usize), String> {
+pub fn clip_matrix<B: Backend + ?Sized>(b: &mut B) -> Result<(usize, usize), String> {
     let sizes = [300usize, 4096 + 77, 0, 31];
     let adagc = AdaGcConfig {
         t_start: 2,

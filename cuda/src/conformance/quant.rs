@@ -136,7 +136,7 @@ impl Call<'_> {
 }
 
 /// Upload, launch, download and compare. Returns (bytes compared, whether core refused).
-fn run<B: Backend>(
+fn run<B: Backend + ?Sized>(
     b: &mut B,
     call: Call<'_>,
     launch: impl FnOnce(&mut B, &[u64], &[u64], u64) -> Result<(), OpError>,
@@ -219,7 +219,7 @@ fn set_f32(b: &mut [u8], at: usize, v: f32) {
 
 /// quantize + dequantize of one dtype over one layout, then the refusals (a non-finite input;
 /// a bad scale on decode).
-pub fn quantize_case<B: Backend, T: Element>(
+pub fn quantize_case<B: Backend + ?Sized, T: Element>(
     b: &mut B,
     layout: QuantLayout,
     seed: u64,
@@ -409,7 +409,7 @@ fn err_bytes(storage: ErrorStorage, bytes: &[u8], f32s: &[f32]) -> Vec<u8> {
 /// at step 1, then the error history), a planted infinity at step 3 (refused), the second hop
 /// for two-hop layouts, and decompress_reduce / decompress_sum of received chunks (plus an
 /// overflowing fold, refused).
-pub fn loco_case<B: Backend, T: Element>(
+pub fn loco_case<B: Backend + ?Sized, T: Element>(
     b: &mut B,
     layout: LocoLayout,
     storage: ErrorStorage,
@@ -535,7 +535,7 @@ pub fn loco_case<B: Backend, T: Element>(
 
 /// Two-way error feedback: worker compress (two steps), server compress with its own bit
 /// width, decompress of the server chunks, and a corrupted 8-bit error scale (refused).
-pub fn ef_case<B: Backend, T: Element>(
+pub fn ef_case<B: Backend + ?Sized, T: Element>(
     b: &mut B,
     layout: ShardLayout,
     server_bits: Bits,
@@ -656,7 +656,7 @@ macro_rules! by_dtype {
 /// The quantizer matrix: quantize/dequantize for every dtype, bit width and layout; LoCo for
 /// one- and two-hop layouts with both error storages; two-way EF with both storages and mixed
 /// bit widths. `quick` keeps one dtype per layout.
-pub fn quant_matrix<B: Backend>(b: &mut B, quick: bool) -> Result<QuantCounts, String> {
+pub fn quant_matrix<B: Backend + ?Sized>(b: &mut B, quick: bool) -> Result<QuantCounts, String> {
     let mut c = QuantCounts::default();
     for (li, (len, group_len)) in quant_layouts().into_iter().enumerate() {
         for (bi, bits) in [Bits::Four, Bits::Eight].into_iter().enumerate() {

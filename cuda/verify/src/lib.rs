@@ -68,6 +68,9 @@ pub struct Case {
     /// Values compared, a scheduling hint.
     pub cost: u64,
     body: Arc<Body>,
+    /// For a module-level matrix ([`MODULE_MATRICES`]): the entries its last run launched,
+    /// each of which the run's result is attributed to.
+    launched: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Case {
@@ -85,6 +88,44 @@ impl Case {
             label,
             cost,
             body: Arc::new(body),
+            launched: None,
+        }
+    }
+
+    /// One case running a whole module's conformance matrix through a backend that records
+    /// which entries it launches; the result counts for each of them.
+    pub fn module_matrix(m: &'static ModuleMatrix, level: Level) -> Case {
+        let launched = Arc::new(Mutex::new(Vec::new()));
+        let seen = launched.clone();
+        let run = m.run;
+        let module = m.module;
+        Case {
+            module: module.to_string(),
+            entry: "*".to_string(),
+            label: format!("{module} conformance matrix ({level:?})"),
+            cost: m.cost,
+            body: Arc::new(move |b: &mut dyn Backend| {
+                let mut rec = Recording {
+                    inner: b,
+                    module,
+                    seen: Vec::new(),
+                };
+                let r = run(&mut rec, level);
+                let mut names = rec.seen;
+                names.sort();
+                names.dedup();
+                *seen.lock().unwrap() = names;
+                r
+            }),
+            launched: Some(launched),
+        }
+    }
+
+    /// The entries a result counts for: its own, or those a module matrix launched.
+    pub fn entries_covered(&self) -> Vec<String> {
+        match &self.launched {
+            None => vec![self.entry.clone()],
+            Some(l) => l.lock().unwrap().clone(),
         }
     }
 
@@ -136,6 +177,106 @@ pub const SUITES: &[Suite] = &[
     },
 ];
 
+/// A module verified by one conformance matrix over all its entries (written with the
+/// kernels, in `adamant_cuda::conformance`), rather than by per-entry cases.
+pub struct ModuleMatrix {
+    /// Module name (file stem in `cuda/ptx/`).
+    pub module: &'static str,
+    /// Runs the matrix; the values compared, or the first difference.
+    pub run: fn(&mut dyn Backend, Level) -> Result<u64, CaseError>,
+    /// Scheduling hint (values compared).
+    pub cost: u64,
+}
+
+fn mismatch(e: String) -> CaseError {
+    CaseError::Mismatch(e)
+}
+
+fn adam_mini_matrix(b: &mut dyn Backend, level: Level) -> Result<u64, CaseError> {
+    adamant_cuda::conformance::adam_mini_matrix(b, level == Level::Quick)
+        .map(|(_, values)| values as u64)
+        .map_err(mismatch)
+}
+
+fn clip_matrix(b: &mut dyn Backend, _level: Level) -> Result<u64, CaseError> {
+    adamant_cuda::conformance::clip_matrix(b)
+        .map(|(_, values)| values as u64)
+        .map_err(mismatch)
+}
+
+fn quant_matrix(b: &mut dyn Backend, level: Level) -> Result<u64, CaseError> {
+    adamant_cuda::conformance::quant::quant_matrix(b, level == Level::Quick)
+        .map(|c| c.cases as u64)
+        .map_err(mismatch)
+}
+
+/// Modules covered by a whole-module matrix (Adam-mini, clipping, quantizers).
+pub const MODULE_MATRICES: &[ModuleMatrix] = &[
+    ModuleMatrix {
+        module: "adam_mini",
+        run: adam_mini_matrix,
+        cost: 600_000,
+    },
+    ModuleMatrix {
+        module: "clip",
+        run: clip_matrix,
+        cost: 340_000,
+    },
+    ModuleMatrix {
+        module: "quant",
+        run: quant_matrix,
+        cost: 550_000,
+    },
+];
+
+/// A backend that forwards everything and records the entries launched in `module`.
+struct Recording<'a> {
+    inner: &'a mut dyn Backend,
+    module: &'static str,
+    seen: Vec<String>,
+}
+
+impl Backend for Recording<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn alloc(&mut self, bytes: usize) -> Result<u64, adamant_cuda::backend::BackendError> {
+        self.inner.alloc(bytes)
+    }
+    fn upload(&mut self, dst: u64, src: &[u8]) -> Result<(), adamant_cuda::backend::BackendError> {
+        self.inner.upload(dst, src)
+    }
+    fn download(
+        &mut self,
+        src: u64,
+        dst: &mut [u8],
+    ) -> Result<(), adamant_cuda::backend::BackendError> {
+        self.inner.download(src, dst)
+    }
+    fn launch(
+        &mut self,
+        module: &str,
+        entry: &str,
+        shape: adamant_cuda::backend::LaunchShape,
+        params: &[adamant_cuda::backend::ParamValue],
+    ) -> Result<(), adamant_cuda::backend::BackendError> {
+        if module == self.module && !self.seen.iter().any(|e| e == entry) {
+            self.seen.push(entry.to_string());
+        }
+        self.inner.launch(module, entry, shape, params)
+    }
+    fn load_module(
+        &mut self,
+        name: &str,
+        ptx: &str,
+    ) -> Result<(), adamant_cuda::backend::BackendError> {
+        self.inner.load_module(name, ptx)
+    }
+    fn free_all(&mut self) -> Result<(), adamant_cuda::backend::BackendError> {
+        self.inner.free_all()
+    }
+}
+
 /// The suite of `module`.
 pub fn suite(module: &str) -> Option<&'static Suite> {
     SUITES.iter().find(|s| s.module == module)
@@ -172,6 +313,15 @@ pub fn plan(modules: &[(String, String)], level: Level) -> Plan {
         entries: Vec::new(),
     };
     for (name, ptx) in modules {
+        if let Some(m) = MODULE_MATRICES.iter().find(|m| m.module == name) {
+            // Covered when the run shows the matrix launched each entry (an entry it never
+            // launches is reported with 0 cases).
+            p.cases.push(Case::module_matrix(m, level));
+            for e in entries(ptx) {
+                p.entries.push((name.clone(), e));
+            }
+            continue;
+        }
         for e in entries(ptx) {
             p.entries.push((name.clone(), e.clone()));
             match entry_cases(name, &e, level) {
@@ -299,21 +449,23 @@ pub fn summarise(p: &Plan, outcomes: &[Outcome]) -> Vec<EntryReport> {
         .collect();
     for o in outcomes {
         let c = &p.cases[o.index];
-        let Some(r) = reps
-            .iter_mut()
-            .find(|r| r.module == c.module && r.kernel == c.entry)
-        else {
-            continue;
-        };
-        r.cases += 1;
-        match &o.result {
-            Ok(v) => {
-                r.identical += 1;
-                r.values += v;
-            }
-            Err(e) => {
-                if r.failures.len() < 3 {
-                    r.failures.push(format!("{}: {e}", c.label));
+        let covered = c.entries_covered();
+        // A failed module matrix may stop before launching anything: charge it to every
+        // entry of the module so the failure is never lost.
+        let all_of_module = c.launched.is_some() && (o.result.is_err() || covered.is_empty());
+        for r in reps.iter_mut().filter(|r| {
+            r.module == c.module && (all_of_module || covered.iter().any(|e| *e == r.kernel))
+        }) {
+            r.cases += 1;
+            match &o.result {
+                Ok(v) => {
+                    r.identical += 1;
+                    r.values += v;
+                }
+                Err(e) => {
+                    if r.failures.len() < 3 {
+                        r.failures.push(format!("{}: {e}", c.label));
+                    }
                 }
             }
         }
