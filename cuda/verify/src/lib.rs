@@ -453,9 +453,10 @@ pub fn summarise(p: &Plan, outcomes: &[Outcome]) -> Vec<EntryReport> {
         // A failed module matrix may stop before launching anything: charge it to every
         // entry of the module so the failure is never lost.
         let all_of_module = c.launched.is_some() && (o.result.is_err() || covered.is_empty());
-        for r in reps.iter_mut().filter(|r| {
-            r.module == c.module && (all_of_module || covered.iter().any(|e| *e == r.kernel))
-        }) {
+        for r in reps
+            .iter_mut()
+            .filter(|r| r.module == c.module && (all_of_module || covered.contains(&r.kernel)))
+        {
             r.cases += 1;
             match &o.result {
                 Ok(v) => {
