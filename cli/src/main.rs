@@ -26,6 +26,12 @@ commands:
 ";
 
 fn main() {
+    // `adamant bench | head` should end quietly like any Unix tool, not panic on EPIPE.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = match args.split_first() {
         Some((c, r)) => (c.as_str(), r),
