@@ -194,6 +194,17 @@ fn update_cases(rule: Rule, entry: &str, level: Level) -> Option<Vec<Case>> {
             }
         }
     }
+    // A subnormal learning rate (SGD, Lion): `lr*g` and `lr*sign(c)` are subnormal, so an
+    // `.ftz` on them or on the parameter update shows (as the sign of a zero parameter even
+    // when parameters are stored as f16).
+    if matches!(rule, Rule::Sgd | Rule::Lion) {
+        let mut t = tensor(4097, Family::Wide, 0);
+        t.plant = true;
+        let mut sp = base(configs[0], vec![t], 77);
+        sp.table = false;
+        sp.lr = 1e-40;
+        specs.push(sp);
+    }
     if level == Level::Full {
         // 2. One multi-tensor launch per family over the small sizes.
         for (fi, fam) in Family::ALL.into_iter().enumerate() {
