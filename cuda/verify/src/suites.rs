@@ -204,6 +204,15 @@ fn update_cases(rule: Rule, entry: &str, level: Level) -> Option<Vec<Case>> {
         sp.table = false;
         sp.lr = 1e-40;
         specs.push(sp);
+        // A tiny clip coefficient with planted inputs: `g*clip_coef` is subnormal, and an
+        // `.ftz` on it shows as the sign of a zero parameter (any parameter type).
+        let mut t = tensor(4097, Family::Wide, 0);
+        t.plant = true;
+        t.clip = Some(1e-30);
+        let mut sp = base(configs[1], vec![t], 78);
+        sp.table = false;
+        sp.lr = 0.37;
+        specs.push(sp);
     }
     if level == Level::Full {
         // 2. One multi-tensor launch per family over the small sizes.
