@@ -208,7 +208,7 @@ fn update_cases(rule: Rule, entry: &str, level: Level) -> Option<Vec<Case>> {
         // A tiny clip coefficient with planted inputs, with momentum (the kernels' general
         // path): `g*clip_coef` is subnormal, and an `.ftz` on it shows in the buffer and as
         // the sign of a zero parameter (any parameter type).
-        let mut t = tensor(4097, Family::Wide, 1);
+        let mut t = tensor(4097, Family::Wide, 0);
         t.plant = true;
         t.clip = Some(1e-30);
         let mut sp = base(configs[0], vec![t], 78);
