@@ -249,7 +249,12 @@ fn update_body<P: Element, G: Element, S: StateElement>(
             Vec::new()
         };
         let mut h = [p, g, s0, s1];
-        let sr_param = u.config.seed().is_some() && pt == Dtype::Bf16;
+        // Planted inputs are found with nearest rounding of the parameter. Lion's and SGD's
+        // are planted under stochastic rounding too: a flipped `sign(c)` moves the f32
+        // parameter by `lr`, which the rounding keeps whatever its random bits.
+        let sr_param = u.config.seed().is_some()
+            && pt == Dtype::Bf16
+            && !matches!(u.config, RuleConfig::Lion(_) | RuleConfig::Sgd(_));
         if t.plant && !sr_param && t.n > 0 {
             let gp = GradPrep {
                 grad_scale: u.grad_scale.unwrap_or(1.0),

@@ -297,6 +297,7 @@ pub fn separating_inputs(
     let mut found = Vec::new();
     for v in &variants {
         let tries = if v.fma != 0 { FMA_TRIES } else { FTZ_TRIES };
+        let mut hit = false;
         for _ in 0..tries {
             let f = |rng: &mut Rng| fams[rng.below(4) as usize];
             let (fp, fg, fm, fs) = (f(&mut rng), f(&mut rng), f(&mut rng), f(&mut rng));
@@ -339,10 +340,96 @@ pub fn separating_inputs(
             }
             if eval(v, &x) != eval(&exact, &x) {
                 found.push(x);
+                hit = true;
                 break;
+            }
+        }
+        // Sites the configuration does not use (their variant equals the formula) are not
+        // swept; Adam's random search already separates every site.
+        let used = match &k {
+            K::A(_) => false,
+            K::S(k) => match v.fma {
+                1 => k.weight_decay != 0.0,
+                2 | 3 => k.momentum != 0.0 && k.first_step == 0,
+                _ => k.momentum != 0.0 && k.nesterov != 0,
+            },
+            K::L(_) => true,
+        };
+        if !hit && v.fma != 0 && used {
+            if let Some(x) = sweep(v, &mut rng, &eval, &cancel, (pt, gt, st)) {
+                found.push(x);
             }
         }
     }
     cache().lock().unwrap().insert(key, found.clone());
     found
+}
+
+/// Base points of [`sweep`].
+const SWEEP_BASES: usize = 6;
+
+/// Structured search for a contraction the random search missed: from a base point whose
+/// gradient cancels the other term of the add site, sweep the low mantissa bits of the
+/// gradient, the state and the parameter (jointly for the gradient and the state when both
+/// are narrow). A contraction changes the f32 result by about an ulp; it shows in bf16/f16
+/// storage only when the result sits at a narrow rounding tie, and in Lion only when `c`
+/// cancels exactly (`sign(c)` is all that is kept), which a sweep through consecutive inputs
+/// reaches and random inputs almost never do.
+fn sweep(
+    v: &Variant,
+    rng: &mut Rng,
+    eval: &dyn Fn(&Variant, &[u32; 4]) -> [u32; 3],
+    cancel: &dyn Fn(u8, f32, f32) -> Option<f32>,
+    (pt, gt, st): (Dtype, Dtype, Dtype),
+) -> Option<[u32; 4]> {
+    let exact = Variant { fma: 0, ftz: 0 };
+    let span = |dt: Dtype| -> u32 {
+        match dt {
+            Dtype::F32 => 1 << 16,
+            Dtype::Bf16 => 1 << 7,
+            Dtype::F16 => 1 << 10,
+        }
+    };
+    let differs = |y: &[u32; 4]| eval(v, y) != eval(&exact, y);
+    for base in 0..SWEEP_BASES {
+        let mut x = [
+            values::one(rng, pt, Family::Wide, false),
+            values::one(rng, gt, Family::Wide, false),
+            values::one(rng, st, Family::Wide, false),
+            values::one(rng, st, Family::Wide, true),
+        ];
+        if let Some(g) = cancel(v.fma, widen(pt, x[0]), widen(st, x[2])) {
+            // Half the bases cancel exactly (Lion's sign), half make the two terms of the
+            // sum comparable (a rounding of the product then reaches the result).
+            let g = match base % 2 {
+                0 => g,
+                _ => g * [-1.7f32, -0.6, 0.8, 1.3][rng.below(4) as usize],
+            };
+            if g.is_finite() && g != 0.0 {
+                x[1] = narrow(gt, g);
+            }
+        }
+        if gt != Dtype::F32 && st != Dtype::F32 {
+            for a in 0..span(gt) {
+                for b in 0..span(st) {
+                    let mut y = x;
+                    y[1] = (x[1] & !(span(gt) - 1)) | a;
+                    y[2] = (x[2] & !(span(st) - 1)) | b;
+                    if differs(&y) {
+                        return Some(y);
+                    }
+                }
+            }
+        }
+        for (i, dt) in [(1, gt), (2, st), (0, pt)] {
+            for a in 0..span(dt) {
+                let mut y = x;
+                y[i] = (x[i] & !(span(dt) - 1)) | a;
+                if differs(&y) {
+                    return Some(y);
+                }
+            }
+        }
+    }
+    None
 }

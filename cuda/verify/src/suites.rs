@@ -74,8 +74,9 @@ fn sgd_configs() -> Vec<RuleConfig> {
         // No momentum, a strong L2 term: with lr*weight_decay >= 1/2 (the sensitivity cases
         // run it at lr 0.37) a contraction of g + weight_decay*p moves p by an ulp; with a
         // small product it could not show in p at all.
+        // (Not 3: `3*p` is exact for bf16/f16 `p`, and its contraction could not show.)
         RuleConfig::Sgd(SgdConfig {
-            weight_decay: 3.0,
+            weight_decay: 2.9,
             ..SgdConfig::new(0.1)
         }),
         RuleConfig::Sgd(SgdConfig {
@@ -193,6 +194,27 @@ fn update_cases(rule: Rule, entry: &str, level: Level) -> Option<Vec<Case>> {
                 specs.push(sp);
             }
         }
+    }
+    // A subnormal learning rate (SGD, Lion): `lr*g` and `lr*sign(c)` are subnormal, so an
+    // `.ftz` on them or on the parameter update shows (as the sign of a zero parameter even
+    // when parameters are stored as f16).
+    if matches!(rule, Rule::Sgd | Rule::Lion) {
+        let mut t = tensor(4097, Family::Wide, 0);
+        t.plant = true;
+        let mut sp = base(configs[0], vec![t], 77);
+        sp.table = false;
+        sp.lr = 1e-40;
+        specs.push(sp);
+        // A tiny clip coefficient with planted inputs, with momentum (the kernels' general
+        // path): `g*clip_coef` is subnormal, and an `.ftz` on it shows in the buffer and as
+        // the sign of a zero parameter (any parameter type).
+        let mut t = tensor(4097, Family::Wide, 0);
+        t.plant = true;
+        t.clip = Some(1e-30);
+        let mut sp = base(configs[0], vec![t], 78);
+        sp.table = false;
+        sp.lr = 0.37;
+        specs.push(sp);
     }
     if level == Level::Full {
         // 2. One multi-tensor launch per family over the small sizes.
