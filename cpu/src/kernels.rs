@@ -70,8 +70,8 @@ const AHEAD: usize = 8;
 /// line that the out-of-order window no longer covers the memory latency, and the hardware
 /// prefetcher alone leaves the loop waiting on loads. Chunking changes no bits: each element
 /// is computed by the same `*_elem` with the same global index (the plan is shifted).
-/// Only used when `narrow` (a 16-bit parameter or state): with all-f32 buffers the plain
-/// loop already keeps up with memory and measured faster without the chunking.
+/// Only used when `narrow` (16-bit states, SGD and Lion): with f32 states, and for Adam, the
+/// plain loop measured as fast or faster without the chunking.
 #[inline(always)]
 fn by_chunks(narrow: bool, n: usize, mut body: impl FnMut(usize, usize, usize)) {
     if !narrow || n <= CHUNK * AHEAD {
@@ -132,20 +132,7 @@ per_isa! {
         exp_avg_sq: &mut [S],
         plan: &Plan<AdamScalars>
     ) {
-        by_chunks(size_of::<P>() < 4 || size_of::<S>() < 4, param.len(), |a, b, f| {
-            prefetch(param, f, f + CHUNK);
-            prefetch(grad, f, f + CHUNK);
-            prefetch(exp_avg, f, f + CHUNK);
-            prefetch(exp_avg_sq, f, f + CHUNK);
-
-            adam_slice::<P, G, S, HwSqrt>(
-                part(param, a, b),
-                part_ref(grad, a, b),
-                part(exp_avg, a, b),
-                part(exp_avg_sq, a, b),
-                &shifted(plan, a),
-            )
-        })
+        adam_slice::<P, G, S, HwSqrt>(param, grad, exp_avg, exp_avg_sq, plan)
     }
 }
 
@@ -157,7 +144,7 @@ per_isa! {
         momentum_buffer: &mut [S],
         plan: &Plan<SgdScalars>
     ) {
-        by_chunks(size_of::<P>() < 4 || size_of::<S>() < 4, param.len(), |a, b, f| {
+        by_chunks(size_of::<S>() < 4, param.len(), |a, b, f| {
             prefetch(param, f, f + CHUNK);
             prefetch(grad, f, f + CHUNK);
             prefetch(momentum_buffer, f, f + CHUNK);
@@ -179,7 +166,7 @@ per_isa! {
         exp_avg: &mut [S],
         plan: &Plan<LionScalars>
     ) {
-        by_chunks(size_of::<P>() < 4 || size_of::<S>() < 4, param.len(), |a, b, f| {
+        by_chunks(size_of::<S>() < 4, param.len(), |a, b, f| {
             prefetch(param, f, f + CHUNK);
             prefetch(grad, f, f + CHUNK);
             prefetch(exp_avg, f, f + CHUNK);
