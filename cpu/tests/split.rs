@@ -13,7 +13,9 @@ use adamant_core::{
 use adamant_cpu::{AdamTensor, Driver, HwSqrt, Isa, LionTensor, SgdTensor};
 
 const THREADS: [usize; 4] = [1, 2, 3, 7];
-const LENS: [usize; 6] = [0, 1, 63, 65, 1000, 4099];
+// 4099 and 9293 pass the chunked, prefetching loop of `kernels` (more than 4096 elements per
+// piece), including a short last chunk.
+const LENS: [usize; 7] = [0, 1, 63, 65, 1000, 4099, 9293];
 
 struct Rng(u64);
 impl Rng {
