@@ -406,8 +406,3 @@ impl Adam {
         }
     }
 }
-
-/// Bytes of optimizer state per parameter element for the state dtype `S` (two moments).
-pub const fn state_bytes_per_param(state_size: usize) -> usize {
-    2 * state_size
-}
