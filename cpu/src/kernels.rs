@@ -274,8 +274,8 @@ fn blocks_loop<P: Element, G: Element, S: StateElement, const PREP: bool>(
     // Rows of the element pass ask for the lines of the row `ahead` elements on (in this
     // block or the next), as `by_chunks` does for the other rules.
     let st = stride(CHUNK_BYTES_ADAM, size_of::<S>());
-    for j in 0..nb {
-        let block_scale = block_update_hw(&mut exp_avg_sq[j], sum, l as u64, &plan.scalars);
+    for (j, v) in exp_avg_sq.iter_mut().enumerate() {
+        let block_scale = block_update_hw(v, sum, l as u64, &plan.scalars);
         let start = j * l;
         if j + 1 == nb {
             let cur = start..start + l;
