@@ -193,6 +193,28 @@ typedef uint32_t adamant_adagc_mode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The update rule a tensor table is laid out for (which state buffers each entry holds).
+// Crosses the ABI as a `uint32_t`, checked on entry.
+enum adamant_cuda_rule
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Adam and AdamW: `param, grad, exp_avg, exp_avg_sq`.
+  ADAMANT_CUDA_RULE_ADAM = 0,
+  // SGD: `param, grad, momentum_buffer` (every buffer empty when the step has no momentum).
+  ADAMANT_CUDA_RULE_SGD = 1,
+  // Lion: `param, grad, exp_avg`.
+  ADAMANT_CUDA_RULE_LION = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum adamant_cuda_rule adamant_cuda_rule;
+#else
+typedef uint32_t adamant_cuda_rule;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // AdaGC hyper-parameters. Start from `adamant_adagc_config_default()`.
 typedef struct adamant_adagc_config {
   // `lambda_rel`: relative threshold, finite, `> 0`.
@@ -394,6 +416,31 @@ typedef struct adamant_lion_config {
   // 1: round bf16 parameters stochastically; 0: nearest-even.
   uint32_t stochastic_rounding;
 } adamant_lion_config;
+
+// Host descriptor of an encoded tensor table, filled by `adamant_cuda_tensor_table_encode`
+// and passed (unchanged) to every `adamant_cuda_<rule>_step_table` call over that table.
+// The step checks it before queueing anything; a descriptor the encoder would not produce
+// gives `ADAMANT_STATUS_INVALID_CONFIG` (or the dtype statuses for bad dtype codes).
+typedef struct adamant_cuda_tensor_table {
+  // Tensors in the table (1 to `UINT32_MAX`).
+  size_t count;
+  // Launch chunks of the table: the sum of `ceil(len / 16384)` over its tensors.
+  uint64_t total_chunks;
+  // Device address of the f32 clip coefficient every entry carries (NULL: no clipping).
+  // A step's `args->clip_coef` must be this address.
+  const float *clip_coef;
+  // The `adamant_cuda_rule` the table was encoded for.
+  uint32_t rule;
+  // `adamant_dtype` of every parameter buffer.
+  uint32_t param_dtype;
+  // `adamant_dtype` of every gradient buffer.
+  uint32_t grad_dtype;
+  // `adamant_dtype` of every state buffer.
+  uint32_t state_dtype;
+  // State buffers per entry: 2 (Adam), 1 (Lion; SGD with momentum buffers), 0 (SGD with
+  // empty momentum buffers).
+  uint32_t state_count;
+} adamant_cuda_tensor_table;
 
 // Per-step f32 scalars of Lion (`adamant_core`'s `LionScalars`).
 typedef struct adamant_lion_scalars {
@@ -965,6 +1012,105 @@ adamant_status adamant_cuda_reduce_combine(struct adamant_const_tensor partials,
 // `ADAMANT_STATUS_NO_CUDA_DRIVER` (no NVIDIA driver installed, or no device), or
 // `ADAMANT_STATUS_CUDA_ERROR` (the driver failed to initialise).
 adamant_status adamant_cuda_available(void);
+
+// Bytes of the device table of `count` tensors (64 per tensor), for
+// `adamant_cuda_tensor_table_encode`'s buffer. 0 when no table of `count` tensors can be
+// built (`count` is 0 or above `UINT32_MAX`).
+size_t adamant_cuda_tensor_table_bytes(size_t count);
+
+// Encode the device table of one model's tensors for `adamant_cuda_<rule>_step_table`.
+//
+// The lists are those of `adamant_cuda_<rule>_step_multi`: for `ADAMANT_CUDA_RULE_ADAM`
+// `states0` = `exp_avgs`, `states1` = `exp_avg_sqs`; for `ADAMANT_CUDA_RULE_SGD` `states0` =
+// `momentum_buffers` (all with their parameters' lengths, or all empty for steps without
+// momentum); for `ADAMANT_CUDA_RULE_LION` `states0` = `exp_avgs`. `states1` is not read for
+// SGD and Lion (may be NULL). Every view's `data` is a device address; the views are checked
+// as by the `_multi` entry points (dtype, NULL, length, alignment, overlap of the device
+// ranges) and, in addition, all parameters must share one dtype, all gradients one, all
+// states one (`ADAMANT_STATUS_UNSUPPORTED_DTYPE` otherwise). `clip_coef` is the device
+// address of an f32 clip coefficient the table's steps multiply every gradient by, or NULL.
+//
+// On success, the `adamant_cuda_tensor_table_bytes(count)` first bytes of `out_table` (a host
+// buffer of `table_bytes` bytes) hold the table, to be copied to 8-byte aligned device
+// memory, and `*out_desc` describes it. Errors: `count` 0 or above `UINT32_MAX`
+// (`ADAMANT_STATUS_INVALID_CONFIG`), `table_bytes` too small (`ADAMANT_STATUS_LENGTH_MISMATCH`),
+// `out_table` or `out_desc` overlapping each other or the view arrays
+// (`ADAMANT_STATUS_OVERLAP`), and the view statuses; on any error nothing is written. No
+// device memory is touched and no driver is needed.
+//
+// # Safety
+// Each array holds `count` views (`states1` too for Adam); `out_table` points to
+// `table_bytes` writable bytes; `out_desc` is a writable host pointer.
+adamant_status adamant_cuda_tensor_table_encode(uint32_t rule,
+                                                const float *clip_coef,
+                                                const struct adamant_tensor *params,
+                                                const struct adamant_const_tensor *grads,
+                                                const struct adamant_tensor *states0,
+                                                const struct adamant_tensor *states1,
+                                                size_t count,
+                                                uint8_t *out_table,
+                                                size_t table_bytes,
+                                                struct adamant_cuda_tensor_table *out_desc);
+
+// AdamW step over a whole encoded table on `stream`: the finite scan of every gradient (when
+// `args->check_finite` is 1 or a loss scale is given) as one launch, the update of every
+// tensor as ONE launch, then one commit of the device step counter. Same bits as
+// `adamant_cuda_adamw_step_multi` over the lists the table was encoded from (and as
+// `adamant_adamw_step_multi`).
+//
+// `table` is the descriptor `adamant_cuda_tensor_table_encode` filled for
+// `ADAMANT_CUDA_RULE_ADAM`; `table_device` is the device address (8-byte aligned) of the
+// table bytes it wrote. `args->clip_coef` must be the `clip_coef` given to the encoder
+// (both NULL for no clipping). Checked before anything is queued: NULL pointers, `args`
+// as `adamant_cuda_adamw_step`, the configuration, then the descriptor (another rule, a
+// zero count, a different clip address: `ADAMANT_STATUS_INVALID_CONFIG`; dtype codes as for
+// views), then `table_device` (`ADAMANT_STATUS_NULL_POINTER`, `ADAMANT_STATUS_MISALIGNED`).
+// Returns as `adamant_cuda_adamw_step`.
+//
+// # Safety
+// `config`, `args` and `table` point to valid host structs; the device table holds the
+// bytes encoded with `*table` and every address in it (and in `args`) is device memory of
+// the current context, valid until the stream has run the step; `stream` is NULL or a live
+// stream of the current context.
+adamant_status adamant_cuda_adamw_step_table(const struct adamant_adam_config *config,
+                                             const struct adamant_cuda_step_args *args,
+                                             const struct adamant_cuda_tensor_table *table,
+                                             const void *table_device,
+                                             void *stream);
+
+// Adam (L2 weight decay) step over an encoded table; see `adamant_cuda_adamw_step_table`.
+//
+// # Safety
+// As `adamant_cuda_adamw_step_table`.
+adamant_status adamant_cuda_adam_step_table(const struct adamant_adam_config *config,
+                                            const struct adamant_cuda_step_args *args,
+                                            const struct adamant_cuda_tensor_table *table,
+                                            const void *table_device,
+                                            void *stream);
+
+// SGD step over a table encoded for `ADAMANT_CUDA_RULE_SGD`; see
+// `adamant_cuda_adamw_step_table`. A configuration with momentum needs a table encoded with
+// momentum buffers, one without needs empty ones (`ADAMANT_STATUS_LENGTH_MISMATCH`
+// otherwise, as the `_multi` entry point).
+//
+// # Safety
+// As `adamant_cuda_adamw_step_table`.
+adamant_status adamant_cuda_sgd_step_table(const struct adamant_sgd_config *config,
+                                           const struct adamant_cuda_step_args *args,
+                                           const struct adamant_cuda_tensor_table *table,
+                                           const void *table_device,
+                                           void *stream);
+
+// Lion step over a table encoded for `ADAMANT_CUDA_RULE_LION`; see
+// `adamant_cuda_adamw_step_table`.
+//
+// # Safety
+// As `adamant_cuda_adamw_step_table`.
+adamant_status adamant_cuda_lion_step_table(const struct adamant_lion_config *config,
+                                            const struct adamant_cuda_step_args *args,
+                                            const struct adamant_cuda_tensor_table *table,
+                                            const void *table_device,
+                                            void *stream);
 
 // The official defaults: betas (0.9, 0.99), weight_decay 0.
 struct adamant_lion_config adamant_lion_config_default(void);

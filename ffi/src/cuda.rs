@@ -59,7 +59,7 @@ pub struct adamant_cuda_step_args {
 
 /// A device address argument: `NullPointer` when required and NULL, `Misaligned` when not
 /// aligned for `T`; 0 for an optional NULL.
-fn device_addr<T>(p: *const T, required: bool) -> Result<u64, adamant_status> {
+pub(crate) fn device_addr<T>(p: *const T, required: bool) -> Result<u64, adamant_status> {
     if p.is_null() {
         return if required {
             Err(adamant_status::NullPointer)
@@ -75,7 +75,7 @@ fn device_addr<T>(p: *const T, required: bool) -> Result<u64, adamant_status> {
 
 impl adamant_cuda_step_args {
     /// The kernels' step references, the clip coefficient's address and whether the scan runs.
-    fn refs(&self) -> Result<(StepRefs, u64, bool), adamant_status> {
+    pub(crate) fn refs(&self) -> Result<(StepRefs, u64, bool), adamant_status> {
         let check = flag(self.check_finite)?;
         let refs = StepRefs {
             lr: device_addr(self.lr, true)?,
@@ -95,7 +95,7 @@ impl adamant_cuda_step_args {
 /// The ABI status of a launcher error. Every argument was checked before the launcher ran,
 /// so `UnsupportedDtype` and `InvalidArgument` only mean the two checks disagree (reported as
 /// the closest CPU status).
-fn status_of(e: OpError) -> adamant_status {
+pub(crate) fn status_of(e: OpError) -> adamant_status {
     match e {
         OpError::NoDevice(_) => adamant_status::NoCudaDriver,
         OpError::Launch(_) => adamant_status::CudaError,
@@ -106,7 +106,7 @@ fn status_of(e: OpError) -> adamant_status {
 
 /// The launch entry of one checked tensor: `[param, grad, state0?, state1?]`, keyed for
 /// stochastic rounding from its own element 0 (as the CPU ABI's multi-tensor calls).
-fn entry<const B: usize>(v: &[View; B], clip: u64) -> TensorEntry {
+pub(crate) fn entry<const B: usize>(v: &[View; B], clip: u64) -> TensorEntry {
     let addr = |b: usize| -> u64 {
         if b < B && v[b].len > 0 {
             v[b].ptr.addr() as u64
@@ -154,7 +154,7 @@ unsafe fn device_step<const B: usize>(
 /// (the driver check) and queue: one tensor as `ops::step` (scan, update, commit); a list as
 /// the scan of every gradient, the update of every tensor, one commit. Each tensor is one
 /// launch keyed from its own element 0, so a list gives the bits of one call per tensor.
-fn checked_step<L: Launcher, const B: usize>(
+pub(crate) fn checked_step<L: Launcher, const B: usize>(
     rule: Rule,
     hyper: Vec<u8>,
     args: &adamant_cuda_step_args,
@@ -189,7 +189,7 @@ fn checked_step<L: Launcher, const B: usize>(
     ops::commit(&mut l, &refs).map_err(status_of)
 }
 
-const ADAM_SPECS: [Spec; 4] = [
+pub(crate) const ADAM_SPECS: [Spec; 4] = [
     Spec {
         written: true,
         allowed: ANY_DTYPE,
@@ -208,7 +208,7 @@ const ADAM_SPECS: [Spec; 4] = [
     },
 ];
 
-const THREE_SPECS: [Spec; 3] = [
+pub(crate) const THREE_SPECS: [Spec; 3] = [
     Spec {
         written: true,
         allowed: ANY_DTYPE,
@@ -223,7 +223,7 @@ const THREE_SPECS: [Spec; 3] = [
     },
 ];
 
-fn adam_lens(v: &[View; 4]) -> Result<(), adamant_status> {
+pub(crate) fn adam_lens(v: &[View; 4]) -> Result<(), adamant_status> {
     let n = v[0].len;
     if v[1].len != n || v[2].len != n || v[3].len != n {
         return Err(adamant_status::LengthMismatch);
@@ -234,7 +234,7 @@ fn adam_lens(v: &[View; 4]) -> Result<(), adamant_status> {
     Ok(())
 }
 
-fn same_lens(v: &[View; 3]) -> Result<(), adamant_status> {
+pub(crate) fn same_lens(v: &[View; 3]) -> Result<(), adamant_status> {
     let n = v[0].len;
     if v[1].len != n || v[2].len != n {
         return Err(adamant_status::LengthMismatch);

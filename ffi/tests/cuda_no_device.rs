@@ -519,3 +519,199 @@ fn spec_scratch_len_matches_the_combine_levels() {
     assert_eq!(adamant_cuda_reduce_combine_scratch_len(4096), 1);
     assert_eq!(adamant_cuda_reduce_combine_scratch_len(4097), 3);
 }
+
+/// Encoding a tensor table is host work (no driver needed): it succeeds here and writes the
+/// table bytes and the descriptor. Every `_step_table` entry point then checks its
+/// arguments and returns `ADAMANT_STATUS_NO_CUDA_DRIVER`, touching nothing.
+#[test]
+fn spec_table_entry_points_encode_here_and_steps_return_no_device() {
+    use adamant_status as S;
+    let mut sc = Scalars::new();
+    let mut b0 = bufs(1000);
+    let mut b1 = bufs(37);
+    let orig = [b0.clone(), b1.clone()];
+    let [p0, g0, m0, v0] = &mut b0;
+    let [p1, g1, m1, v1] = &mut b1;
+    let ps = [view(p0), view(p1)];
+    let gs = [cview(g0), cview(g1)];
+    let ms = [view(m0), view(m1)];
+    let vs = [view(v0), view(v1)];
+    let empties = [adamant_tensor {
+        data: null_mut(),
+        dtype: 0,
+        len: 0,
+    }; 2];
+    let bytes = adamant_cuda_tensor_table_bytes(2);
+    assert_eq!(bytes, 128);
+    let blank = adamant_cuda_tensor_table {
+        count: 0,
+        total_chunks: 0,
+        clip_coef: null(),
+        rule: 0,
+        param_dtype: 0,
+        grad_dtype: 0,
+        state_dtype: 0,
+        state_count: 0,
+    };
+    let encode = |rule: adamant_cuda_rule,
+                  clip: *const f32,
+                  s0: &[adamant_tensor; 2],
+                  s1: *const adamant_tensor|
+     -> (adamant_status, Vec<u8>, adamant_cuda_tensor_table) {
+        let mut table = vec![0u8; bytes];
+        let mut desc = blank;
+        // SAFETY: arrays of two views each (states1 unread for SGD and Lion); `table` has
+        // the bytes asked for.
+        let s = unsafe {
+            adamant_cuda_tensor_table_encode(
+                rule as u32,
+                clip,
+                ps.as_ptr(),
+                gs.as_ptr(),
+                s0.as_ptr(),
+                s1,
+                2,
+                table.as_mut_ptr(),
+                table.len(),
+                &mut desc,
+            )
+        };
+        (s, table, desc)
+    };
+    let (s, adam_table, adam) = encode(adamant_cuda_rule::Adam, &sc.clip, &ms, vs.as_ptr());
+    assert_eq!(s, S::Ok);
+    assert!(adam_table.iter().any(|&b| b != 0));
+    assert_eq!((adam.count, adam.total_chunks, adam.state_count), (2, 2, 2));
+    assert_eq!(adam.clip_coef, &sc.clip as *const f32);
+    let (s, _, lion) = encode(adamant_cuda_rule::Lion, null(), &ms, null());
+    assert_eq!((s, lion.state_count), (S::Ok, 1));
+    let (s, _, sgd_m) = encode(adamant_cuda_rule::Sgd, null(), &ms, null());
+    assert_eq!((s, sgd_m.state_count), (S::Ok, 1));
+    let (s, _, sgd_plain) = encode(adamant_cuda_rule::Sgd, null(), &empties, null());
+    assert_eq!((s, sgd_plain.state_count), (S::Ok, 0));
+
+    // A stand-in for the device copy of the table (8-byte aligned).
+    let dev_table = [0u64; 16];
+    let t: *const c_void = dev_table.as_ptr().cast();
+    let adamw = adamant_adamw_config_default();
+    let sgd = adamant_sgd_config {
+        momentum: 0.9,
+        ..adamant_sgd_config_default()
+    };
+    let plain = adamant_sgd_config_default();
+    let lion_cfg = adamant_lion_config_default();
+    let clip_args = sc.args(true, true, 1);
+    let args = sc.args(true, false, 1);
+    // SAFETY: host structs; the "device" pointers are host memory nothing dereferences
+    // without a driver (checked below).
+    unsafe {
+        assert_eq!(
+            adamant_cuda_adamw_step_table(&adamw, &clip_args, &adam, t, stream()),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_adam_step_table(&adamw, &clip_args, &adam, t, stream()),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_lion_step_table(&lion_cfg, &args, &lion, t, stream()),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_sgd_step_table(&sgd, &args, &sgd_m, t, stream()),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_sgd_step_table(&plain, &args, &sgd_plain, t, stream()),
+            NO_DEVICE
+        );
+        // Argument errors first, in the documented order.
+        assert_eq!(
+            adamant_cuda_adamw_step_table(null(), &clip_args, &adam, t, stream()),
+            S::NullPointer
+        );
+        assert_eq!(
+            adamant_cuda_adamw_step_table(&adamw, null(), &adam, t, stream()),
+            S::NullPointer
+        );
+        assert_eq!(
+            adamant_cuda_adamw_step_table(&adamw, &clip_args, null(), t, stream()),
+            S::NullPointer
+        );
+        let bad_beta = adamant_adam_config {
+            beta2: 1.0,
+            ..adamw
+        };
+        assert_eq!(
+            adamant_cuda_adamw_step_table(&bad_beta, &clip_args, &adam, t, stream()),
+            S::InvalidConfig
+        );
+        // A descriptor of another rule, or a clip address the table was not encoded with.
+        assert_eq!(
+            adamant_cuda_adamw_step_table(&adamw, &clip_args, &lion, t, stream()),
+            S::InvalidConfig
+        );
+        assert_eq!(
+            adamant_cuda_lion_step_table(&lion_cfg, &args, &adam, t, stream()),
+            S::InvalidConfig
+        );
+        assert_eq!(
+            adamant_cuda_adamw_step_table(&adamw, &args, &adam, t, stream()),
+            S::InvalidConfig
+        );
+        // SGD: momentum step over a table without buffers and the other way round.
+        assert_eq!(
+            adamant_cuda_sgd_step_table(&sgd, &args, &sgd_plain, t, stream()),
+            S::LengthMismatch
+        );
+        assert_eq!(
+            adamant_cuda_sgd_step_table(&plain, &args, &sgd_m, t, stream()),
+            S::LengthMismatch
+        );
+        assert_eq!(
+            adamant_cuda_adamw_step_table(&adamw, &clip_args, &adam, null(), stream()),
+            S::NullPointer
+        );
+        assert_eq!(
+            adamant_cuda_adamw_step_table(
+                &adamw,
+                &clip_args,
+                &adam,
+                t.wrapping_byte_add(4),
+                stream()
+            ),
+            S::Misaligned
+        );
+    }
+    // Encoding errors write nothing: mixed state dtypes, a short buffer.
+    let mut mixed = ms;
+    mixed[1].dtype = 1;
+    let (s, table, desc) = encode(adamant_cuda_rule::Lion, null(), &mixed, null());
+    assert_eq!(s, S::UnsupportedDtype);
+    assert!(table.iter().all(|&b| b == 0));
+    assert_eq!((desc.count, desc.total_chunks), (0, 0));
+    let mut short = vec![0u8; bytes - 1];
+    let mut desc = blank;
+    // SAFETY: arrays of two views; `short` has `bytes - 1` bytes.
+    let s = unsafe {
+        adamant_cuda_tensor_table_encode(
+            adamant_cuda_rule::Adam as u32,
+            null(),
+            ps.as_ptr(),
+            gs.as_ptr(),
+            ms.as_ptr(),
+            vs.as_ptr(),
+            2,
+            short.as_mut_ptr(),
+            short.len(),
+            &mut desc,
+        )
+    };
+    assert_eq!(s, S::LengthMismatch);
+    assert!(short.iter().all(|&b| b == 0));
+    assert_eq!(desc.count, 0);
+    assert!(dev_table.iter().all(|&w| w == 0));
+    same(&b0, &orig[0]);
+    same(&b1, &orig[1]);
+    sc.untouched();
+}

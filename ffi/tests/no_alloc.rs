@@ -212,3 +212,111 @@ fn spec_threads_allocate_only_when_splitting() {
     assert!(allocations(|| step(&mut p, &mut m, &mut v)) > 0);
     assert_eq!(adamant_set_num_threads(0), adamant_status::Ok);
 }
+
+/// Encoding a CUDA tensor table (success and errors) and every argument error of a table
+/// step allocate nothing: the table goes into the caller's buffer, the descriptor into the
+/// caller's struct, and the kernel argument bytes are built only once the arguments passed.
+#[test]
+fn spec_no_allocation_encoding_cuda_tensor_tables() {
+    use core::ptr::{null, null_mut};
+    let n = 1000;
+    let (mut p, g, mut m, mut v) = (
+        vec![0.5f32; n],
+        vec![0.25f32; n],
+        vec![0.0f32; n],
+        vec![0.0f32; n],
+    );
+    let (mut p2, g2, mut m2, mut v2) = (
+        vec![0.5f32; 7],
+        vec![0.25f32; 7],
+        vec![0.0f32; 7],
+        vec![0.0f32; 7],
+    );
+    let ps = [view(&mut p), view(&mut p2)];
+    let gs = [cview(&g), cview(&g2)];
+    let ms = [view(&mut m), view(&mut m2)];
+    let vs = [view(&mut v), view(&mut v2)];
+    let mut table = [0u8; 128];
+    let blank = adamant_cuda_tensor_table {
+        count: 0,
+        total_chunks: 0,
+        clip_coef: null(),
+        rule: 0,
+        param_dtype: 0,
+        grad_dtype: 0,
+        state_dtype: 0,
+        state_count: 0,
+    };
+    let mut desc = blank;
+    let (lr, mut step, mut found) = (1e-3f32, 0u64, 0.0f32);
+    let args = adamant_cuda_step_args {
+        lr: &lr,
+        step: &mut step,
+        grad_scale: null(),
+        clip_coef: null(),
+        found_inf: &mut found,
+        check_finite: 1,
+    };
+    let cfg = adamant_adamw_config_default();
+    let lion = adamant_lion_config_default();
+    let dev = [0u64; 16];
+    let mut statuses = [adamant_status::Ok; 6];
+    let count = allocations(|| {
+        // SAFETY: arrays of two views, a 128-byte table, host structs; the "device" table is
+        // never dereferenced (every step call below fails its checks).
+        unsafe {
+            statuses[0] = adamant_cuda_tensor_table_encode(
+                0,
+                null(),
+                ps.as_ptr(),
+                gs.as_ptr(),
+                ms.as_ptr(),
+                vs.as_ptr(),
+                2,
+                table.as_mut_ptr(),
+                table.len(),
+                &mut desc,
+            );
+            statuses[1] = adamant_cuda_tensor_table_encode(
+                0,
+                null(),
+                ps.as_ptr(),
+                gs.as_ptr(),
+                ms.as_ptr(),
+                vs.as_ptr(),
+                2,
+                table.as_mut_ptr(),
+                table.len() - 1,
+                &mut desc,
+            );
+            let t = dev.as_ptr().cast();
+            statuses[2] = adamant_cuda_lion_step_table(&lion, &args, &desc, t, null_mut());
+            statuses[3] = adamant_cuda_adamw_step_table(
+                &cfg,
+                &args,
+                &desc,
+                t.wrapping_byte_add(4),
+                null_mut(),
+            );
+            statuses[4] = adamant_cuda_adamw_step_table(&cfg, &args, &desc, null(), null_mut());
+            statuses[5] = adamant_cuda_adamw_step_table(&cfg, &args, &blank, t, null_mut());
+        }
+    });
+    use adamant_status as S;
+    assert_eq!(
+        statuses,
+        [
+            S::Ok,
+            S::LengthMismatch,
+            S::InvalidConfig,
+            S::Misaligned,
+            S::NullPointer,
+            S::InvalidConfig
+        ]
+    );
+    assert_eq!(
+        count, 0,
+        "allocations while encoding or checking a tensor table"
+    );
+    assert_eq!((desc.count, desc.total_chunks), (2, 2));
+}

@@ -130,6 +130,40 @@ int main(void) {
         CHECK(adamant_cuda_adamw_step(&cfg, &a, view(0), cview(1), view(2), view(3), NULL) ==
               ADAMANT_STATUS_NULL_POINTER);
         CHECK(lr == 1e-3f && found == 0.0f && dstep == 5 && untouched());
+
+        /* Tensor table: bytes query -> encode (host work, succeeds without a driver) -> the
+         * caller's device copy -> step_table (no driver here). Errors write nothing. */
+        size_t tb = adamant_cuda_tensor_table_bytes(2);
+        CHECK(tb == 128 && adamant_cuda_tensor_table_bytes(0) == 0);
+        _Alignas(8) static unsigned char table[128], dev_table[128];
+        adamant_cuda_tensor_table desc;
+        memset(&desc, 0, sizeof desc);
+        memset(table, 0xab, sizeof table);
+        adamant_tensor bad_ms[2] = {view(2), view(6)};
+        bad_ms[1].dtype = ADAMANT_DTYPE_BF16;
+        CHECK(adamant_cuda_tensor_table_encode(ADAMANT_CUDA_RULE_ADAM, NULL, ps, gs, bad_ms, vs,
+                                               2, table, tb, &desc) ==
+              ADAMANT_STATUS_UNSUPPORTED_DTYPE);
+        CHECK(adamant_cuda_tensor_table_encode(ADAMANT_CUDA_RULE_ADAM, NULL, ps, gs, ms, vs, 2,
+                                               table, tb - 1, &desc) ==
+              ADAMANT_STATUS_LENGTH_MISMATCH);
+        CHECK(adamant_cuda_tensor_table_encode(7, NULL, ps, gs, ms, vs, 2, table, tb, &desc) ==
+              ADAMANT_STATUS_INVALID_ENUM);
+        CHECK(desc.count == 0 && table[0] == 0xab && table[127] == 0xab);
+        CHECK(adamant_cuda_tensor_table_encode(ADAMANT_CUDA_RULE_ADAM, NULL, ps, gs, ms, vs, 2,
+                                               table, tb, &desc) == ADAMANT_STATUS_OK);
+        CHECK(desc.count == 2 && desc.total_chunks == 2 && desc.state_count == 2 &&
+              desc.rule == ADAMANT_CUDA_RULE_ADAM && desc.clip_coef == NULL);
+        memcpy(dev_table, table, tb); /* cudaMemcpy on a real device */
+        a.found_inf = &found;
+        CHECK(adamant_cuda_adamw_step_table(&cfg, &a, &desc, dev_table, NULL) ==
+              ADAMANT_STATUS_NO_CUDA_DRIVER);
+        adamant_lion_config lion = adamant_lion_config_default();
+        CHECK(adamant_cuda_lion_step_table(&lion, &a, &desc, dev_table, NULL) ==
+              ADAMANT_STATUS_INVALID_CONFIG);
+        CHECK(adamant_cuda_adamw_step_table(&cfg, &a, &desc, dev_table + 4, NULL) ==
+              ADAMANT_STATUS_MISALIGNED);
+        CHECK(lr == 1e-3f && found == 0.0f && dstep == 5 && untouched());
     }
 
     /* Status strings: static, non-empty, unknown codes named as such. */

@@ -40,6 +40,16 @@ fn structs_match() {
         found_inf,
         check_finite
     });
+    same_struct!(adamant_cuda_tensor_table {
+        count,
+        total_chunks,
+        clip_coef,
+        rule,
+        param_dtype,
+        grad_dtype,
+        state_dtype,
+        state_count
+    });
     same_struct!(adamant_step_options {
         lr,
         grad_scale,
@@ -260,6 +270,12 @@ fn enum_values_match() {
     );
     assert_eq!(enumerators("ADAMANT_REDUCE_OP_"), 2);
 
+    use ffi::adamant_cuda_rule as U;
+    assert_eq!(c::adamant_cuda_rule_ADAMANT_CUDA_RULE_ADAM, U::Adam as u32);
+    assert_eq!(c::adamant_cuda_rule_ADAMANT_CUDA_RULE_SGD, U::Sgd as u32);
+    assert_eq!(c::adamant_cuda_rule_ADAMANT_CUDA_RULE_LION, U::Lion as u32);
+    assert_eq!(enumerators("ADAMANT_CUDA_RULE_"), 3);
+
     use ffi::adamant_decay as Y;
     assert_eq!(c::adamant_decay_ADAMANT_DECAY_CONSTANT, Y::Constant as u32);
     assert_eq!(c::adamant_decay_ADAMANT_DECAY_LINEAR, Y::Linear as u32);
@@ -408,6 +424,12 @@ fn every_declared_function_is_exported() {
         adamant_cuda_reduce_combine_scratch_len,
         adamant_cuda_reduce_combine,
         adamant_cuda_available,
+        adamant_cuda_tensor_table_bytes,
+        adamant_cuda_tensor_table_encode,
+        adamant_cuda_adamw_step_table,
+        adamant_cuda_adam_step_table,
+        adamant_cuda_sgd_step_table,
+        adamant_cuda_lion_step_table,
         adamant_set_num_threads,
         adamant_num_threads,
     );
