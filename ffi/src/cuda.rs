@@ -59,7 +59,7 @@ pub struct adamant_cuda_step_args {
 
 /// A device address argument: `NullPointer` when required and NULL, `Misaligned` when not
 /// aligned for `T`; 0 for an optional NULL.
-fn device_addr<T>(p: *const T, required: bool) -> Result<u64, adamant_status> {
+pub(crate) fn device_addr<T>(p: *const T, required: bool) -> Result<u64, adamant_status> {
     if p.is_null() {
         return if required {
             Err(adamant_status::NullPointer)
@@ -75,7 +75,7 @@ fn device_addr<T>(p: *const T, required: bool) -> Result<u64, adamant_status> {
 
 impl adamant_cuda_step_args {
     /// The kernels' step references, the clip coefficient's address and whether the scan runs.
-    fn refs(&self) -> Result<(StepRefs, u64, bool), adamant_status> {
+    pub(crate) fn refs(&self) -> Result<(StepRefs, u64, bool), adamant_status> {
         let check = flag(self.check_finite)?;
         let refs = StepRefs {
             lr: device_addr(self.lr, true)?,
@@ -95,7 +95,7 @@ impl adamant_cuda_step_args {
 /// The ABI status of a launcher error. Every argument was checked before the launcher ran,
 /// so `UnsupportedDtype` and `InvalidArgument` only mean the two checks disagree (reported as
 /// the closest CPU status).
-fn status_of(e: OpError) -> adamant_status {
+pub(crate) fn status_of(e: OpError) -> adamant_status {
     match e {
         OpError::NoDevice(_) => adamant_status::NoCudaDriver,
         OpError::Launch(_) => adamant_status::CudaError,
