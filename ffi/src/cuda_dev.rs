@@ -221,4 +221,11 @@ pub(crate) mod sim {
     pub fn get_words(s: &mut Simulator, a: u64, n: usize) -> Vec<u32> {
         words(&get_bytes(s, a, 4 * n))
     }
+
+    /// Overwrite device memory at `a` with `bytes`.
+    pub fn put_at(s: &mut Simulator, a: u64, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            s.upload(a, bytes).unwrap();
+        }
+    }
 }
