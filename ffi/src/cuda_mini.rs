@@ -715,13 +715,7 @@ mod tests {
             _ => m
                 .segs
                 .iter()
-                .map(|s| {
-                    if s.block_len == 0 {
-                        s.len
-                    } else {
-                        s.len / s.block_len
-                    }
-                })
+                .map(|s| s.len.checked_div(s.block_len).unwrap_or(s.len))
                 .sum(),
         }
     }

@@ -687,7 +687,7 @@ fn spec_mini_clip_and_compression_entry_points_return_no_device_and_write_nothin
     // Adam-mini: the encode is host work and succeeds; the step needs the driver.
     let mut mm = Mini::new();
     let before = mm.snapshot();
-    let coefs = vec![0.5f32; 3];
+    let coefs = [0.5f32; 3];
     let (table, desc, scratch) = mini_encode(&mut mm, coefs.as_ptr());
     assert_eq!(desc.scan_count, 3);
     let cfg = adamant_adam_mini_config_default();
