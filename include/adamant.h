@@ -417,6 +417,70 @@ typedef struct adamant_lion_config {
   uint32_t stochastic_rounding;
 } adamant_lion_config;
 
+// The host descriptor of an encoded clip table (filled by `adamant_cuda_clip_table_encode`;
+// pass it unchanged to the clip calls).
+typedef struct adamant_cuda_clip_table {
+  // Tensors in the table (`>= 1`).
+  size_t count;
+  // Tiles of 4096 gradient values over every tensor.
+  uint64_t total_tiles;
+  // Device scratch the table's partials point into (`scratch_len` f32 elements).
+  float *scratch;
+  // Its length in f32 elements (`adamant_cuda_clip_scratch_len`).
+  size_t scratch_len;
+  // The `adamant_dtype` of every gradient.
+  uint32_t grad_dtype;
+} adamant_cuda_clip_table;
+
+// LoCo hyper-parameters. Start from `adamant_loco_config_default()` (DeepSpeed's).
+typedef struct adamant_loco_config {
+  // Weight of the error history, in `[0, 1)`; 0 is classic error feedback.
+  double err_beta;
+  // Elements per quantization group, `> 0`.
+  size_t group_len;
+  // Reset period in steps: error buffers read as zero at steps `1, 1 + reset_every, ...`
+  // (0: only at step 1).
+  uint64_t reset_every;
+  // Code width of the exchanged gradients: 4 or 8 (`ADAMANT_STATUS_INVALID_ENUM` otherwise).
+  uint32_t bits;
+  // 1: error buffers packed 8-bit (DeepSpeed); 0: f32. Other values: invalid enum.
+  uint32_t error_int8;
+} adamant_loco_config;
+
+// The host descriptor of an encoded Adam-mini table (filled by
+// `adamant_cuda_adam_mini_table_encode`; pass it unchanged to
+// `adamant_cuda_adam_mini_step_table`).
+typedef struct adamant_cuda_adam_mini_table {
+  // Bytes of the encoded table.
+  size_t table_bytes;
+  // Uniform-block segments (112 bytes each, from byte 0).
+  size_t segment_count;
+  // Per-element runs with weight decay (64 bytes each, after the segments).
+  size_t decay_count;
+  // Per-element runs without weight decay (after those with).
+  size_t plain_count;
+  // Whole tensors for the finite scan (last).
+  size_t scan_count;
+  // Chunks of 16384 elements of the segments' element pass.
+  uint64_t total_chunks;
+  // Tiles of 4096 values of the block statistics.
+  uint64_t total_tiles;
+  // Blocks of the block update.
+  uint64_t total_blocks;
+  // Chunks of the runs with weight decay.
+  uint64_t decay_chunks;
+  // Chunks of the runs without weight decay.
+  uint64_t plain_chunks;
+  // Chunks of the finite scan.
+  uint64_t scan_chunks;
+  // `adamant_dtype` of every parameter.
+  uint32_t param_dtype;
+  // `adamant_dtype` of every gradient.
+  uint32_t grad_dtype;
+  // `adamant_dtype` of every state (`exp_avg`, `exp_avg_sq`).
+  uint32_t state_dtype;
+} adamant_cuda_adam_mini_table;
+
 // Host descriptor of an encoded tensor table, filled by `adamant_cuda_tensor_table_encode`
 // and passed (unchanged) to every `adamant_cuda_<rule>_step_table` call over that table.
 // The step checks it before queueing anything; a descriptor the encoder would not produce
@@ -457,21 +521,6 @@ typedef struct adamant_lion_scalars {
   // `1 - beta2`.
   float one_minus_beta2;
 } adamant_lion_scalars;
-
-// LoCo hyper-parameters. Start from `adamant_loco_config_default()` (DeepSpeed's).
-typedef struct adamant_loco_config {
-  // Weight of the error history, in `[0, 1)`; 0 is classic error feedback.
-  double err_beta;
-  // Elements per quantization group, `> 0`.
-  size_t group_len;
-  // Reset period in steps: error buffers read as zero at steps `1, 1 + reset_every, ...`
-  // (0: only at step 1).
-  uint64_t reset_every;
-  // Code width of the exchanged gradients: 4 or 8 (`ADAMANT_STATUS_INVALID_ENUM` otherwise).
-  uint32_t bits;
-  // 1: error buffers packed 8-bit (DeepSpeed); 0: f32. Other values: invalid enum.
-  uint32_t error_int8;
-} adamant_loco_config;
 
 // Every length of one LoCo tensor (from `adamant_loco_layout_sizes`).
 typedef struct adamant_loco_sizes {
@@ -1012,6 +1061,323 @@ adamant_status adamant_cuda_reduce_combine(struct adamant_const_tensor partials,
 // `ADAMANT_STATUS_NO_CUDA_DRIVER` (no NVIDIA driver installed, or no device), or
 // `ADAMANT_STATUS_CUDA_ERROR` (the driver failed to initialise).
 adamant_status adamant_cuda_available(void);
+
+// Bytes of the encoded clip table of `count` tensors (32 per tensor), into `*out_bytes`.
+//
+// # Safety
+// `out_bytes` points to a writable `size_t`.
+adamant_status adamant_cuda_clip_table_bytes(size_t count, size_t *out_bytes);
+
+// f32 elements of the device scratch of a clip over `count` gradients (host array of
+// device views; `count >= 1`, one dtype), into `*out_len`:
+// `3*count + sum_i max(1, ceil(grads[i].len / 4096))`.
+//
+// # Safety
+// `grads` points to `count` views; `out_len` to a writable `size_t`.
+adamant_status adamant_cuda_clip_scratch_len(const struct adamant_const_tensor *grads,
+                                             size_t count,
+                                             size_t *out_len);
+
+// Encode the clip table of `count` device gradients (one dtype) whose statistics use the
+// device scratch `scratch` (exactly `adamant_cuda_clip_scratch_len` f32 elements) into
+// `out_table` (host, exactly `adamant_cuda_clip_table_bytes(count)` bytes), and fill
+// `*out_desc`. Reads no device memory. `count == 0` gives `ADAMANT_STATUS_LENGTH_MISMATCH`;
+// gradients of different dtypes `ADAMANT_STATUS_UNSUPPORTED_DTYPE`.
+//
+// # Safety
+// `grads` points to `count` views (device data); `out_table` to `table_bytes` writable host
+// bytes; `out_desc` to a writable struct.
+adamant_status adamant_cuda_clip_table_encode(const struct adamant_const_tensor *grads,
+                                              size_t count,
+                                              float *scratch,
+                                              size_t scratch_len,
+                                              uint8_t *out_table,
+                                              size_t table_bytes,
+                                              struct adamant_cuda_clip_table *out_desc);
+
+// AdaGC phase one on the device: from the gradients of the encoded table (`table`, its
+// bytes uploaded at `table_device`), divided by the device loss scale `*grad_scale` when
+// not NULL, the per-tensor sums of squares and the global norm (their combine in tensor
+// order), then each tensor's clip coefficient into `out_coefs` (device, `table->count`
+// floats) and the record into `out_record` (device, 4 words; see the module doc), as
+// `adamant_adagc_coefs` with `step = *clip_step` (device u64, the AdaGC steps committed so
+// far) and `gamma` (device, `adamant_adagc_gamma_len` floats). Writes the table's scratch
+// (including this step's thresholds for the commit); writes no AdaGC state.
+//
+// Returns `ADAMANT_STATUS_OK` when queued; argument errors as the CPU ABI (nothing queued);
+// `ADAMANT_STATUS_NO_CUDA_DRIVER` / `ADAMANT_STATUS_CUDA_ERROR` as every CUDA entry point.
+//
+// # Safety
+// `config` and `table` point to valid host structs; every other pointer is a device address
+// of the current context holding the declared elements, valid until the stream ran the call;
+// `stream` is NULL or a live stream of the current context.
+adamant_status adamant_cuda_adagc_coefs(const struct adamant_adagc_config *config,
+                                        const struct adamant_cuda_clip_table *table,
+                                        const void *table_device,
+                                        const float *grad_scale,
+                                        const float *gamma,
+                                        size_t gamma_len,
+                                        const uint64_t *clip_step,
+                                        float *out_coefs,
+                                        float *out_record,
+                                        void *stream);
+
+// AdaGC phase two on the device, queued after the step that used the coefficients of
+// `adamant_cuda_adagc_coefs` (same `config`, `table`, `gamma`, `clip_step`, `record`):
+// unless `*found_inf` (device, may be NULL) is nonzero or the record says the norm was not
+// finite, `gamma` takes this step's thresholds and `*clip_step += 1`, as
+// `adamant_adagc_commit`.
+//
+// # Safety
+// As `adamant_cuda_adagc_coefs`.
+adamant_status adamant_cuda_adagc_commit(const struct adamant_adagc_config *config,
+                                         const struct adamant_cuda_clip_table *table,
+                                         float *gamma,
+                                         size_t gamma_len,
+                                         uint64_t *clip_step,
+                                         const float *record,
+                                         const float *found_inf,
+                                         void *stream);
+
+// Global-norm clipping (PyTorch `clip_grad_norm_`) on the device: the per-tensor sums of
+// squares of the table's gradients (divided by `*grad_scale` when not NULL), their combine
+// in tensor order `sum_sq`, then `adamant_clip_coef_global_norm(sum_sq, max_norm, eps)`:
+// the coefficient into every element of `out_coefs` (device, `table->count` floats) and the
+// norm, coefficient and finite flag into `out_record` (device, 4 words). `eps` must be
+// PyTorch's `1e-6f` (the kernels' constant), else `ADAMANT_STATUS_INVALID_CONFIG`; a
+// non-finite norm gives coefficient 1 and finite flag 0 (see the module doc).
+//
+// # Safety
+// As `adamant_cuda_adagc_coefs`.
+adamant_status adamant_cuda_clip_coef_global_norm(float max_norm,
+                                                  float eps,
+                                                  const struct adamant_cuda_clip_table *table,
+                                                  const void *table_device,
+                                                  const float *grad_scale,
+                                                  float *out_coefs,
+                                                  float *out_record,
+                                                  void *stream);
+
+// `adamant_quantize` on the device: `x` (a device view, f32/bf16/f16) into `out_packed`
+// (device, exactly `adamant_quant_packed_len` bytes, 4-byte aligned), queued on `stream`.
+// A NaN or infinite element sets `*status` (see the module doc) and writes nothing.
+//
+// Returns `ADAMANT_STATUS_OK` when queued; argument errors as `adamant_quantize` (nothing
+// queued); `ADAMANT_STATUS_NO_CUDA_DRIVER` without a driver or device;
+// `ADAMANT_STATUS_CUDA_ERROR` when the driver refused a launch.
+//
+// # Safety
+// Every buffer pointer (`x.data`, `out_packed`, `status`) is a device address of the current
+// context holding the declared lengths, valid until the stream ran the call; `stream` is NULL
+// or a live stream of the current context.
+adamant_status adamant_cuda_quantize(struct adamant_const_tensor x,
+                                     size_t group_len,
+                                     uint32_t bits,
+                                     uint8_t *out_packed,
+                                     size_t packed_len,
+                                     float *status,
+                                     void *stream);
+
+// `adamant_dequantize` on the device: `packed` (device, 4-byte aligned) into `len` f32
+// values at `out` (device). Corrupt scales set `*status` and write nothing.
+//
+// # Safety
+// As `adamant_cuda_quantize`.
+adamant_status adamant_cuda_dequantize(const uint8_t *packed,
+                                       size_t packed_len,
+                                       size_t group_len,
+                                       uint32_t bits,
+                                       float *out,
+                                       size_t len,
+                                       float *status,
+                                       void *stream);
+
+// `adamant_loco_compress` on the device: `grad`, the error buffer `err` (f32 values or
+// 8-bit chunks as `config.error_int8` says, 4-byte aligned) and `out_packed` are device
+// buffers; `step` and `*out_step` are host values as on the CPU. The step's plan (reset or
+// not) is made on the host from `step`, and `*out_step = step + 1` is written when the work
+// is queued. A non-finite `g + e` (or a corrupt 8-bit error scale) sets `*status` and writes
+// nothing on the device: the CPU would have returned an error and not advanced, so a caller
+// that finds the word set keeps its old `step`.
+//
+// # Safety
+// As `adamant_cuda_quantize`; `config` points to a valid host struct and `out_step` to a
+// writable host `uint64_t`.
+adamant_status adamant_cuda_loco_compress(const struct adamant_loco_config *config,
+                                          uint64_t step,
+                                          size_t world,
+                                          size_t nodes,
+                                          struct adamant_const_tensor grad,
+                                          void *err,
+                                          size_t err_len,
+                                          uint8_t *out_packed,
+                                          size_t packed_len,
+                                          uint64_t *out_step,
+                                          float *status,
+                                          void *stream);
+
+// `adamant_loco_reduce_hop` on the device (second hop of a two-hop layout): `received`,
+// `err_inter` and `out_packed` are device buffers; `step` is the host step of this step's
+// compress call. Data errors set `*status`.
+//
+// # Safety
+// As `adamant_cuda_loco_compress`.
+adamant_status adamant_cuda_loco_reduce_hop(const struct adamant_loco_config *config,
+                                            uint64_t step,
+                                            size_t len,
+                                            size_t world,
+                                            size_t nodes,
+                                            const uint8_t *received,
+                                            size_t received_len,
+                                            void *err_inter,
+                                            size_t err_len,
+                                            uint8_t *out_packed,
+                                            size_t packed_len,
+                                            float *status,
+                                            void *stream);
+
+// `adamant_loco_decompress_reduce` on the device: the received chunks (device) decoded and
+// averaged into `out` (device, `shard_len` floats). Corrupt scales or an overflowing sum set
+// `*status` and write nothing.
+//
+// # Safety
+// As `adamant_cuda_quantize`; `config` points to a valid host struct.
+adamant_status adamant_cuda_loco_decompress_reduce(const struct adamant_loco_config *config,
+                                                   size_t len,
+                                                   size_t world,
+                                                   size_t nodes,
+                                                   const uint8_t *received,
+                                                   size_t received_len,
+                                                   float *out,
+                                                   size_t out_len,
+                                                   float *status,
+                                                   void *stream);
+
+// `adamant_ef_worker_compress` on the device (`x`, `err`, `out_packed` device buffers). A
+// non-finite `x` or `x + e` sets `*status` and writes nothing.
+//
+// # Safety
+// As `adamant_cuda_quantize`.
+adamant_status adamant_cuda_ef_worker_compress(struct adamant_const_tensor x,
+                                               size_t shards,
+                                               size_t group_len,
+                                               uint32_t bits,
+                                               uint32_t error_int8,
+                                               void *err,
+                                               size_t err_len,
+                                               uint8_t *out_packed,
+                                               size_t packed_len,
+                                               float *status,
+                                               void *stream);
+
+// `adamant_ef_server_compress` on the device (`received`, `err`, `out_packed` device
+// buffers). A non-finite `w`, corrupt scales or an overflowing fold set `*status` and write
+// nothing.
+//
+// # Safety
+// As `adamant_cuda_quantize`.
+adamant_status adamant_cuda_ef_server_compress(size_t shard_len,
+                                               size_t group_len,
+                                               uint32_t worker_bits,
+                                               uint32_t server_bits,
+                                               size_t workers,
+                                               const uint8_t *received,
+                                               size_t received_len,
+                                               uint32_t error_int8,
+                                               void *err,
+                                               size_t err_len,
+                                               uint8_t *out_packed,
+                                               size_t packed_len,
+                                               float *status,
+                                               void *stream);
+
+// `adamant_ef_decompress` on the device (`packed`, `out` device buffers). Corrupt scales set
+// `*status` and write nothing.
+//
+// # Safety
+// As `adamant_cuda_quantize`.
+adamant_status adamant_cuda_ef_decompress(const uint8_t *packed,
+                                          size_t packed_len,
+                                          size_t shards,
+                                          size_t group_len,
+                                          uint32_t bits,
+                                          float *out,
+                                          size_t len,
+                                          float *status,
+                                          void *stream);
+
+// Bytes of the encoded Adam-mini table of `count` tensors (`layouts[i]` over `params[i].len`
+// elements; only the lengths of the views are read), into `*out_bytes`. Layouts that do not
+// tile their tensor give `ADAMANT_STATUS_LENGTH_MISMATCH`.
+//
+// # Safety
+// `layouts` (and their segment arrays) and `params` point to `count` values each (may be NULL
+// when `count` is 0); `out_bytes` to a writable `size_t`.
+adamant_status adamant_cuda_adam_mini_table_bytes(const struct adamant_block_layout *layouts,
+                                                  const struct adamant_tensor *params,
+                                                  size_t count,
+                                                  size_t *out_bytes);
+
+// f32 elements of the device scratch of the block statistics of these tensors (one scale
+// per block plus `ceil(block_len / 4096)` partials per block), into `*out_len`; arguments
+// as `adamant_cuda_adam_mini_table_bytes`.
+//
+// # Safety
+// As `adamant_cuda_adam_mini_table_bytes`.
+adamant_status adamant_cuda_adam_mini_scratch_len(const struct adamant_block_layout *layouts,
+                                                  const struct adamant_tensor *params,
+                                                  size_t count,
+                                                  size_t *out_len);
+
+// Encode the Adam-mini tables of `count` device tensors (the lists of
+// `adamant_adam_mini_step_multi`: `layouts[i]`, `params[i]`, `grads[i]`, `exp_avgs[i]`,
+// `exp_avg_sqs[i]`, one dtype per list) into `out_table` (host, exactly
+// `adamant_cuda_adam_mini_table_bytes` bytes) and `*out_desc`. `clip_coefs` is NULL (no
+// clipping) or a device array of `count` f32 coefficients read at every step (AdaGC's or
+// global-norm clipping's `out_coefs`); `scratch` is device memory of exactly
+// `adamant_cuda_adam_mini_scratch_len` f32 elements (NULL when that is 0). Checks as
+// `adamant_adam_mini_step_multi` (dtypes, views, lengths, layouts, overlap); tensors of
+// different dtypes give `ADAMANT_STATUS_UNSUPPORTED_DTYPE`. Reads no device memory and
+// allocates nothing.
+//
+// # Safety
+// Every array holds `count` values (may be NULL when `count` is 0); the views' `data`,
+// `clip_coefs` and `scratch` are device addresses (never dereferenced here); `out_table` is
+// `table_bytes` writable host bytes; `out_desc` a writable struct.
+adamant_status adamant_cuda_adam_mini_table_encode(const struct adamant_block_layout *layouts,
+                                                   const struct adamant_tensor *params,
+                                                   const struct adamant_const_tensor *grads,
+                                                   const struct adamant_tensor *exp_avgs,
+                                                   const struct adamant_tensor *exp_avg_sqs,
+                                                   const float *clip_coefs,
+                                                   size_t count,
+                                                   float *scratch,
+                                                   size_t scratch_len,
+                                                   uint8_t *out_table,
+                                                   size_t table_bytes,
+                                                   struct adamant_cuda_adam_mini_table *out_desc);
+
+// One Adam-mini step of the encoded model (`table`, its bytes uploaded at `table_device`)
+// on `stream`: the finite scan (when `args->check_finite` is 1 or a loss scale is given),
+// the block statistics, the block update, the element pass, the per-element runs, the step
+// commit, with the learning rate, loss scale, `found_inf` and step counter read from the
+// device (`args`), as `adamant_adam_mini_step_multi` with the table's clip coefficients.
+// `args->clip_coef` must be NULL (the coefficients are the encode's `clip_coefs`), else
+// `ADAMANT_STATUS_INVALID_CONFIG`.
+//
+// Returns `ADAMANT_STATUS_OK` when queued; argument errors as the CPU ABI (nothing queued);
+// `ADAMANT_STATUS_NO_CUDA_DRIVER` without a driver or device; `ADAMANT_STATUS_CUDA_ERROR`
+// when the driver refused a launch.
+//
+// # Safety
+// `config`, `args` and `table` point to valid host structs; `table_device` holds the
+// encoded bytes in device memory; every address in them is a device address of the current
+// context, valid until the stream ran the step; `stream` is NULL or a live stream of it.
+adamant_status adamant_cuda_adam_mini_step_table(const struct adamant_adam_mini_config *config,
+                                                 const struct adamant_cuda_step_args *args,
+                                                 const struct adamant_cuda_adam_mini_table *table,
+                                                 const void *table_device,
+                                                 void *stream);
 
 // Bytes of the device table of `count` tensors (64 per tensor), for
 // `adamant_cuda_tensor_table_encode`'s buffer. 0 when no table of `count` tensors can be

@@ -56,7 +56,7 @@ pub extern "C" fn adamant_adagc_config_default() -> adamant_adagc_config {
 }
 
 impl adamant_adagc_config {
-    fn to_core(self) -> Result<AdaGc, adamant_status> {
+    pub(crate) fn to_core(self) -> Result<AdaGc, adamant_status> {
         let mode = match self.mode {
             0 => AdaGcMode::PerTensor,
             1 => AdaGcMode::Global,

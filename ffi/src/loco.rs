@@ -50,7 +50,7 @@ impl From<QuantError> for adamant_status {
     }
 }
 
-fn bits_from(b: u32) -> Result<Bits, adamant_status> {
+pub(crate) fn bits_from(b: u32) -> Result<Bits, adamant_status> {
     Bits::from_u32(b).ok_or(adamant_status::InvalidEnum)
 }
 
@@ -86,7 +86,7 @@ pub extern "C" fn adamant_loco_config_default() -> adamant_loco_config {
 }
 
 impl adamant_loco_config {
-    fn to_core(self) -> Result<LocoConfig, adamant_status> {
+    pub(crate) fn to_core(self) -> Result<LocoConfig, adamant_status> {
         let bits = bits_from(self.bits)?;
         let int8 = flag(self.error_int8)?;
         let c = LocoConfig {
@@ -155,7 +155,7 @@ pub struct adamant_loco_sizes {
     pub inter_error_len: usize,
 }
 
-fn layout_of(
+pub(crate) fn layout_of(
     c: &LocoConfig,
     len: usize,
     world: usize,
@@ -525,7 +525,7 @@ pub unsafe extern "C" fn adamant_loco_decompress_reduce(
 }
 
 /// Storage of an error buffer from a 0/1 flag (1: 8-bit packed).
-fn storage_from(error_int8: u32) -> Result<ErrorStorage, adamant_status> {
+pub(crate) fn storage_from(error_int8: u32) -> Result<ErrorStorage, adamant_status> {
     Ok(if flag(error_int8)? {
         ErrorStorage::Int8
     } else {

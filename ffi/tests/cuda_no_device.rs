@@ -715,3 +715,1045 @@ fn spec_table_entry_points_encode_here_and_steps_return_no_device() {
     same(&b1, &orig[1]);
     sc.untouched();
 }
+// ---------------------------------------------------------------------------------------------
+// Adam-mini, clipping and compression (`cuda_mini`, `cuda_clip`, `cuda_loco`).
+
+/// A small Adam-mini model over host vectors standing in for device memory: rows (3 x 40),
+/// a bias, explicit segments; f32 everywhere.
+struct Mini {
+    segs: Vec<adamant_block_segment>,
+    p: Vec<Vec<f32>>,
+    g: Vec<Vec<f32>>,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl Mini {
+    fn new() -> Mini {
+        let lens = [120usize, 7, 26];
+        let state = [3usize, 7, 1 + 10];
+        let f = |k: f32, n: usize| (0..n).map(|i| k + i as f32 * 0.5).collect::<Vec<f32>>();
+        Mini {
+            segs: vec![
+                adamant_block_segment {
+                    len: 16,
+                    block_len: 16,
+                },
+                adamant_block_segment {
+                    len: 10,
+                    block_len: 0,
+                },
+            ],
+            p: lens.iter().map(|&n| f(1.0, n)).collect(),
+            g: lens.iter().map(|&n| f(-1.0, n)).collect(),
+            m: lens.iter().map(|&n| f(0.25, n)).collect(),
+            v: state.iter().map(|&n| f(2.0, n)).collect(),
+        }
+    }
+    fn layouts(&self) -> [adamant_block_layout; 3] {
+        let l = |kind, block_len, wd| adamant_block_layout {
+            kind,
+            block_len,
+            segments: null(),
+            segment_count: 0,
+            weight_decay: wd,
+        };
+        [
+            l(1, 40, 1),
+            l(0, 0, 0),
+            adamant_block_layout {
+                segments: self.segs.as_ptr(),
+                segment_count: 2,
+                ..l(4, 0, 1)
+            },
+        ]
+    }
+    #[allow(clippy::type_complexity)]
+    fn views(
+        &mut self,
+    ) -> (
+        Vec<adamant_tensor>,
+        Vec<adamant_const_tensor>,
+        Vec<adamant_tensor>,
+        Vec<adamant_tensor>,
+    ) {
+        (
+            self.p.iter_mut().map(|x| view(x)).collect(),
+            self.g.iter().map(|x| cview(x)).collect(),
+            self.m.iter_mut().map(|x| view(x)).collect(),
+            self.v.iter_mut().map(|x| view(x)).collect(),
+        )
+    }
+    fn snapshot(&self) -> Vec<Vec<f32>> {
+        [&self.p, &self.g, &self.m, &self.v]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Encode through the ABI (host-only: works without a driver); returns the table bytes,
+/// the descriptor and the scratch.
+fn mini_encode(
+    mm: &mut Mini,
+    clip: *const f32,
+) -> (Vec<u64>, adamant_cuda_adam_mini_table, Vec<f32>) {
+    let l = mm.layouts();
+    let (p, g, m, v) = mm.views();
+    let (mut tb, mut sl) = (0usize, 0usize);
+    let mut desc = adamant_cuda_adam_mini_table::default();
+    // SAFETY: live host arrays; the views' data are never dereferenced by the encode.
+    unsafe {
+        assert_eq!(
+            adamant_cuda_adam_mini_table_bytes(l.as_ptr(), p.as_ptr(), 3, &mut tb),
+            adamant_status::Ok
+        );
+        assert_eq!(
+            adamant_cuda_adam_mini_scratch_len(l.as_ptr(), p.as_ptr(), 3, &mut sl),
+            adamant_status::Ok
+        );
+        let mut table = vec![0u64; tb / 8];
+        let mut scratch = vec![0.0f32; sl];
+        assert_eq!(
+            adamant_cuda_adam_mini_table_encode(
+                l.as_ptr(),
+                p.as_ptr(),
+                g.as_ptr(),
+                m.as_ptr(),
+                v.as_ptr(),
+                clip,
+                3,
+                scratch.as_mut_ptr(),
+                sl,
+                table.as_mut_ptr().cast(),
+                tb,
+                &mut desc,
+            ),
+            adamant_status::Ok
+        );
+        assert!(table.iter().any(|&w| w != 0), "the encode wrote the table");
+        (table, desc, scratch)
+    }
+}
+
+/// A clip table over two f32 gradients (host stand-ins).
+fn clip_encode(g: &[Vec<f32>]) -> (Vec<u64>, adamant_cuda_clip_table, Vec<f32>) {
+    let views: Vec<adamant_const_tensor> = g.iter().map(|x| cview(x)).collect();
+    let (mut tb, mut sl) = (0usize, 0usize);
+    // SAFETY: live host arrays; the views' data are never dereferenced.
+    unsafe {
+        assert_eq!(
+            adamant_cuda_clip_table_bytes(views.len(), &mut tb),
+            adamant_status::Ok
+        );
+        assert_eq!(
+            adamant_cuda_clip_scratch_len(views.as_ptr(), views.len(), &mut sl),
+            adamant_status::Ok
+        );
+        assert_eq!(tb, 32 * views.len());
+        let mut table = vec![0u64; tb / 8];
+        let mut scratch = vec![0.0f32; sl];
+        let mut desc = core::mem::MaybeUninit::<adamant_cuda_clip_table>::uninit();
+        assert_eq!(
+            adamant_cuda_clip_table_encode(
+                views.as_ptr(),
+                views.len(),
+                scratch.as_mut_ptr(),
+                sl,
+                table.as_mut_ptr().cast(),
+                tb,
+                desc.as_mut_ptr(),
+            ),
+            adamant_status::Ok
+        );
+        (table, desc.assume_init(), scratch)
+    }
+}
+
+/// Bit patterns of a slice of f32 (for "nothing written" checks).
+fn bits_of(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn spec_mini_clip_and_compression_entry_points_return_no_device_and_write_nothing() {
+    let mut sc = Scalars::new();
+    // Adam-mini: the encode is host work and succeeds; the step needs the driver.
+    let mut mm = Mini::new();
+    let before = mm.snapshot();
+    let coefs = [0.5f32; 3];
+    let (table, desc, scratch) = mini_encode(&mut mm, coefs.as_ptr());
+    assert_eq!(desc.scan_count, 3);
+    let cfg = adamant_adam_mini_config_default();
+    let args = sc.args(true, false, 1);
+    // SAFETY: host stand-ins for device memory; nothing is dereferenced without a driver.
+    unsafe {
+        assert_eq!(
+            adamant_cuda_adam_mini_step_table(&cfg, &args, &desc, table.as_ptr().cast(), stream()),
+            NO_DEVICE
+        );
+    }
+    assert_eq!(mm.snapshot(), before);
+    assert!(scratch.iter().all(|x| x.to_bits() == 0));
+    // Clipping.
+    let grads = vec![vec![1.5f32; 5000], vec![-2.0f32; 3]];
+    let (ctable, cdesc, cscratch) = clip_encode(&grads);
+    let acfg = adamant_adagc_config_default();
+    let mut gamma = vec![1.0f32; 2];
+    let mut clip_step = 5u64;
+    let mut out_coefs = vec![0.0f32; 2];
+    let mut record = vec![0.0f32; 4];
+    let scale = 8.0f32;
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(
+            adamant_cuda_adagc_coefs(
+                &acfg,
+                &cdesc,
+                ctable.as_ptr().cast(),
+                &scale,
+                gamma.as_ptr(),
+                2,
+                &clip_step,
+                out_coefs.as_mut_ptr(),
+                record.as_mut_ptr(),
+                stream()
+            ),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_adagc_commit(
+                &acfg,
+                &cdesc,
+                gamma.as_mut_ptr(),
+                2,
+                &mut clip_step,
+                record.as_ptr(),
+                &sc.found_inf,
+                stream()
+            ),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_clip_coef_global_norm(
+                1.0,
+                1e-6,
+                &cdesc,
+                ctable.as_ptr().cast(),
+                null(),
+                out_coefs.as_mut_ptr(),
+                record.as_mut_ptr(),
+                stream()
+            ),
+            NO_DEVICE
+        );
+    }
+    assert_eq!((bits_of(&gamma), clip_step), (bits_of(&[1.0, 1.0]), 5));
+    assert!(out_coefs
+        .iter()
+        .chain(&record)
+        .chain(&cscratch)
+        .all(|x| x.to_bits() == 0));
+    // Compression.
+    let x = vec![0.75f32; 1000];
+    let mut packed = vec![0xA5A5_A5A5u32; 1024];
+    let mut out = vec![0.0f32; 1000];
+    let mut err = vec![0.0f32; 1000];
+    let mut err2 = vec![0.0f32; 1000];
+    let mut status = 0.0f32;
+    let mut out_step = 99u64;
+    let pl = |n: usize, g: usize, bits: u32| {
+        let mut l = 0usize;
+        // SAFETY: a live out pointer.
+        assert_eq!(
+            unsafe { adamant_quant_packed_len(n, g, bits, &mut l) },
+            adamant_status::Ok
+        );
+        l
+    };
+    let lcfg = adamant_loco_config {
+        error_int8: 0,
+        group_len: 32,
+        ..adamant_loco_config_default()
+    };
+    let mut z = adamant_loco_sizes::default();
+    // SAFETY: live pointers.
+    assert_eq!(
+        unsafe { adamant_loco_layout_sizes(&lcfg, 1000, 4, 2, &mut z) },
+        adamant_status::Ok
+    );
+    let pk = packed.as_mut_ptr().cast::<u8>();
+    // SAFETY: host stand-ins for device memory; nothing is dereferenced without a driver.
+    unsafe {
+        let st = &mut status as *mut f32;
+        assert_eq!(
+            adamant_cuda_quantize(cview(&x), 64, 4, pk, pl(1000, 64, 4), st, stream()),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_dequantize(
+                pk,
+                pl(1000, 64, 8),
+                64,
+                8,
+                out.as_mut_ptr(),
+                1000,
+                st,
+                stream()
+            ),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_loco_compress(
+                &lcfg,
+                0,
+                4,
+                2,
+                cview(&x),
+                err.as_mut_ptr().cast(),
+                z.error_len,
+                pk,
+                z.compress_len,
+                &mut out_step,
+                st,
+                stream()
+            ),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_loco_reduce_hop(
+                &lcfg,
+                0,
+                1000,
+                4,
+                2,
+                x.as_ptr().cast(),
+                z.compress_len,
+                err2.as_mut_ptr().cast(),
+                z.inter_error_len,
+                pk,
+                z.hop_len,
+                st,
+                stream()
+            ),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_loco_decompress_reduce(
+                &lcfg,
+                1000,
+                4,
+                2,
+                pk,
+                z.received_len,
+                out.as_mut_ptr(),
+                z.shard_len,
+                st,
+                stream()
+            ),
+            NO_DEVICE
+        );
+        let wl = 4 * pl(250, 32, 4);
+        assert_eq!(
+            adamant_cuda_ef_worker_compress(
+                cview(&x),
+                4,
+                32,
+                4,
+                0,
+                err.as_mut_ptr().cast(),
+                1000,
+                pk,
+                wl,
+                st,
+                stream()
+            ),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_ef_server_compress(
+                250,
+                32,
+                4,
+                8,
+                2,
+                x.as_ptr().cast(),
+                wl / 2,
+                0,
+                err.as_mut_ptr().cast(),
+                250,
+                pk,
+                pl(250, 32, 8),
+                st,
+                stream()
+            ),
+            NO_DEVICE
+        );
+        assert_eq!(
+            adamant_cuda_ef_decompress(
+                x.as_ptr().cast(),
+                4 * pl(250, 32, 8),
+                4,
+                32,
+                8,
+                out.as_mut_ptr(),
+                1000,
+                st,
+                stream()
+            ),
+            NO_DEVICE
+        );
+    }
+    assert_eq!(out_step, 99, "out_step written without a driver");
+    assert_eq!(status.to_bits(), 0);
+    assert!(packed.iter().all(|&w| w == 0xA5A5_A5A5));
+    assert!(out
+        .iter()
+        .chain(&err)
+        .chain(&err2)
+        .all(|x| x.to_bits() == 0));
+    sc.untouched();
+}
+
+#[test]
+fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing() {
+    use adamant_status as S;
+    let mut sc = Scalars::new();
+    // --- Adam-mini encode.
+    let mut mm = Mini::new();
+    let before = mm.snapshot();
+    let mut l = mm.layouts();
+    let (mut p, mut g, m, mut v) = mm.views();
+    let (mut tb, mut sl) = (0usize, 0usize);
+    // SAFETY: live host arrays.
+    unsafe {
+        adamant_cuda_adam_mini_table_bytes(l.as_ptr(), p.as_ptr(), 3, &mut tb);
+        adamant_cuda_adam_mini_scratch_len(l.as_ptr(), p.as_ptr(), 3, &mut sl);
+    }
+    let mut table = vec![0xEEEE_EEEE_EEEE_EEEEu64; tb / 8 + 1];
+    let mut scratch = vec![0.0f32; sl + 1];
+    let mut desc = adamant_cuda_adam_mini_table {
+        table_bytes: 77,
+        ..Default::default()
+    };
+    let enc = |l: &[adamant_block_layout],
+               p: &[adamant_tensor],
+               g: &[adamant_const_tensor],
+               v: &[adamant_tensor],
+               sl: usize,
+               tb: usize,
+               table: &mut [u64],
+               scratch: &mut [f32],
+               desc: *mut adamant_cuda_adam_mini_table| {
+        // SAFETY: live host arrays and buffers.
+        unsafe {
+            adamant_cuda_adam_mini_table_encode(
+                l.as_ptr(),
+                p.as_ptr(),
+                g.as_ptr(),
+                m.as_ptr(),
+                v.as_ptr(),
+                null(),
+                3,
+                scratch.as_mut_ptr(),
+                sl,
+                table.as_mut_ptr().cast(),
+                tb,
+                desc,
+            )
+        }
+    };
+    let mut check = |l: &[adamant_block_layout],
+                     p: &[adamant_tensor],
+                     g: &[adamant_const_tensor],
+                     v: &[adamant_tensor],
+                     sl: usize,
+                     tb: usize,
+                     desc_p: bool,
+                     want: S,
+                     what: &str| {
+        let d: *mut adamant_cuda_adam_mini_table = if desc_p { &mut desc } else { null_mut() };
+        assert_eq!(
+            enc(l, p, g, v, sl, tb, &mut table, &mut scratch, d),
+            want,
+            "{what}"
+        );
+        assert!(table.iter().all(|&w| w == 0xEEEE_EEEE_EEEE_EEEE), "{what}");
+    };
+    check(
+        &l,
+        &p,
+        &g,
+        &v,
+        sl,
+        tb,
+        false,
+        S::NullPointer,
+        "out_desc NULL",
+    );
+    check(
+        &l,
+        &p,
+        &g,
+        &v,
+        sl + 1,
+        tb,
+        true,
+        S::LengthMismatch,
+        "scratch_len",
+    );
+    check(
+        &l,
+        &p,
+        &g,
+        &v,
+        sl,
+        tb + 8,
+        true,
+        S::LengthMismatch,
+        "table_bytes",
+    );
+    let mut bad_v = v.clone();
+    bad_v[0].len = 4;
+    check(
+        &l,
+        &p,
+        &g,
+        &bad_v,
+        sl,
+        tb,
+        true,
+        S::LengthMismatch,
+        "exp_avg_sq length",
+    );
+    let mut f16_v = v.clone();
+    f16_v[1].dtype = 2;
+    check(
+        &l,
+        &p,
+        &g,
+        &f16_v,
+        sl,
+        tb,
+        true,
+        S::UnsupportedDtype,
+        "f16 state",
+    );
+    let g16: Vec<u16> = vec![0; 7];
+    let mut mixed = g.clone();
+    mixed[1] = adamant_const_tensor {
+        data: g16.as_ptr().cast(),
+        dtype: 1,
+        len: 7,
+    };
+    check(
+        &l,
+        &p,
+        &mixed,
+        &v,
+        sl,
+        tb,
+        true,
+        S::UnsupportedDtype,
+        "mixed grad dtypes",
+    );
+    let mut bad_g = g.clone();
+    bad_g[2].len = 25;
+    check(
+        &l,
+        &p,
+        &bad_g,
+        &v,
+        sl,
+        tb,
+        true,
+        S::LengthMismatch,
+        "grad length",
+    );
+    l[0].kind = 9;
+    check(&l, &p, &g, &v, sl, tb, true, S::InvalidEnum, "layout kind");
+    l[0].kind = 1;
+    l[0].block_len = 7;
+    check(
+        &l,
+        &p,
+        &g,
+        &v,
+        sl,
+        tb,
+        true,
+        S::LengthMismatch,
+        "rows that do not divide",
+    );
+    l[0].block_len = 40;
+    l[0].weight_decay = 2;
+    check(
+        &l,
+        &p,
+        &g,
+        &v,
+        sl,
+        tb,
+        true,
+        S::InvalidEnum,
+        "weight_decay flag",
+    );
+    l[0].weight_decay = 1;
+    p[1].data = p[0].data;
+    check(
+        &l,
+        &p,
+        &g,
+        &v,
+        sl,
+        tb,
+        true,
+        S::Overlap,
+        "overlapping params",
+    );
+    p = mm_views_p(&mut mm);
+    g[0].data = null();
+    check(
+        &l,
+        &p,
+        &g,
+        &v,
+        sl,
+        tb,
+        true,
+        S::NullPointer,
+        "NULL grad data",
+    );
+    g[0] = cview(&mm.g[0]);
+    v[0].data = v[0].data.wrapping_byte_add(2);
+    check(
+        &l,
+        &p,
+        &g,
+        &v,
+        sl,
+        tb,
+        true,
+        S::Misaligned,
+        "misaligned exp_avg_sq",
+    );
+    assert_eq!(desc.table_bytes, 77, "descriptor written on failure");
+    // SAFETY: a NULL layout array with count 3.
+    assert_eq!(
+        unsafe { adamant_cuda_adam_mini_table_bytes(null(), p.as_ptr(), 3, &mut tb) },
+        S::NullPointer
+    );
+    // --- Adam-mini step.
+    let (table, good, _scratch) = mini_encode(&mut mm, null());
+    let cfg = adamant_adam_mini_config_default();
+    let args = sc.args(false, false, 0);
+    let step = |c: *const adamant_adam_mini_config,
+                a: &adamant_cuda_step_args,
+                d: &adamant_cuda_adam_mini_table,
+                t: *const c_void| {
+        // SAFETY: host stand-ins; nothing is dereferenced on these paths.
+        unsafe { adamant_cuda_adam_mini_step_table(c, a, d, t, stream()) }
+    };
+    let tp: *const c_void = table.as_ptr().cast();
+    assert_eq!(step(null(), &args, &good, tp), S::NullPointer);
+    let with_clip = sc.args(false, true, 0);
+    assert_eq!(step(&cfg, &with_clip, &good, tp), S::InvalidConfig);
+    let bad_cfg = adamant_adam_mini_config { beta1: 1.5, ..cfg };
+    assert_eq!(step(&bad_cfg, &args, &good, tp), S::InvalidConfig);
+    assert_eq!(step(&cfg, &args, &good, null()), S::NullPointer);
+    assert_eq!(
+        step(&cfg, &args, &good, tp.wrapping_byte_add(4)),
+        S::Misaligned
+    );
+    let f16_state = adamant_cuda_adam_mini_table {
+        state_dtype: 2,
+        ..good
+    };
+    assert_eq!(step(&cfg, &args, &f16_state, tp), S::UnsupportedDtype);
+    let bad_dtype = adamant_cuda_adam_mini_table {
+        param_dtype: 9,
+        ..good
+    };
+    assert_eq!(step(&cfg, &args, &bad_dtype, tp), S::InvalidEnum);
+    let bad_bytes = adamant_cuda_adam_mini_table {
+        table_bytes: good.table_bytes + 64,
+        ..good
+    };
+    assert_eq!(step(&cfg, &args, &bad_bytes, tp), S::LengthMismatch);
+    let no_flag = adamant_cuda_step_args {
+        found_inf: null_mut(),
+        ..sc.args(false, false, 1)
+    };
+    assert_eq!(step(&cfg, &no_flag, &good, tp), S::NullPointer);
+    assert_eq!(mm.snapshot(), before);
+
+    // --- Clipping.
+    let grads = vec![vec![1.5f32; 5000], vec![-2.0f32; 3]];
+    let (ctable, cdesc, _cs) = clip_encode(&grads);
+    let ctp: *const c_void = ctable.as_ptr().cast();
+    let acfg = adamant_adagc_config_default();
+    let gamma = vec![1.0f32; 2];
+    let clip_step = 5u64;
+    let mut coefs = vec![0.0f32; 2];
+    let mut record = vec![0.0f32; 4];
+    let coefs_call = |c: &adamant_adagc_config,
+                      d: &adamant_cuda_clip_table,
+                      t: *const c_void,
+                      gamma: *const f32,
+                      glen: usize,
+                      coefs: *mut f32,
+                      record: *mut f32| {
+        // SAFETY: host stand-ins.
+        unsafe {
+            adamant_cuda_adagc_coefs(
+                c,
+                d,
+                t,
+                null(),
+                gamma,
+                glen,
+                &clip_step,
+                coefs,
+                record,
+                stream(),
+            )
+        }
+    };
+    let (cp, rp) = (coefs.as_mut_ptr(), record.as_mut_ptr());
+    assert_eq!(
+        coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 1, cp, rp),
+        S::LengthMismatch
+    );
+    let bad_mode = adamant_adagc_config { mode: 5, ..acfg };
+    assert_eq!(
+        coefs_call(&bad_mode, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp),
+        S::InvalidEnum
+    );
+    let bad_beta = adamant_adagc_config { beta: 1.0, ..acfg };
+    assert_eq!(
+        coefs_call(&bad_beta, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp),
+        S::InvalidConfig
+    );
+    assert_eq!(
+        coefs_call(&acfg, &cdesc, null(), gamma.as_ptr(), 2, cp, rp),
+        S::NullPointer
+    );
+    assert_eq!(
+        coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 2, cp, null_mut()),
+        S::NullPointer
+    );
+    assert_eq!(
+        coefs_call(
+            &acfg,
+            &cdesc,
+            ctp,
+            gamma.as_ptr(),
+            2,
+            gamma.as_ptr().cast_mut(),
+            rp
+        ),
+        S::Overlap
+    );
+    let bad_desc = adamant_cuda_clip_table {
+        grad_dtype: 8,
+        ..cdesc
+    };
+    assert_eq!(
+        coefs_call(&acfg, &bad_desc, ctp, gamma.as_ptr(), 2, cp, rp),
+        S::InvalidEnum
+    );
+    let short = adamant_cuda_clip_table {
+        scratch_len: 3,
+        ..cdesc
+    };
+    assert_eq!(
+        coefs_call(&acfg, &short, ctp, gamma.as_ptr(), 2, cp, rp),
+        S::LengthMismatch
+    );
+    // SAFETY: host stand-ins.
+    unsafe {
+        assert_eq!(
+            adamant_cuda_adagc_commit(
+                &acfg,
+                &cdesc,
+                gamma.as_ptr().cast_mut(),
+                2,
+                null_mut(),
+                rp,
+                null(),
+                stream()
+            ),
+            S::NullPointer
+        );
+        for (max_norm, eps) in [(1.0f32, 1e-5f32), (0.0, 1e-6), (f32::NAN, 1e-6)] {
+            assert_eq!(
+                adamant_cuda_clip_coef_global_norm(
+                    max_norm,
+                    eps,
+                    &cdesc,
+                    ctp,
+                    null(),
+                    cp,
+                    rp,
+                    stream()
+                ),
+                S::InvalidConfig
+            );
+        }
+        // The encode: no tensors, mixed dtypes, a wrong scratch length.
+        let mut t = vec![0u64; 8];
+        let mut s = vec![0.0f32; 64];
+        let mut d = cdesc;
+        let b16: Vec<u16> = vec![0; 3];
+        let mixed = [
+            cview(&grads[0]),
+            adamant_const_tensor {
+                data: b16.as_ptr().cast(),
+                dtype: 1,
+                len: 3,
+            },
+        ];
+        let two = [cview(&grads[0]), cview(&grads[1])];
+        assert_eq!(
+            adamant_cuda_clip_table_encode(
+                two.as_ptr(),
+                0,
+                s.as_mut_ptr(),
+                0,
+                t.as_mut_ptr().cast(),
+                0,
+                &mut d
+            ),
+            S::LengthMismatch
+        );
+        assert_eq!(
+            adamant_cuda_clip_table_encode(
+                mixed.as_ptr(),
+                2,
+                s.as_mut_ptr(),
+                8,
+                t.as_mut_ptr().cast(),
+                64,
+                &mut d
+            ),
+            S::UnsupportedDtype
+        );
+        assert_eq!(
+            adamant_cuda_clip_table_encode(
+                two.as_ptr(),
+                2,
+                s.as_mut_ptr(),
+                64,
+                t.as_mut_ptr().cast(),
+                64,
+                &mut d
+            ),
+            S::LengthMismatch
+        );
+        assert!(t.iter().all(|&w| w == 0));
+    }
+    assert!(coefs.iter().chain(&record).all(|x| x.to_bits() == 0));
+    assert_eq!((bits_of(&gamma), clip_step), (bits_of(&[1.0, 1.0]), 5));
+
+    // --- Compression.
+    let x = vec![0.75f32; 1000];
+    let mut packed = vec![0xA5A5_A5A5u32; 1024];
+    let mut out = vec![0.0f32; 1000];
+    let mut err = vec![0.0f32; 1000];
+    let mut status = 0.0f32;
+    let mut out_step = 99u64;
+    let pk = packed.as_mut_ptr().cast::<u8>();
+    let ep: *mut c_void = err.as_mut_ptr().cast();
+    let st = &mut status as *mut f32;
+    let ok_len = {
+        let mut l = 0usize;
+        // SAFETY: a live out pointer.
+        unsafe { adamant_quant_packed_len(1000, 64, 4, &mut l) };
+        l
+    };
+    let lcfg = adamant_loco_config {
+        error_int8: 0,
+        group_len: 32,
+        ..adamant_loco_config_default()
+    };
+    // SAFETY: host stand-ins; every call fails its argument checks.
+    unsafe {
+        let q =
+            |x: adamant_const_tensor, g: usize, bits: u32, p: *mut u8, n: usize, s: *mut f32| {
+                adamant_cuda_quantize(x, g, bits, p, n, s, stream())
+            };
+        assert_eq!(q(cview(&x), 64, 5, pk, ok_len, st), S::InvalidEnum);
+        assert_eq!(q(cview(&x), 0, 4, pk, ok_len, st), S::InvalidConfig);
+        assert_eq!(q(cview(&x), 64, 4, pk, ok_len + 4, st), S::LengthMismatch);
+        assert_eq!(q(cview(&x), 64, 4, pk, ok_len, null_mut()), S::NullPointer);
+        assert_eq!(
+            q(cview(&x), 64, 4, pk.wrapping_add(2), ok_len, st),
+            S::Misaligned
+        );
+        assert_eq!(
+            q(
+                adamant_const_tensor {
+                    dtype: 7,
+                    ..cview(&x)
+                },
+                64,
+                4,
+                pk,
+                ok_len,
+                st
+            ),
+            S::InvalidEnum
+        );
+        assert_eq!(
+            q(cview(&x), 64, 4, x.as_ptr().cast_mut().cast(), ok_len, st),
+            S::Overlap
+        );
+        assert_eq!(
+            adamant_cuda_dequantize(pk, ok_len, 64, 4, pk.cast(), 1000, st, stream()),
+            S::Overlap
+        );
+        assert_eq!(
+            adamant_cuda_dequantize(pk, ok_len - 4, 64, 4, out.as_mut_ptr(), 1000, st, stream()),
+            S::LengthMismatch
+        );
+        let lc = |c: &adamant_loco_config, world: usize, err_len: usize, os: *mut u64| {
+            adamant_cuda_loco_compress(
+                c,
+                0,
+                world,
+                1,
+                cview(&x),
+                ep,
+                err_len,
+                pk,
+                4096,
+                os,
+                st,
+                stream(),
+            )
+        };
+        assert_eq!(lc(&lcfg, 3, 1000, &mut out_step), S::LengthMismatch);
+        assert_eq!(lc(&lcfg, 4, 1000, null_mut()), S::NullPointer);
+        assert_eq!(
+            lc(
+                &adamant_loco_config { bits: 3, ..lcfg },
+                4,
+                1000,
+                &mut out_step
+            ),
+            S::InvalidEnum
+        );
+        assert_eq!(lc(&lcfg, 4, 999, &mut out_step), S::LengthMismatch);
+        assert_eq!(
+            adamant_cuda_loco_reduce_hop(
+                &lcfg,
+                0,
+                1000,
+                4,
+                1,
+                x.as_ptr().cast(),
+                16,
+                ep,
+                0,
+                pk,
+                0,
+                st,
+                stream()
+            ),
+            S::LengthMismatch
+        );
+        assert_eq!(
+            adamant_cuda_loco_decompress_reduce(
+                &lcfg,
+                1000,
+                4,
+                1,
+                pk,
+                4096,
+                out.as_mut_ptr(),
+                999,
+                st,
+                stream()
+            ),
+            S::LengthMismatch
+        );
+        assert_eq!(
+            adamant_cuda_ef_worker_compress(
+                cview(&x),
+                4,
+                32,
+                4,
+                2,
+                ep,
+                1000,
+                pk,
+                4096,
+                st,
+                stream()
+            ),
+            S::InvalidEnum
+        );
+        assert_eq!(
+            adamant_cuda_ef_worker_compress(
+                cview(&x),
+                3,
+                32,
+                4,
+                0,
+                ep,
+                1000,
+                pk,
+                4096,
+                st,
+                stream()
+            ),
+            S::LengthMismatch
+        );
+        assert_eq!(
+            adamant_cuda_ef_server_compress(
+                250,
+                32,
+                4,
+                8,
+                0,
+                x.as_ptr().cast(),
+                0,
+                0,
+                ep,
+                250,
+                pk,
+                16,
+                st,
+                stream()
+            ),
+            S::InvalidConfig
+        );
+        assert_eq!(
+            adamant_cuda_ef_decompress(pk, 4096, 3, 32, 8, out.as_mut_ptr(), 1000, st, stream()),
+            S::LengthMismatch
+        );
+        assert_eq!(
+            adamant_cuda_ef_decompress(
+                pk,
+                4096,
+                4,
+                32,
+                8,
+                out.as_mut_ptr(),
+                1000,
+                null_mut(),
+                stream()
+            ),
+            S::NullPointer
+        );
+    }
+    assert_eq!((out_step, status.to_bits()), (99, 0));
+    assert!(packed.iter().all(|&w| w == 0xA5A5_A5A5));
+    assert!(out.iter().chain(&err).all(|x| x.to_bits() == 0));
+    sc.untouched();
+}
+
+fn mm_views_p(mm: &mut Mini) -> Vec<adamant_tensor> {
+    mm.views().0
+}

@@ -166,6 +166,95 @@ int main(void) {
         CHECK(lr == 1e-3f && found == 0.0f && dstep == 5 && untouched());
     }
 
+    /* Adam-mini, clipping and compression on the device: the table encodes are host work
+     * and succeed; the launches report no driver; argument errors come first. */
+    memcpy(snapshot, arena, sizeof arena);
+    {
+        const adamant_status NO_DRIVER = ADAMANT_STATUS_NO_CUDA_DRIVER;
+        static float lr = 1e-3f, found = 0.0f;
+        static uint64_t dstep = 5;
+        adamant_cuda_step_args a = {&lr, &dstep, NULL, NULL, &found, 1};
+        adamant_adam_mini_config mc = adamant_adam_mini_config_default();
+        adamant_block_layout lay[2] = {{ADAMANT_BLOCK_KIND_ROWS, 4, NULL, 0, 1},
+                                       {ADAMANT_BLOCK_KIND_ELEMENT, 0, NULL, 0, 0}};
+        adamant_tensor mp[2] = {view(0), view(4)}, mm[2] = {view(2), view(6)};
+        adamant_tensor mv[2] = {view(3), view(7)};
+        adamant_const_tensor mg[2] = {cview(1), cview(5)};
+        mv[0].len = 4;
+        size_t tb = 0, sl = 0;
+        CHECK(adamant_cuda_adam_mini_table_bytes(lay, mp, 2, &tb) == ADAMANT_STATUS_OK &&
+              tb == 112 + 3 * 64);
+        CHECK(adamant_cuda_adam_mini_scratch_len(lay, mp, 2, &sl) == ADAMANT_STATUS_OK && sl == 8);
+        static _Alignas(8) unsigned char table[112 + 3 * 64];
+        static float scratch[8];
+        adamant_cuda_adam_mini_table desc;
+        CHECK(adamant_cuda_adam_mini_table_encode(lay, mp, mg, mm, mv, NULL, 2, scratch, sl, table,
+                                                  tb, &desc) == ADAMANT_STATUS_OK &&
+              desc.segment_count == 1 && desc.plain_count == 1 && desc.scan_count == 2);
+        CHECK(adamant_cuda_adam_mini_step_table(&mc, &a, &desc, table, NULL) == NO_DRIVER);
+        lay[0].block_len = 3;
+        CHECK(adamant_cuda_adam_mini_table_encode(lay, mp, mg, mm, mv, NULL, 2, scratch, sl, table,
+                                                  tb, &desc) == ADAMANT_STATUS_LENGTH_MISMATCH);
+
+        size_t cb = 0, cl = 0;
+        CHECK(adamant_cuda_clip_table_bytes(2, &cb) == ADAMANT_STATUS_OK && cb == 64);
+        CHECK(adamant_cuda_clip_scratch_len(mg, 2, &cl) == ADAMANT_STATUS_OK && cl == 8);
+        static _Alignas(8) unsigned char ctable[64];
+        static float cscratch[8], gamma[2] = {1.0f, 1.0f}, coefs[2], record[4];
+        static uint64_t cstep = 3;
+        adamant_cuda_clip_table cd;
+        CHECK(adamant_cuda_clip_table_encode(mg, 2, cscratch, cl, ctable, cb, &cd) ==
+                  ADAMANT_STATUS_OK &&
+              cd.count == 2 && cd.grad_dtype == ADAMANT_DTYPE_F32);
+        adamant_adagc_config ac = adamant_adagc_config_default();
+        CHECK(adamant_cuda_adagc_coefs(&ac, &cd, ctable, NULL, gamma, 2, &cstep, coefs, record,
+                                       NULL) == NO_DRIVER);
+        CHECK(adamant_cuda_adagc_coefs(&ac, &cd, ctable, NULL, gamma, 1, &cstep, coefs, record,
+                                       NULL) == ADAMANT_STATUS_LENGTH_MISMATCH);
+        CHECK(adamant_cuda_adagc_commit(&ac, &cd, gamma, 2, &cstep, record, &found, NULL) ==
+              NO_DRIVER);
+        CHECK(adamant_cuda_clip_coef_global_norm(1.0f, 1e-6f, &cd, ctable, NULL, coefs, record,
+                                                 NULL) == NO_DRIVER);
+        CHECK(adamant_cuda_clip_coef_global_norm(1.0f, 1e-3f, &cd, ctable, NULL, coefs, record,
+                                                 NULL) == ADAMANT_STATUS_INVALID_CONFIG);
+        CHECK(gamma[0] == 1.0f && cstep == 3 && coefs[0] == 0.0f && record[0] == 0.0f);
+
+        static _Alignas(4) unsigned char packed[32], packed2[16];
+        static float status = 0.0f, deq[16], err[16];
+        size_t pl = 0, pl8 = 0;
+        CHECK(adamant_quant_packed_len(16, 8, 4, &pl) == ADAMANT_STATUS_OK && pl == 16);
+        CHECK(adamant_quant_packed_len(8, 8, 4, &pl8) == ADAMANT_STATUS_OK && pl8 == 8);
+        CHECK(adamant_cuda_quantize(cview(1), 8, 4, packed, pl, &status, NULL) == NO_DRIVER);
+        CHECK(adamant_cuda_quantize(cview(1), 8, 5, packed, pl, &status, NULL) ==
+              ADAMANT_STATUS_INVALID_ENUM);
+        CHECK(adamant_cuda_quantize(cview(1), 8, 4, packed, pl, NULL, NULL) ==
+              ADAMANT_STATUS_NULL_POINTER);
+        CHECK(adamant_cuda_dequantize(packed, pl, 8, 4, deq, 16, &status, NULL) == NO_DRIVER);
+        adamant_loco_config lc = adamant_loco_config_default();
+        lc.group_len = 8;
+        lc.error_int8 = 0;
+        adamant_loco_sizes z;
+        CHECK(adamant_loco_layout_sizes(&lc, 16, 2, 1, &z) == ADAMANT_STATUS_OK);
+        uint64_t ostep = 7;
+        CHECK(adamant_cuda_loco_compress(&lc, 0, 2, 1, cview(1), err, z.error_len, packed,
+                                         z.compress_len, &ostep, &status, NULL) == NO_DRIVER);
+        CHECK(adamant_cuda_loco_reduce_hop(&lc, 0, 16, 2, 1, packed, z.compress_len, err, 0,
+                                           packed2, 0, &status,
+                                           NULL) == ADAMANT_STATUS_LENGTH_MISMATCH);
+        CHECK(adamant_cuda_loco_decompress_reduce(&lc, 16, 2, 1, packed, z.received_len, deq,
+                                                  z.shard_len, &status, NULL) == NO_DRIVER);
+        CHECK(adamant_cuda_ef_worker_compress(cview(1), 2, 8, 4, 0, err, 16, packed, 2 * pl8,
+                                              &status, NULL) == NO_DRIVER);
+        CHECK(adamant_cuda_ef_server_compress(8, 8, 4, 4, 2, packed, 2 * pl8, 0, err, 8, packed2,
+                                              pl8, &status, NULL) == NO_DRIVER);
+        CHECK(adamant_cuda_ef_decompress(packed, 2 * pl8, 2, 8, 4, deq, 16, &status, NULL) ==
+              NO_DRIVER);
+        static const unsigned char zeros[32];
+        CHECK(status == 0.0f && ostep == 7 && deq[0] == 0.0f && err[0] == 0.0f &&
+              memcmp(packed, zeros, sizeof packed) == 0);
+        CHECK(lr == 1e-3f && found == 0.0f && dstep == 5 && untouched());
+    }
+
     /* Status strings: static, non-empty, unknown codes named as such. */
     for (uint32_t c = 0; c <= ADAMANT_STATUS_NO_CUDA_DRIVER; c++)
         CHECK(adamant_status_string(c) != NULL && adamant_status_string(c)[0] != '\0');

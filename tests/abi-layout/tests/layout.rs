@@ -50,6 +50,29 @@ fn structs_match() {
         state_dtype,
         state_count
     });
+    same_struct!(adamant_cuda_clip_table {
+        count,
+        total_tiles,
+        scratch,
+        scratch_len,
+        grad_dtype
+    });
+    same_struct!(adamant_cuda_adam_mini_table {
+        table_bytes,
+        segment_count,
+        decay_count,
+        plain_count,
+        scan_count,
+        total_chunks,
+        total_tiles,
+        total_blocks,
+        decay_chunks,
+        plain_chunks,
+        scan_chunks,
+        param_dtype,
+        grad_dtype,
+        state_dtype
+    });
     same_struct!(adamant_step_options {
         lr,
         grad_scale,
@@ -430,6 +453,24 @@ fn every_declared_function_is_exported() {
         adamant_cuda_adam_step_table,
         adamant_cuda_sgd_step_table,
         adamant_cuda_lion_step_table,
+        adamant_cuda_quantize,
+        adamant_cuda_dequantize,
+        adamant_cuda_loco_compress,
+        adamant_cuda_loco_reduce_hop,
+        adamant_cuda_loco_decompress_reduce,
+        adamant_cuda_ef_worker_compress,
+        adamant_cuda_ef_server_compress,
+        adamant_cuda_ef_decompress,
+        adamant_cuda_clip_table_bytes,
+        adamant_cuda_clip_scratch_len,
+        adamant_cuda_clip_table_encode,
+        adamant_cuda_adagc_coefs,
+        adamant_cuda_adagc_commit,
+        adamant_cuda_clip_coef_global_norm,
+        adamant_cuda_adam_mini_table_bytes,
+        adamant_cuda_adam_mini_scratch_len,
+        adamant_cuda_adam_mini_table_encode,
+        adamant_cuda_adam_mini_step_table,
         adamant_set_num_threads,
         adamant_num_threads,
     );
