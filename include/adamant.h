@@ -877,9 +877,13 @@ adamant_status adamant_adam_mini_block_step(const struct adamant_adam_mini_confi
 
 // `clip_coef = min(max_norm / (sqrt(sum_sq) + eps), 1)` in f32, the operations in this
 // order, each rounded to nearest even: `1. norm = sqrt(sum_sq)`, `2. d = norm + eps`,
-// `3. c = max_norm / d`, `4. c = c < 1 ? c : 1`. `sum_sq` is the combined sum of squares of
-// every gradient (from `adamant_reduce_partials_multi` with `ADAMANT_REDUCE_OP_SUM_SQ` and
-// `adamant_reduce_combine`); PyTorch uses `eps = 1e-6`.
+// `3. c = max_norm / d`, `4. c = c < 1 ? c : 1`. `sum_sq` is the sum of squares of every
+// gradient as core's global-norm clip defines it: each tensor's sum (its tile partials from
+// `adamant_reduce_partials` with `ADAMANT_REDUCE_OP_SUM_SQ`, then `adamant_reduce_combine`),
+// then `adamant_reduce_combine` over those per-tensor sums in tensor order. That is the value
+// `adamant_adagc_coefs` in global mode and `adamant_cuda_clip_coef_global_norm` use; one
+// combine over the tiles of all tensors is also a canonical sum but may differ in the last
+// bit. PyTorch uses `eps = 1e-6`.
 //
 // Writes `*out_norm = norm` and `*out_clip_coef = c`. A NaN or infinite `sum_sq` gives
 // `ADAMANT_STATUS_SKIPPED_NON_FINITE` (the step should be skipped) and writes nothing;
