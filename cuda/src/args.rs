@@ -203,8 +203,8 @@ impl AdamHyper {
         }
     }
     /// Little-endian bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
         put_f64(&mut b, 0, self.beta1);
         put_f64(&mut b, 8, self.beta2);
         put_f64(&mut b, 16, self.eps);
@@ -249,8 +249,8 @@ impl SgdHyper {
         }
     }
     /// Little-endian bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
         put_f64(&mut b, 0, self.momentum);
         put_f64(&mut b, 8, self.dampening);
         put_f64(&mut b, 16, self.weight_decay);
@@ -294,8 +294,8 @@ impl LionHyper {
         }
     }
     /// Little-endian bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
         put_f64(&mut b, 0, self.beta1);
         put_f64(&mut b, 8, self.beta2);
         put_f64(&mut b, 16, self.weight_decay);
@@ -327,19 +327,57 @@ impl Rule {
     }
 }
 
+// Entry names are `&'static str`s picked by exhaustive matches (no formatting, no heap on
+// the launch path); `tests/ptx_lint.rs` checks that every name is an entry of its module, and
+// the unit tests below that each equals the name spelled from the dtypes' names.
+
+/// `$pre $mid <name of dtype $d> $suffix` (`f32`, `bf16`, `f16`).
+macro_rules! by_dtype {
+    ($pre:literal, $mid:literal, $d:expr, $suffix:literal) => {
+        match $d {
+            Dtype::F32 => concat!($pre, $mid, "f32", $suffix),
+            Dtype::Bf16 => concat!($pre, $mid, "bf16", $suffix),
+            Dtype::F16 => concat!($pre, $mid, "f16", $suffix),
+        }
+    };
+    ($pre:literal, $d:expr) => {
+        by_dtype!($pre, "", $d, "")
+    };
+}
+
+/// `$pre` followed by `<param>_<grad>`, for every parameter and gradient dtype.
+macro_rules! by_param_grad {
+    ($pre:literal, $p:expr, $g:expr, $suffix:literal) => {
+        match $p {
+            Dtype::F32 => by_dtype!($pre, "f32_", $g, $suffix),
+            Dtype::Bf16 => by_dtype!($pre, "bf16_", $g, $suffix),
+            Dtype::F16 => by_dtype!($pre, "f16_", $g, $suffix),
+        }
+    };
+    ($pre:literal, $p:expr, $g:expr) => {
+        by_param_grad!($pre, $p, $g, "")
+    };
+}
+
+/// `$pre<param>_<grad>_<state>` for the state dtypes (f32, bf16); `None` for f16 states.
+macro_rules! by_param_grad_state {
+    ($pre:literal, $p:expr, $g:expr, $s:expr) => {
+        match $s {
+            Dtype::F32 => Some(by_param_grad!($pre, $p, $g, "_f32")),
+            Dtype::Bf16 => Some(by_param_grad!($pre, $p, $g, "_bf16")),
+            Dtype::F16 => None,
+        }
+    };
+}
+
 /// Entry name of an update kernel: `adamant_<rule>_<param>_<grad>_<state>`; `None` when the
 /// state dtype is not a state type (f16).
-pub fn update_entry(rule: Rule, param: Dtype, grad: Dtype, state: Dtype) -> Option<String> {
-    if state == Dtype::F16 {
-        return None;
+pub fn update_entry(rule: Rule, param: Dtype, grad: Dtype, state: Dtype) -> Option<&'static str> {
+    match rule {
+        Rule::Adam => by_param_grad_state!("adamant_adam_", param, grad, state),
+        Rule::Sgd => by_param_grad_state!("adamant_sgd_", param, grad, state),
+        Rule::Lion => by_param_grad_state!("adamant_lion_", param, grad, state),
     }
-    Some(format!(
-        "adamant_{}_{}_{}_{}",
-        rule.name(),
-        param.name(),
-        grad.name(),
-        state.name()
-    ))
 }
 
 /// The reductions with kernels.
@@ -354,18 +392,17 @@ pub enum Reduction {
 }
 
 /// Entry name of a reduction kernel: `adamant_reduce_<sum|sumsq|maxabs>_<dtype>`.
-pub fn reduce_entry(kind: Reduction, dtype: Dtype) -> String {
-    let k = match kind {
-        Reduction::Sum => "sum",
-        Reduction::SumSq => "sumsq",
-        Reduction::MaxAbs => "maxabs",
-    };
-    format!("adamant_reduce_{k}_{}", dtype.name())
+pub fn reduce_entry(kind: Reduction, dtype: Dtype) -> &'static str {
+    match kind {
+        Reduction::Sum => by_dtype!("adamant_reduce_sum_", dtype),
+        Reduction::SumSq => by_dtype!("adamant_reduce_sumsq_", dtype),
+        Reduction::MaxAbs => by_dtype!("adamant_reduce_maxabs_", dtype),
+    }
 }
 
 /// Entry name of the non-finite scan for gradients of `grad`.
-pub fn nonfinite_entry(grad: Dtype) -> String {
-    format!("adamant_nonfinite_{}", grad.name())
+pub fn nonfinite_entry(grad: Dtype) -> &'static str {
+    by_dtype!("adamant_nonfinite_", grad)
 }
 
 /// Entry name of the step-counter commit kernel.
@@ -462,8 +499,8 @@ impl QuantArgs {
     /// Size in bytes.
     pub const SIZE: usize = 104;
     /// Little-endian bytes, as the kernels read them.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
         put_u64(&mut b, 0, self.src);
         put_u64(&mut b, 8, self.err);
         put_u64(&mut b, 16, self.out);
@@ -490,8 +527,14 @@ impl QuantArgs {
 // ---------------------------------------------------------------------------------------------
 // Adam-mini (module `adam_mini`) and clipping (module `clip`).
 
-fn words_to_bytes(words: &[u64]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+/// `W` little-endian u64 words as `B = 8 * W` bytes.
+fn words_to_bytes<const W: usize, const B: usize>(words: [u64; W]) -> [u8; B] {
+    const { assert!(B == 8 * W) };
+    let mut b = [0u8; B];
+    for (k, w) in words.iter().enumerate() {
+        put_u64(&mut b, 8 * k, *w);
+    }
+    b
 }
 
 /// One segment of uniform Adam-mini blocks of one tensor, as `adam_mini.cu` reads it (112
@@ -538,8 +581,8 @@ impl MiniSegment {
     /// Size in bytes.
     pub const SIZE: usize = 112;
     /// Little-endian bytes, as the kernels read them.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        words_to_bytes(&[
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        words_to_bytes([
             self.param,
             self.grad,
             self.exp_avg,
@@ -621,8 +664,8 @@ impl MiniHyper {
         }
     }
     /// Little-endian bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
         put_f64(&mut b, 0, self.beta1);
         put_f64(&mut b, 8, self.beta2);
         put_f64(&mut b, 16, self.eps);
@@ -643,26 +686,23 @@ pub enum QuantSource {
     Packed,
 }
 
-impl QuantSource {
-    fn suffix(self) -> &'static str {
-        match self {
-            QuantSource::Grad(d) => d.name(),
-            QuantSource::Packed => "packed",
-        }
-    }
-}
-
 /// Module (PTX file stem) of the quantizer kernels.
 pub const QUANT_MODULE: &str = "quant";
 
 /// Entry name of the pre-scan of a compress launch: `adamant_quant_check_<src>`.
-pub fn quant_check_entry(src: QuantSource) -> String {
-    format!("adamant_quant_check_{}", src.suffix())
+pub fn quant_check_entry(src: QuantSource) -> &'static str {
+    match src {
+        QuantSource::Grad(d) => by_dtype!("adamant_quant_check_", d),
+        QuantSource::Packed => "adamant_quant_check_packed",
+    }
 }
 
 /// Entry name of a compress kernel: `adamant_quant_compress_<src>`.
-pub fn quant_compress_entry(src: QuantSource) -> String {
-    format!("adamant_quant_compress_{}", src.suffix())
+pub fn quant_compress_entry(src: QuantSource) -> &'static str {
+    match src {
+        QuantSource::Grad(d) => by_dtype!("adamant_quant_compress_", d),
+        QuantSource::Packed => "adamant_quant_compress_packed",
+    }
 }
 
 /// Entry name of the pre-scan of a decompress launch.
@@ -824,26 +864,22 @@ impl MiniPlan {
 
 /// Entry name of the Adam-mini element pass: `adamant_mini_<param>_<grad>_<state>`; `None`
 /// for f16 states.
-pub fn mini_entry(param: Dtype, grad: Dtype, state: Dtype) -> Option<String> {
-    if state == Dtype::F16 {
-        return None;
-    }
-    Some(format!(
-        "adamant_mini_{}_{}_{}",
-        param.name(),
-        grad.name(),
-        state.name()
-    ))
+pub fn mini_entry(param: Dtype, grad: Dtype, state: Dtype) -> Option<&'static str> {
+    by_param_grad_state!("adamant_mini_", param, grad, state)
 }
 
 /// Entry name of the Adam-mini block statistics (tile partials) for gradients of `grad`.
-pub fn mini_sumsq_entry(grad: Dtype) -> String {
-    format!("adamant_mini_sumsq_{}", grad.name())
+pub fn mini_sumsq_entry(grad: Dtype) -> &'static str {
+    by_dtype!("adamant_mini_sumsq_", grad)
 }
 
 /// Entry name of the Adam-mini block update for states of `state`; `None` for f16.
-pub fn mini_block_entry(state: Dtype) -> Option<String> {
-    (state != Dtype::F16).then(|| format!("adamant_mini_block_{}", state.name()))
+pub fn mini_block_entry(state: Dtype) -> Option<&'static str> {
+    match state {
+        Dtype::F32 => Some("adamant_mini_block_f32"),
+        Dtype::Bf16 => Some("adamant_mini_block_bf16"),
+        Dtype::F16 => None,
+    }
 }
 
 /// Device buffers of a clipped step, as `clip.cu` reads them (64 bytes, align 8).
@@ -872,8 +908,8 @@ impl ClipBuffers {
     /// Size in bytes.
     pub const SIZE: usize = 64;
     /// Little-endian bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        words_to_bytes(&[
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        words_to_bytes([
             self.sums,
             self.count,
             self.scratch,
@@ -948,8 +984,8 @@ impl ClipHyper {
         }
     }
     /// Little-endian bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
         put_f64(&mut b, 0, self.lambda_rel);
         put_f64(&mut b, 8, self.beta);
         put_f64(&mut b, 16, self.eps);
@@ -962,8 +998,8 @@ impl ClipHyper {
 }
 
 /// Entry name of the clip's per-tile sums of squares for gradients of `grad`.
-pub fn clip_sumsq_entry(grad: Dtype) -> String {
-    format!("adamant_clip_sumsq_{}", grad.name())
+pub fn clip_sumsq_entry(grad: Dtype) -> &'static str {
+    by_dtype!("adamant_clip_sumsq_", grad)
 }
 /// Entry that combines each tensor's partials into its sum.
 pub const CLIP_TENSOR_SUMS_ENTRY: &str = "adamant_clip_tensor_sums";
@@ -971,3 +1007,106 @@ pub const CLIP_TENSOR_SUMS_ENTRY: &str = "adamant_clip_tensor_sums";
 pub const CLIP_COEFS_ENTRY: &str = "adamant_clip_coefs";
 /// Entry committing AdaGC's thresholds and step (one block).
 pub const CLIP_COMMIT_ENTRY: &str = "adamant_clip_commit";
+
+#[cfg(test)]
+mod tests {
+    //! The entry names picked by the matches equal the names spelled from the dtypes' names
+    //! (the formatting the launcher used before it stopped allocating).
+    use super::*;
+
+    #[test]
+    fn entry_names_equal_the_spelled_names() {
+        let mut checked = 0;
+        for p in Dtype::ALL {
+            for g in Dtype::ALL {
+                for s in Dtype::ALL {
+                    let spell = |pre: &str| {
+                        (s != Dtype::F16)
+                            .then(|| format!("{pre}_{}_{}_{}", p.name(), g.name(), s.name()))
+                    };
+                    for rule in [Rule::Adam, Rule::Sgd, Rule::Lion] {
+                        let want = spell(&format!("adamant_{}", rule.name()));
+                        assert_eq!(update_entry(rule, p, g, s).map(String::from), want);
+                        checked += 1;
+                    }
+                    assert_eq!(mini_entry(p, g, s).map(String::from), spell("adamant_mini"));
+                    checked += 1;
+                }
+            }
+            let d = p.name();
+            for (k, name) in [
+                (Reduction::Sum, "sum"),
+                (Reduction::SumSq, "sumsq"),
+                (Reduction::MaxAbs, "maxabs"),
+            ] {
+                assert_eq!(reduce_entry(k, p), format!("adamant_reduce_{name}_{d}"));
+            }
+            assert_eq!(nonfinite_entry(p), format!("adamant_nonfinite_{d}"));
+            assert_eq!(mini_sumsq_entry(p), format!("adamant_mini_sumsq_{d}"));
+            assert_eq!(clip_sumsq_entry(p), format!("adamant_clip_sumsq_{d}"));
+            assert_eq!(
+                mini_block_entry(p).map(String::from),
+                (p != Dtype::F16).then(|| format!("adamant_mini_block_{d}"))
+            );
+            let src = QuantSource::Grad(p);
+            assert_eq!(quant_check_entry(src), format!("adamant_quant_check_{d}"));
+            assert_eq!(
+                quant_compress_entry(src),
+                format!("adamant_quant_compress_{d}")
+            );
+            checked += 9;
+        }
+        assert_eq!(
+            quant_check_entry(QuantSource::Packed),
+            "adamant_quant_check_packed"
+        );
+        assert_eq!(
+            quant_compress_entry(QuantSource::Packed),
+            "adamant_quant_compress_packed"
+        );
+        assert_eq!(checked, 27 * 4 + 27);
+    }
+
+    /// The fixed-size byte images equal the struct layouts field by field (offsets from the
+    /// type docs), so the arrays carry the same bytes the old `Vec`s did.
+    #[test]
+    fn hyper_bytes_follow_the_documented_offsets() {
+        let a = AdamHyper {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            sr_seed: 0x0102_0304_0506_0708,
+            decoupled: 1,
+            stochastic: 7,
+        }
+        .to_bytes();
+        assert_eq!(a.len(), AdamHyper::SIZE);
+        assert_eq!(a[0..8], 0.9f64.to_le_bytes());
+        assert_eq!(a[24..32], 0.01f64.to_le_bytes());
+        assert_eq!(a[32..40], 0x0102_0304_0506_0708u64.to_le_bytes());
+        assert_eq!(a[40..44], 1u32.to_le_bytes());
+        assert_eq!(a[44..48], 7u32.to_le_bytes());
+        let c = ClipBuffers {
+            sums: 1,
+            count: 2,
+            scratch: 3,
+            coefs: 4,
+            gamma: 5,
+            gamma_next: 6,
+            clip_step: 7,
+            record: 8,
+        }
+        .to_bytes();
+        for (k, w) in c.chunks(8).enumerate() {
+            assert_eq!(w, (k as u64 + 1).to_le_bytes());
+        }
+        let m = MiniSegment {
+            block_start: 0xABCD,
+            param: 9,
+            ..MiniSegment::default()
+        }
+        .to_bytes();
+        assert_eq!((m.len(), m[0], m[104], m[105]), (112, 9, 0xCD, 0xAB));
+    }
+}

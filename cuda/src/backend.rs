@@ -4,10 +4,23 @@
 //!
 //! Device memory is addressed by plain 64-bit device pointers, as `CUdeviceptr` and as the
 //! kernels' `.u64` parameters see them.
+//!
+//! A [`ParamValue`] holds its bytes inline (by-value structs in a [`ParamBytes`] of fixed
+//! capacity), so building a launch's parameters never touches the heap.
 
 use core::fmt;
 
+/// Capacity of a by-value struct parameter, in bytes. The largest struct adamant's kernels take
+/// is `MiniSegment` (112 bytes; `QuantArgs` 104, `TensorEntry` and `ClipBuffers` 64); the
+/// simulator's own tests pass tables of up to 192 bytes.
+pub const MAX_PARAM_BYTES: usize = 256;
+
+/// The bytes of a by-value struct parameter, stored inline (no heap).
+pub type ParamBytes = heapless::Vec<u8, MAX_PARAM_BYTES>;
+
 /// A kernel parameter, laid out as PTX `.param` space expects it.
+// The struct bytes are inline on purpose: boxing them would allocate on every launch.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamValue {
     /// `.u32` / `.s32` / `.b32`.
@@ -23,9 +36,31 @@ pub enum ParamValue {
     Bytes {
         /// Alignment the kernel declares for the parameter.
         align: u32,
-        /// The struct's bytes.
-        bytes: Vec<u8>,
+        /// The struct's bytes (at most [`MAX_PARAM_BYTES`]).
+        bytes: ParamBytes,
     },
+}
+
+impl ParamValue {
+    /// A by-value struct of `M <= MAX_PARAM_BYTES` bytes (checked when compiling).
+    pub const fn from_struct<const M: usize>(align: u32, bytes: [u8; M]) -> ParamValue {
+        ParamValue::Bytes {
+            align,
+            bytes: ParamBytes::from_array(bytes),
+        }
+    }
+
+    /// A by-value struct from a slice; [`BackendError::Failed`] when it exceeds
+    /// [`MAX_PARAM_BYTES`] (the error message is the only allocation).
+    pub fn from_slice(align: u32, bytes: &[u8]) -> Result<ParamValue, BackendError> {
+        match ParamBytes::from_slice(bytes) {
+            Ok(bytes) => Ok(ParamValue::Bytes { align, bytes }),
+            Err(_) => Err(BackendError::Failed(format!(
+                "a by-value kernel parameter of {} bytes exceeds {MAX_PARAM_BYTES}",
+                bytes.len()
+            ))),
+        }
+    }
 }
 
 /// Grid and block shape of a launch, and dynamic shared memory bytes.

@@ -39,7 +39,7 @@ pub unsafe fn step_on_stream(
     dtype_codes: [u32; 3],
     tensors: &Tensors,
     refs: &StepRefs,
-    hyper: Vec<u8>,
+    hyper: &[u8],
     check_finite: bool,
 ) -> Result<(), OpError> {
     // SAFETY: forwarded from the caller.
@@ -75,7 +75,7 @@ pub unsafe fn adam_step_on_stream(
             dtype_codes,
             tensors,
             refs,
-            hyper.to_bytes(),
+            &hyper.to_bytes(),
             check_finite,
         )
     }
@@ -101,7 +101,7 @@ pub unsafe fn sgd_step_on_stream(
             dtype_codes,
             tensors,
             refs,
-            hyper.to_bytes(),
+            &hyper.to_bytes(),
             check_finite,
         )
     }
@@ -127,7 +127,7 @@ pub unsafe fn lion_step_on_stream(
             dtype_codes,
             tensors,
             refs,
-            hyper.to_bytes(),
+            &hyper.to_bytes(),
             check_finite,
         )
     }

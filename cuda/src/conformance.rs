@@ -172,9 +172,9 @@ impl RuleConfig {
     }
     fn hyper(&self) -> Vec<u8> {
         match self {
-            RuleConfig::Adam(c) => AdamHyper::from_config(c).to_bytes(),
-            RuleConfig::Sgd(c) => SgdHyper::from_config(c).to_bytes(),
-            RuleConfig::Lion(c) => LionHyper::from_config(c).to_bytes(),
+            RuleConfig::Adam(c) => AdamHyper::from_config(c).to_bytes().to_vec(),
+            RuleConfig::Sgd(c) => SgdHyper::from_config(c).to_bytes().to_vec(),
+            RuleConfig::Lion(c) => LionHyper::from_config(c).to_bytes().to_vec(),
         }
     }
     fn seed(&self) -> Option<u64> {
@@ -362,7 +362,7 @@ pub fn update_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>
         dtypes,
         &tensors,
         &refs,
-        case.config.hyper(),
+        &case.config.hyper(),
         case.check_finite,
     )
     .map_err(|e| e.to_string())?;
@@ -1637,10 +1637,7 @@ pub fn combine_levels_case<B: Backend + ?Sized>(
         ops::shape_for(1),
         &[
             ParamValue::U64(0),
-            ParamValue::Bytes {
-                align: 8,
-                bytes: e.to_bytes().to_vec(),
-            },
+            ParamValue::from_struct(8, e.to_bytes()),
             ParamValue::U32(1),
             ParamValue::U64(sums),
         ],
@@ -1694,14 +1691,11 @@ pub fn clip_partials_case<B: Backend + ?Sized, G: Element>(
     };
     b.launch(
         "clip",
-        &args::clip_sumsq_entry(G::DTYPE),
+        args::clip_sumsq_entry(G::DTYPE),
         ops::shape_for(tiles as u64),
         &[
             ParamValue::U64(0),
-            ParamValue::Bytes {
-                align: 8,
-                bytes: e.to_bytes().to_vec(),
-            },
+            ParamValue::from_struct(8, e.to_bytes()),
             ParamValue::U32(1),
             ParamValue::U64(tiles as u64),
             ParamValue::U64(gs),

@@ -4,6 +4,18 @@
 //! On a machine without `libcuda` or without a device every entry returns
 //! [`BackendError::NoDevice`]; nothing here panics (the driver calls are additionally guarded
 //! against panics of the loader).
+//!
+//! # Allocation
+//!
+//! A launch through [`StreamLauncher`] allocates nothing on the host once its module is
+//! loaded in the stream's context: the parameters are packed into fixed-size stack arrays
+//! ([`PackedParams`]: at most [`MAX_PARAMS`] parameters in [`MAX_PARAM_WORDS`] words; a
+//! by-value struct holds at most [`MAX_PARAM_BYTES`](crate::backend::MAX_PARAM_BYTES) bytes
+//! inline), and the function is found
+//! in a per-context cache keyed by the `&'static str` names of the embedded PTX (a lookup
+//! builds no key). The first launch of a module in a context loads it and resolves every
+//! entry of it, which allocates (initialization, once per module and context); an error
+//! allocates its message. [`CudaBackend`] (tests and `verify`) allocates freely.
 
 use crate::backend::{Backend, BackendError, LaunchShape, ParamValue};
 use crate::ops::Launcher;
@@ -60,19 +72,39 @@ pub fn init_driver() -> Result<(), BackendError> {
     .clone()
 }
 
-/// Loaded modules and resolved functions, per context (keyed by the context handle).
-struct Loaded {
-    modules: HashMap<&'static str, usize>,
-    functions: HashMap<(String, String), usize>,
-}
+/// The functions of the embedded modules loaded in one context, by module and entry name
+/// (the `&'static str`s of [`ptx::MODULES`] and of their PTX text, so a lookup with borrowed
+/// names builds no key).
+type ContextFunctions = HashMap<&'static str, HashMap<&'static str, usize>>;
 
-fn registry() -> &'static Mutex<HashMap<usize, Loaded>> {
-    static R: OnceLock<Mutex<HashMap<usize, Loaded>>> = OnceLock::new();
+/// Loaded modules' functions, per context (keyed by the context handle).
+fn registry() -> &'static Mutex<HashMap<usize, ContextFunctions>> {
+    static R: OnceLock<Mutex<HashMap<usize, ContextFunctions>>> = OnceLock::new();
     R.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// Load module `m` in the current context and resolve every entry of it (allocates: once per
+/// module and context).
+fn load_module_functions(
+    m: &'static ptx::Module,
+) -> Result<HashMap<&'static str, usize>, BackendError> {
+    // SAFETY: `ptx_nul` is a NUL-terminated PTX image that lives for the program.
+    let handle = unsafe { result::module::load_data(m.ptx_nul.as_ptr() as *const c_void) }
+        .map_err(|e| failed(&format!("cuModuleLoadData({})", m.name), e))?;
+    let mut functions = HashMap::new();
+    for entry in ptx::entries(m.ptx) {
+        let name =
+            CString::new(entry).map_err(|_| BackendError::Failed("bad entry name".into()))?;
+        // SAFETY: `handle` is a module just loaded in the current context, never unloaded.
+        let f = unsafe { result::module::get_function(handle, name) }
+            .map_err(|e| failed(&format!("cuModuleGetFunction({entry})"), e))?;
+        functions.insert(entry, f as usize);
+    }
+    Ok(functions)
+}
+
 /// The function `entry` of module `module` in context `ctx` (current on this thread),
-/// loading the module on first use in that context.
+/// loading the module on first use in that context. Allocation-free once the module is loaded.
 fn function(
     ctx: sys::CUcontext,
     module: &str,
@@ -81,53 +113,121 @@ fn function(
     let mut reg = registry()
         .lock()
         .map_err(|_| BackendError::Failed("module registry poisoned".into()))?;
-    let loaded = reg.entry(ctx as usize).or_insert_with(|| Loaded {
-        modules: HashMap::new(),
-        functions: HashMap::new(),
-    });
-    let key = (module.to_string(), entry.to_string());
-    if let Some(&f) = loaded.functions.get(&key) {
-        return Ok(f as sys::CUfunction);
+    // `entry` reserves room only for a new context (hashbrown reserves on a vacant key only).
+    let loaded = reg.entry(ctx as usize).or_default();
+    if !loaded.contains_key(module) {
+        let m = ptx::module(module)
+            .ok_or_else(|| BackendError::Failed(format!("no PTX module named {module}")))?;
+        let functions = load_module_functions(m)?;
+        loaded.insert(m.name, functions);
     }
-    let m = ptx::module(module)
-        .ok_or_else(|| BackendError::Failed(format!("no PTX module named {module}")))?;
-    let handle = match loaded.modules.get(m.name) {
-        Some(&h) => h as sys::CUmodule,
-        None => {
-            // SAFETY: `ptx_nul` is a NUL-terminated PTX image that lives for the program.
-            let h = unsafe { result::module::load_data(m.ptx_nul.as_ptr() as *const c_void) }
-                .map_err(|e| failed(&format!("cuModuleLoadData({module})"), e))?;
-            loaded.modules.insert(m.name, h as usize);
-            h
-        }
-    };
-    let name = CString::new(entry).map_err(|_| BackendError::Failed("bad entry name".into()))?;
-    // SAFETY: `handle` is a loaded module of the current context, never unloaded.
-    let f = unsafe { result::module::get_function(handle, name) }
-        .map_err(|e| failed(&format!("cuModuleGetFunction({entry})"), e))?;
-    loaded.functions.insert(key, f as usize);
-    Ok(f)
+    loaded
+        .get(module)
+        .and_then(|functions| functions.get(entry))
+        .map(|&f| f as sys::CUfunction)
+        .ok_or_else(|| BackendError::Failed(format!("module {module} has no entry {entry}")))
 }
 
-/// Parameter storage for `cuLaunchKernel`: each value in its own 8-byte-aligned words.
-fn param_words(params: &[ParamValue]) -> Vec<Vec<u64>> {
-    params
-        .iter()
-        .map(|p| {
-            let bytes: Vec<u8> = match p {
-                ParamValue::U32(v) => v.to_le_bytes().to_vec(),
-                ParamValue::U64(v) => v.to_le_bytes().to_vec(),
-                ParamValue::F32(v) => v.to_le_bytes().to_vec(),
-                ParamValue::F64(v) => v.to_le_bytes().to_vec(),
-                ParamValue::Bytes { bytes, .. } => bytes.clone(),
+/// Most parameters a launch may pass (the update kernels take 9).
+pub const MAX_PARAMS: usize = 16;
+/// Most 8-byte words all parameters of a launch may occupy together (1 KiB; an update launch
+/// takes 21).
+pub const MAX_PARAM_WORDS: usize = 128;
+
+/// Parameter storage for `cuLaunchKernel`, on the stack: each parameter in its own
+/// 8-byte-aligned words, little-endian, zero-padded to whole words (`max(1, ceil(bytes / 8))`
+/// words per parameter), one after the other. No heap allocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedParams {
+    words: [u64; MAX_PARAM_WORDS],
+    /// Parameter `i` occupies `words[starts[i]..starts[i + 1]]`.
+    starts: [u16; MAX_PARAMS + 1],
+    count: usize,
+}
+
+impl PackedParams {
+    /// Pack `params`; [`BackendError::Failed`] when there are more than [`MAX_PARAMS`] of
+    /// them or they need more than [`MAX_PARAM_WORDS`] words (the message is the only
+    /// allocation).
+    pub fn pack(params: &[ParamValue]) -> Result<PackedParams, BackendError> {
+        if params.len() > MAX_PARAMS {
+            return Err(BackendError::Failed(format!(
+                "a launch passes {} parameters, at most {MAX_PARAMS} are supported",
+                params.len()
+            )));
+        }
+        let mut packed = PackedParams {
+            words: [0; MAX_PARAM_WORDS],
+            starts: [0; MAX_PARAMS + 1],
+            count: params.len(),
+        };
+        let mut at = 0usize;
+        for (i, p) in params.iter().enumerate() {
+            let mut scalar = [0u8; 8];
+            let bytes: &[u8] = match p {
+                ParamValue::U32(v) => {
+                    scalar[..4].copy_from_slice(&v.to_le_bytes());
+                    &scalar[..4]
+                }
+                ParamValue::U64(v) => {
+                    scalar = v.to_le_bytes();
+                    &scalar
+                }
+                ParamValue::F32(v) => {
+                    scalar[..4].copy_from_slice(&v.to_le_bytes());
+                    &scalar[..4]
+                }
+                ParamValue::F64(v) => {
+                    scalar = v.to_le_bytes();
+                    &scalar
+                }
+                ParamValue::Bytes { bytes, .. } => bytes,
             };
-            let mut w = vec![0u64; bytes.len().div_ceil(8).max(1)];
+            let len = bytes.len().div_ceil(8).max(1);
+            if at + len > MAX_PARAM_WORDS {
+                return Err(BackendError::Failed(format!(
+                    "the parameters of a launch exceed {} bytes",
+                    8 * MAX_PARAM_WORDS
+                )));
+            }
+            let w = &mut packed.words[at..at + len];
             for (k, b) in bytes.iter().enumerate() {
                 w[k / 8] |= (*b as u64) << (8 * (k % 8));
             }
-            w
-        })
-        .collect()
+            packed.starts[i] = at as u16;
+            at += len;
+            packed.starts[i + 1] = at as u16;
+        }
+        Ok(packed)
+    }
+
+    /// Parameters packed.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no parameter was packed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The words of parameter `i` (`max(1, ceil(bytes / 8))` of them).
+    pub fn words(&self, i: usize) -> &[u64] {
+        &self.words[self.starts[i] as usize..self.starts[i + 1] as usize]
+    }
+
+    /// One pointer per parameter to its first word, as `cuLaunchKernel`'s `kernelParams`
+    /// reads them (valid while `self` is neither moved nor dropped); entries past
+    /// [`PackedParams::len`] are null.
+    fn pointers(&mut self) -> [*mut c_void; MAX_PARAMS] {
+        let mut ptrs = [std::ptr::null_mut::<c_void>(); MAX_PARAMS];
+        let base = self.words.as_mut_ptr();
+        for (i, p) in ptrs.iter_mut().enumerate().take(self.count) {
+            // `starts[i] < MAX_PARAM_WORDS` for every packed parameter (each takes >= 1 word).
+            *p = base.wrapping_add(self.starts[i] as usize) as *mut c_void;
+        }
+        ptrs
+    }
 }
 
 /// Launch on `stream` in context `ctx` without waiting.
@@ -151,14 +251,13 @@ fn launch_function(
     shape: LaunchShape,
     params: &[ParamValue],
 ) -> Result<(), BackendError> {
-    let mut words = param_words(params);
-    let mut ptrs: Vec<*mut c_void> = words
-        .iter_mut()
-        .map(|w| w.as_mut_ptr() as *mut c_void)
-        .collect();
-    // SAFETY: `f` is a function of the current context; `ptrs` point to one value per kernel parameter, laid
-    // out as the kernel declares it (args.rs), alive until cuLaunchKernel returns (the driver
-    // copies them); the stream belongs to `ctx`.
+    let mut packed = PackedParams::pack(params)?;
+    let count = packed.len();
+    let mut ptrs = packed.pointers();
+    // SAFETY: `f` is a function of the current context; `ptrs[..count]` point to one value per
+    // kernel parameter, laid out as the kernel declares it (args.rs), inside `packed`, which
+    // is neither moved nor dropped until cuLaunchKernel returns (the driver copies the values);
+    // the stream belongs to the current context.
     unsafe {
         result::launch_kernel(
             f,
@@ -166,7 +265,7 @@ fn launch_function(
             shape.block,
             shape.shared_bytes,
             stream,
-            &mut ptrs,
+            &mut ptrs[..count],
         )
     }
     .map_err(|e| failed(&format!("cuLaunchKernel({entry})"), e))
@@ -386,5 +485,161 @@ impl Backend for CudaBackend {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The stack packing gives the words the launcher passed before it stopped allocating
+    //! (`old_param_words`, the previous heap-based packing kept here as the reference), for the
+    //! launches the step path makes, and its pointers address those words.
+    use super::*;
+    use crate::args::{
+        AdamHyper, ClipBuffers, ClipHyper, MiniHyper, MiniSegment, QuantArgs, TensorEntry,
+    };
+    use crate::backend::MAX_PARAM_BYTES;
+
+    /// The launcher's packing before this change: one heap vector of words per parameter.
+    fn old_param_words(params: &[ParamValue]) -> Vec<Vec<u64>> {
+        params
+            .iter()
+            .map(|p| {
+                let bytes: Vec<u8> = match p {
+                    ParamValue::U32(v) => v.to_le_bytes().to_vec(),
+                    ParamValue::U64(v) => v.to_le_bytes().to_vec(),
+                    ParamValue::F32(v) => v.to_le_bytes().to_vec(),
+                    ParamValue::F64(v) => v.to_le_bytes().to_vec(),
+                    ParamValue::Bytes { bytes, .. } => bytes.to_vec(),
+                };
+                let mut w = vec![0u64; bytes.len().div_ceil(8).max(1)];
+                for (k, b) in bytes.iter().enumerate() {
+                    w[k / 8] |= (*b as u64) << (8 * (k % 8));
+                }
+                w
+            })
+            .collect()
+    }
+
+    fn launches() -> Vec<Vec<ParamValue>> {
+        let one = TensorEntry {
+            param: 0x7F00_0000_1000,
+            grad: 0x7F00_0000_2002,
+            state0: 0x7F00_0000_3000,
+            state1: 0x7F00_0000_4000,
+            n: 40_003,
+            sr_index_offset: u64::MAX,
+            clip_coef: 0,
+            chunk_start: 0,
+        };
+        let adam = AdamHyper::from_config(&adamant_core::AdamConfig::adamw());
+        let update = vec![
+            ParamValue::U64(0),
+            ParamValue::from_struct(8, one.to_bytes()),
+            ParamValue::U32(1),
+            ParamValue::U64(3),
+            ParamValue::U64(0x10),
+            ParamValue::U64(0x18),
+            ParamValue::U64(0),
+            ParamValue::U64(0x20),
+            ParamValue::from_struct(8, adam.to_bytes()),
+        ];
+        let mini = vec![
+            ParamValue::U64(0xB000),
+            ParamValue::from_struct(
+                8,
+                MiniSegment {
+                    block_len: 4096,
+                    n: 8192,
+                    ..MiniSegment::default()
+                }
+                .to_bytes(),
+            ),
+            ParamValue::U32(2),
+            ParamValue::U64(9),
+            ParamValue::U64(0x10),
+            ParamValue::U64(0x18),
+            ParamValue::U64(0x28),
+            ParamValue::U64(0x20),
+            ParamValue::from_struct(
+                8,
+                MiniHyper::from_config(&adamant_core::AdamMiniConfig::default()).to_bytes(),
+            ),
+        ];
+        let quant = vec![ParamValue::from_struct(
+            8,
+            QuantArgs {
+                src: 0x1002,
+                err_beta: 0.8,
+                divisor: 3.0,
+                ..QuantArgs::default()
+            }
+            .to_bytes(),
+        )];
+        let clip = vec![
+            ParamValue::from_struct(
+                8,
+                ClipBuffers {
+                    sums: 1,
+                    record: 2,
+                    ..ClipBuffers::default()
+                }
+                .to_bytes(),
+            ),
+            ParamValue::U64(0x4000),
+            ParamValue::from_struct(
+                8,
+                ClipHyper::global_norm(&adamant_core::clip::GlobalNormClip::new(1.0).unwrap())
+                    .to_bytes(),
+            ),
+        ];
+        // Scalars of every kind, with their sign bits and NaN payloads, and odd struct sizes
+        // (padded to whole words; an empty struct still takes one word).
+        let scalars = vec![
+            ParamValue::U32(0xFFFF_FFFF),
+            ParamValue::F32(f32::from_bits(0xFFC0_0001)),
+            ParamValue::F64(-0.0),
+            ParamValue::U64(0x0123_4567_89AB_CDEF),
+            ParamValue::from_struct(4, [0xEEu8; 13]),
+            ParamValue::from_struct(1, []),
+            ParamValue::from_slice(4, &[7u8; 200]).unwrap(),
+        ];
+        vec![update, mini, quant, clip, scalars, vec![]]
+    }
+
+    #[test]
+    fn stack_packing_equals_the_previous_heap_packing() {
+        for params in launches() {
+            let old = old_param_words(&params);
+            let mut packed = PackedParams::pack(&params).unwrap();
+            assert_eq!(packed.len(), old.len());
+            assert_eq!(packed.is_empty(), old.is_empty());
+            for (i, w) in old.iter().enumerate() {
+                assert_eq!(packed.words(i), &w[..], "parameter {i} of {params:?}");
+            }
+            // The pointer array addresses each parameter's words inside the packing, in order,
+            // 8-byte aligned; unused slots are null.
+            let ptrs = packed.pointers();
+            for (i, p) in ptrs.iter().enumerate() {
+                if i < packed.len() {
+                    let want = packed.words(i).as_ptr() as *mut c_void;
+                    assert_eq!(*p, want, "pointer {i}");
+                    assert_eq!(p.addr() % 8, 0);
+                } else {
+                    assert!(p.is_null());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packing_refuses_what_its_arrays_cannot_hold() {
+        let many = vec![ParamValue::U32(0); MAX_PARAMS + 1];
+        let e = PackedParams::pack(&many).unwrap_err();
+        assert!(matches!(e, BackendError::Failed(ref m) if m.contains("parameters")));
+        let wide = ParamValue::from_struct(8, [0u8; MAX_PARAM_BYTES]);
+        let n = MAX_PARAM_WORDS / (MAX_PARAM_BYTES / 8);
+        assert!(PackedParams::pack(&vec![wide.clone(); n]).is_ok());
+        let e = PackedParams::pack(&vec![wide; n + 1]).unwrap_err();
+        assert!(matches!(e, BackendError::Failed(ref m) if m.contains("bytes")));
     }
 }

@@ -6,6 +6,9 @@
 //! A step is: optional non-finite scan (writes `found_inf`) -> the rule's update kernel
 //! (skipped on the device when `found_inf` is set; reads `lr` and `step` from device memory)
 //! -> the commit kernel (`step += 1` unless skipped). The caller zeroes `found_inf` first.
+//!
+//! Every function here builds its launches without allocating on the host (parameters on the
+//! stack, `&'static str` entry names); only an error allocates, for its message.
 
 use crate::args::{
     self, AdamHyper, ClipBuffers, ClipHyper, LionHyper, MiniHyper, MiniSegment, ReduceEntry,
@@ -143,22 +146,35 @@ pub fn shape_for(units: u64) -> LaunchShape {
     }
 }
 
-fn dtypes_for(rule: Rule, p: Dtype, g: Dtype, s: Dtype) -> Result<String, OpError> {
+fn dtypes_for(rule: Rule, p: Dtype, g: Dtype, s: Dtype) -> Result<&'static str, OpError> {
     args::update_entry(rule, p, g, s).ok_or_else(|| {
         OpError::UnsupportedDtype(format!("state dtype {s} (states are f32 or bf16)"))
     })
 }
 
-/// Launch one rule's update kernel (no scan, no commit).
+/// The hyper-parameter bytes of an update launch as a by-value parameter (align 8).
+fn hyper_param(hyper: &[u8]) -> Result<ParamValue, OpError> {
+    ParamValue::from_slice(8, hyper).map_err(|_| {
+        OpError::InvalidArgument(format!(
+            "hyper-parameters of {} bytes exceed a kernel parameter",
+            hyper.len()
+        ))
+    })
+}
+
+/// Launch one rule's update kernel (no scan, no commit). `hyper` is the rule's
+/// hyper-parameter bytes ([`AdamHyper::to_bytes`], [`SgdHyper::to_bytes`],
+/// [`LionHyper::to_bytes`]).
 pub fn update<L: Launcher + ?Sized>(
     l: &mut L,
     rule: Rule,
     dtypes: (Dtype, Dtype, Dtype),
     tensors: &Tensors,
     refs: &StepRefs,
-    hyper: Vec<u8>,
+    hyper: &[u8],
 ) -> Result<(), OpError> {
     let entry = dtypes_for(rule, dtypes.0, dtypes.1, dtypes.2)?;
+    let hyper = hyper_param(hyper)?;
     if refs.lr == 0 || refs.step == 0 {
         return Err(OpError::InvalidArgument(
             "lr and step must be device addresses".into(),
@@ -170,22 +186,16 @@ pub fn update<L: Launcher + ?Sized>(
     }
     let params = [
         ParamValue::U64(table),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: one.to_bytes().to_vec(),
-        },
+        ParamValue::from_struct(8, one.to_bytes()),
         ParamValue::U32(count),
         ParamValue::U64(total),
         ParamValue::U64(refs.lr),
         ParamValue::U64(refs.step),
         ParamValue::U64(refs.grad_scale),
         ParamValue::U64(refs.found_inf),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: hyper,
-        },
+        hyper,
     ];
-    l.launch_kernel(rule.name(), &entry, shape_for(total), &params)?;
+    l.launch_kernel(rule.name(), entry, shape_for(total), &params)?;
     Ok(())
 }
 
@@ -207,17 +217,14 @@ pub fn nonfinite_scan<L: Launcher + ?Sized>(
     }
     let params = [
         ParamValue::U64(table),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: one.to_bytes().to_vec(),
-        },
+        ParamValue::from_struct(8, one.to_bytes()),
         ParamValue::U32(count),
         ParamValue::U64(total),
         ParamValue::U64(found_inf),
     ];
     l.launch_kernel(
         "step",
-        &args::nonfinite_entry(grad),
+        args::nonfinite_entry(grad),
         shape_for(total),
         &params,
     )?;
@@ -249,11 +256,12 @@ pub fn step<L: Launcher + ?Sized>(
     dtypes: (Dtype, Dtype, Dtype),
     tensors: &Tensors,
     refs: &StepRefs,
-    hyper: Vec<u8>,
+    hyper: &[u8],
     check_finite: bool,
 ) -> Result<(), OpError> {
     // Validate everything before the first launch, so an error launches nothing.
     dtypes_for(rule, dtypes.0, dtypes.1, dtypes.2)?;
+    hyper_param(hyper)?;
     tensors.params()?;
     let scan = check_finite || refs.grad_scale != 0;
     if scan && refs.found_inf == 0 {
@@ -288,7 +296,7 @@ pub fn adam_step<L: Launcher + ?Sized>(
         dtypes,
         tensors,
         refs,
-        hyper.to_bytes(),
+        &hyper.to_bytes(),
         check_finite,
     )
 }
@@ -308,7 +316,7 @@ pub fn sgd_step<L: Launcher + ?Sized>(
         dtypes,
         tensors,
         refs,
-        hyper.to_bytes(),
+        &hyper.to_bytes(),
         check_finite,
     )
 }
@@ -328,7 +336,7 @@ pub fn lion_step<L: Launcher + ?Sized>(
         dtypes,
         tensors,
         refs,
-        hyper.to_bytes(),
+        &hyper.to_bytes(),
         check_finite,
     )
 }
@@ -382,16 +390,13 @@ pub fn partials<L: Launcher + ?Sized>(
     }
     let params = [
         ParamValue::U64(table),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: one.to_bytes().to_vec(),
-        },
+        ParamValue::from_struct(8, one.to_bytes()),
         ParamValue::U32(count),
         ParamValue::U64(total),
     ];
     l.launch_kernel(
         "reduce",
-        &args::reduce_entry(kind, dtype),
+        args::reduce_entry(kind, dtype),
         shape_for(total),
         &params,
     )?;
@@ -534,15 +539,12 @@ pub fn quant_compress<L: Launcher + ?Sized>(
     if total == 0 {
         return Ok(());
     }
-    let params = [ParamValue::Bytes {
-        align: 8,
-        bytes: args.to_bytes(),
-    }];
+    let params = [ParamValue::from_struct(8, args.to_bytes())];
     let shape = shape_for(total);
-    l.launch_kernel(QUANT_MODULE, &args::quant_check_entry(src), shape, &params)?;
+    l.launch_kernel(QUANT_MODULE, args::quant_check_entry(src), shape, &params)?;
     l.launch_kernel(
         QUANT_MODULE,
-        &args::quant_compress_entry(src),
+        args::quant_compress_entry(src),
         shape,
         &params,
     )?;
@@ -559,10 +561,7 @@ pub fn quant_decompress<L: Launcher + ?Sized>(l: &mut L, args: &QuantArgs) -> Re
     if total == 0 {
         return Ok(());
     }
-    let params = [ParamValue::Bytes {
-        align: 8,
-        bytes: args.to_bytes(),
-    }];
+    let params = [ParamValue::from_struct(8, args.to_bytes())];
     let shape = shape_for(total);
     l.launch_kernel(
         QUANT_MODULE,
@@ -926,20 +925,14 @@ fn mini_launch<L: Launcher + ?Sized>(
     }
     let params = [
         ParamValue::U64(m.segments),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: m.one.to_bytes(),
-        },
+        ParamValue::from_struct(8, m.one.to_bytes()),
         ParamValue::U32(m.count),
         ParamValue::U64(total),
         ParamValue::U64(refs.lr),
         ParamValue::U64(refs.step),
         ParamValue::U64(refs.grad_scale),
         ParamValue::U64(refs.found_inf),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: hyper.to_bytes(),
-        },
+        ParamValue::from_struct(8, hyper.to_bytes()),
     ];
     l.launch_kernel("adam_mini", entry, shape_for(total), &params)?;
     Ok(())
@@ -980,13 +973,13 @@ pub fn mini_step<L: Launcher + ?Sized>(
             nonfinite_scan(l, g, t, refs.found_inf)?;
         }
     }
-    mini_launch(l, &args::mini_sumsq_entry(g), m, m.total_tiles, refs, hyper)?;
-    mini_launch(l, &block, m, m.total_blocks, refs, hyper)?;
-    mini_launch(l, &elem, m, m.total_chunks, refs, hyper)?;
+    mini_launch(l, args::mini_sumsq_entry(g), m, m.total_tiles, refs, hyper)?;
+    mini_launch(l, block, m, m.total_blocks, refs, hyper)?;
+    mini_launch(l, elem, m, m.total_chunks, refs, hyper)?;
     for (t, decay) in [(&m.elements_decay, true), (&m.elements_plain, false)] {
         if let Some(t) = t {
             let h = hyper.element_hyper(decay);
-            update(l, Rule::Adam, dtypes, t, refs, h.to_bytes())?;
+            update(l, Rule::Adam, dtypes, t, refs, &h.to_bytes())?;
         }
     }
     commit(l, refs)
@@ -1046,22 +1039,23 @@ pub fn clip_coefficients<L: Launcher + ?Sized>(
             "clip buffers missing for this mode".into(),
         ));
     }
-    let head = [
-        ParamValue::U64(table),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: one.to_bytes().to_vec(),
-        },
-        ParamValue::U32(count),
-    ];
+    let one = ParamValue::from_struct(8, one.to_bytes());
     if total > 0 {
-        let mut p = head.to_vec();
-        p.push(ParamValue::U64(total));
-        p.push(ParamValue::U64(grad_scale));
-        l.launch_kernel("clip", &args::clip_sumsq_entry(grad), shape_for(total), &p)?;
+        let p = [
+            ParamValue::U64(table),
+            one.clone(),
+            ParamValue::U32(count),
+            ParamValue::U64(total),
+            ParamValue::U64(grad_scale),
+        ];
+        l.launch_kernel("clip", args::clip_sumsq_entry(grad), shape_for(total), &p)?;
     }
-    let mut p = head.to_vec();
-    p.push(ParamValue::U64(buffers.sums));
+    let p = [
+        ParamValue::U64(table),
+        one,
+        ParamValue::U32(count),
+        ParamValue::U64(buffers.sums),
+    ];
     l.launch_kernel(
         "clip",
         args::CLIP_TENSOR_SUMS_ENTRY,
@@ -1073,14 +1067,8 @@ pub fn clip_coefficients<L: Launcher + ?Sized>(
         args::CLIP_COEFS_ENTRY,
         shape_for(1),
         &[
-            ParamValue::Bytes {
-                align: 8,
-                bytes: buffers.to_bytes(),
-            },
-            ParamValue::Bytes {
-                align: 8,
-                bytes: hyper.to_bytes(),
-            },
+            ParamValue::from_struct(8, buffers.to_bytes()),
+            ParamValue::from_struct(8, hyper.to_bytes()),
         ],
     )?;
     Ok(())
@@ -1112,15 +1100,9 @@ pub fn clip_commit<L: Launcher + ?Sized>(
         args::CLIP_COMMIT_ENTRY,
         shape_for(1),
         &[
-            ParamValue::Bytes {
-                align: 8,
-                bytes: buffers.to_bytes(),
-            },
+            ParamValue::from_struct(8, buffers.to_bytes()),
             ParamValue::U64(found_inf),
-            ParamValue::Bytes {
-                align: 8,
-                bytes: hyper.to_bytes(),
-            },
+            ParamValue::from_struct(8, hyper.to_bytes()),
         ],
     )?;
     Ok(())

@@ -71,26 +71,14 @@ fn spec_a_step_is_scan_then_update_then_commit() {
     assert_eq!(shape.grid, (4, 1, 1));
     assert_eq!(shape.block, (256, 1, 1));
     assert_eq!(params[0], ParamValue::U64(0));
-    assert_eq!(
-        params[1],
-        ParamValue::Bytes {
-            align: 8,
-            bytes: one.to_bytes().to_vec()
-        }
-    );
+    assert_eq!(params[1], ParamValue::from_struct(8, one.to_bytes()));
     assert_eq!(params[2], ParamValue::U32(1));
     assert_eq!(params[3], ParamValue::U64(4));
     assert_eq!(
         &params[4..8],
         &[0x1000, 0x2000, 0x3000, 0x4000].map(ParamValue::U64)
     );
-    assert_eq!(
-        params[8],
-        ParamValue::Bytes {
-            align: 8,
-            bytes: hyper.to_bytes()
-        }
-    );
+    assert_eq!(params[8], ParamValue::from_struct(8, hyper.to_bytes()));
     assert_eq!(
         r.launches[2].3,
         vec![ParamValue::U64(0x2000), ParamValue::U64(0x4000)]

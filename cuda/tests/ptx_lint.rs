@@ -283,7 +283,7 @@ fn spec_every_kernel_the_launcher_names_is_in_the_ptx() {
                 for s in Dtype::ALL {
                     match args::update_entry(rule, p, g, s) {
                         Some(e) => {
-                            assert!(has(rule.name(), &e), "{e} missing");
+                            assert!(has(rule.name(), e), "{e} missing");
                             n += 1;
                         }
                         None => assert_eq!(s, Dtype::F16),
@@ -298,10 +298,10 @@ fn spec_every_kernel_the_launcher_names_is_in_the_ptx() {
     }
     for t in Dtype::ALL {
         for k in [Reduction::Sum, Reduction::SumSq, Reduction::MaxAbs] {
-            assert!(has("reduce", &args::reduce_entry(k, t)));
+            assert!(has("reduce", args::reduce_entry(k, t)));
             n += 1;
         }
-        assert!(has("step", &args::nonfinite_entry(t)));
+        assert!(has("step", args::nonfinite_entry(t)));
         n += 1;
     }
     assert!(has("step", args::COMMIT_ENTRY));
@@ -313,8 +313,8 @@ fn spec_every_kernel_the_launcher_names_is_in_the_ptx() {
         args::QuantSource::Grad(Dtype::F16),
         args::QuantSource::Packed,
     ] {
-        assert!(has(args::QUANT_MODULE, &args::quant_check_entry(src)));
-        assert!(has(args::QUANT_MODULE, &args::quant_compress_entry(src)));
+        assert!(has(args::QUANT_MODULE, args::quant_check_entry(src)));
+        assert!(has(args::QUANT_MODULE, args::quant_compress_entry(src)));
         q += 2;
     }
     assert!(has(args::QUANT_MODULE, args::QUANT_DECOMPRESS_CHECK_ENTRY));
@@ -329,17 +329,17 @@ fn spec_every_kernel_the_launcher_names_is_in_the_ptx() {
             for s in Dtype::ALL {
                 match args::mini_entry(p, g, s) {
                     Some(e) => {
-                        assert!(has("adam_mini", &e), "{e} missing");
+                        assert!(has("adam_mini", e), "{e} missing");
                         mini += 1;
                     }
                     None => assert_eq!(s, Dtype::F16),
                 }
             }
         }
-        assert!(has("adam_mini", &args::mini_sumsq_entry(p)));
-        assert!(has("clip", &args::clip_sumsq_entry(p)));
+        assert!(has("adam_mini", args::mini_sumsq_entry(p)));
+        assert!(has("clip", args::clip_sumsq_entry(p)));
         match args::mini_block_entry(p) {
-            Some(e) => assert!(has("adam_mini", &e)),
+            Some(e) => assert!(has("adam_mini", e)),
             None => assert_eq!(p, Dtype::F16),
         }
     }

@@ -48,7 +48,7 @@ impl Recorder {
         assert_eq!(*align, 8);
         (
             [&self.launches[0].1, &self.launches[1].1],
-            bytes.clone(),
+            bytes.to_vec(),
             self.launches[0].2.grid.0,
         )
     }

@@ -133,7 +133,7 @@ pub(crate) fn entry<const B: usize>(v: &[View; B], clip: u64) -> TensorEntry {
 /// As the public entry points.
 unsafe fn device_step<const B: usize>(
     rule: Rule,
-    hyper: Vec<u8>,
+    hyper: &[u8],
     args: *const adamant_cuda_step_args,
     count: usize,
     specs: &[Spec; B],
@@ -156,7 +156,7 @@ unsafe fn device_step<const B: usize>(
 /// launch keyed from its own element 0, so a list gives the bits of one call per tensor.
 pub(crate) fn checked_step<L: Launcher, const B: usize>(
     rule: Rule,
-    hyper: Vec<u8>,
+    hyper: &[u8],
     args: &adamant_cuda_step_args,
     count: usize,
     specs: &[Spec; B],
@@ -184,7 +184,7 @@ pub(crate) fn checked_step<L: Launcher, const B: usize>(
         let v = views(specs, &raw(i))?;
         let d = (v[0].dtype, v[1].dtype, v[2].dtype);
         let t = Tensors::One(entry(&v, clip));
-        ops::update(&mut l, rule, d, &t, &refs, hyper.clone()).map_err(status_of)?;
+        ops::update(&mut l, rule, d, &t, &refs, hyper).map_err(status_of)?;
     }
     ops::commit(&mut l, &refs).map_err(status_of)
 }
@@ -261,7 +261,7 @@ unsafe fn adam_any(
     unsafe {
         device_step(
             Rule::Adam,
-            hyper,
+            &hyper,
             args,
             count,
             &ADAM_SPECS,
@@ -443,7 +443,7 @@ unsafe fn sgd_any(
     unsafe {
         device_step(
             Rule::Sgd,
-            hyper,
+            &hyper,
             args,
             count,
             &THREE_SPECS,
@@ -518,7 +518,7 @@ unsafe fn lion_any(
     unsafe {
         device_step(
             Rule::Lion,
-            hyper,
+            &hyper,
             args,
             count,
             &THREE_SPECS,
@@ -903,7 +903,7 @@ mod sim_tests {
             let hyper = AdamHyper::from_config(&core_cfg).to_bytes();
             let r = checked_step(
                 Rule::Adam,
-                hyper,
+                &hyper,
                 &args,
                 3,
                 &ADAM_SPECS,

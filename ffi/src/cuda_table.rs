@@ -371,10 +371,10 @@ fn check_desc(
 /// Check the descriptor and the table address, get the launcher (the driver check), then
 /// queue: the scan over the table (when on), one update launch over the table, one commit.
 /// `args` passed `refs()`; `hyper` gives the kernel bytes of a validated configuration
-/// (built only once everything passed, so no argument error allocates).
-pub(crate) fn table_step<L: Launcher>(
+/// (built only once everything passed).
+pub(crate) fn table_step<L: Launcher, H: AsRef<[u8]>>(
     rule: adamant_cuda_rule,
-    hyper: impl FnOnce() -> Vec<u8>,
+    hyper: impl FnOnce() -> H,
     args: &adamant_cuda_step_args,
     desc: &adamant_cuda_tensor_table,
     states: u32,
@@ -393,7 +393,8 @@ pub(crate) fn table_step<L: Launcher>(
     if scan {
         ops::nonfinite_scan(&mut l, c.dtypes.1, &t, refs.found_inf).map_err(status_of)?;
     }
-    ops::update(&mut l, rule.kernels(), c.dtypes, &t, &refs, hyper()).map_err(status_of)?;
+    let hyper = hyper();
+    ops::update(&mut l, rule.kernels(), c.dtypes, &t, &refs, hyper.as_ref()).map_err(status_of)?;
     ops::commit(&mut l, &refs).map_err(status_of)
 }
 
@@ -401,9 +402,9 @@ pub(crate) fn table_step<L: Launcher>(
 ///
 /// # Safety
 /// As the public entry points.
-unsafe fn stream_step(
+unsafe fn stream_step<H: AsRef<[u8]>>(
     rule: adamant_cuda_rule,
-    hyper: impl FnOnce() -> Vec<u8>,
+    hyper: impl FnOnce() -> H,
     args: &adamant_cuda_step_args,
     desc: *const adamant_cuda_tensor_table,
     states: u32,
@@ -594,7 +595,7 @@ mod sim_tests {
         adamant_sgd_config_default, adamant_sgd_step_multi, adamant_step_options,
     };
     use adamant_core::{bf16, f16, Element};
-    use adamant_cuda::backend::{Backend, BackendError, LaunchShape, ParamValue};
+    use adamant_cuda::backend::{Backend, BackendError, LaunchShape, ParamBytes, ParamValue};
     use ptx_sim::Simulator;
 
     /// The simulator as a launcher that logs every launch's `(module, entry)`.
@@ -811,17 +812,21 @@ mod sim_tests {
             c.stochastic_rounding_seed = 5;
             c
         }
-        fn hyper(self) -> Vec<u8> {
-            match self {
+        /// The kernel bytes, inline (no heap: the no-allocation test uses them too).
+        fn hyper(self) -> ParamBytes {
+            let b = match self {
                 Kind::AdamW | Kind::Adam => {
                     let c = self.adam().to_core(self == Kind::AdamW, 0.0).unwrap();
-                    AdamHyper::from_config(&c).to_bytes()
+                    ParamBytes::from_slice(&AdamHyper::from_config(&c).to_bytes())
                 }
-                Kind::SgdMomentum | Kind::SgdPlain => {
-                    SgdHyper::from_config(&self.sgd().to_core(0.0).unwrap()).to_bytes()
-                }
-                Kind::Lion => LionHyper::from_config(&self.lion().to_core(0.0).unwrap()).to_bytes(),
-            }
+                Kind::SgdMomentum | Kind::SgdPlain => ParamBytes::from_slice(
+                    &SgdHyper::from_config(&self.sgd().to_core(0.0).unwrap()).to_bytes(),
+                ),
+                Kind::Lion => ParamBytes::from_slice(
+                    &LionHyper::from_config(&self.lion().to_core(0.0).unwrap()).to_bytes(),
+                ),
+            };
+            b.unwrap()
         }
     }
 
@@ -1145,14 +1150,21 @@ mod sim_tests {
         match kind {
             Kind::AdamW | Kind::Adam => {
                 let raw = |i: usize| [l.p[i].into(), l.g[i].into(), l.s0[i].into(), l.s1[i].into()];
-                checked_step(Rule::Adam, hyper, a, k, &ADAM_SPECS, raw, adam_lens, || {
-                    Ok(launcher)
-                })
+                checked_step(
+                    Rule::Adam,
+                    &hyper,
+                    a,
+                    k,
+                    &ADAM_SPECS,
+                    raw,
+                    adam_lens,
+                    || Ok(launcher),
+                )
             }
             _ => {
                 let raw = |i: usize| [l.p[i].into(), l.g[i].into(), l.s0[i].into()];
                 let rule = kind.rule().kernels();
-                checked_step(rule, hyper, a, k, &THREE_SPECS, raw, sgd_lens, || {
+                checked_step(rule, &hyper, a, k, &THREE_SPECS, raw, sgd_lens, || {
                     Ok(launcher)
                 })
             }

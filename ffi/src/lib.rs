@@ -53,6 +53,8 @@ pub mod cuda_clip;
 mod cuda_dev;
 pub mod cuda_loco;
 pub mod cuda_mini;
+#[cfg(test)]
+mod cuda_no_alloc;
 pub mod cuda_table;
 mod exec;
 pub mod lion;

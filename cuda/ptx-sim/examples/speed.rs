@@ -47,10 +47,7 @@ fn main() {
     args.extend_from_slice(&[0; 4]);
     for (kernel, grid) in [("adamw_f32", 120), ("adamw_vec4", 120), ("adamw_bf16", 120)] {
         let params = [
-            ParamValue::Bytes {
-                align: 4,
-                bytes: args.clone(),
-            },
+            ParamValue::from_slice(4, &args).unwrap(),
             ParamValue::U64(bufs[0]),
             ParamValue::U64(bufs[1]),
             ParamValue::U64(bufs[2]),

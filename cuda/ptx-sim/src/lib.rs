@@ -321,7 +321,7 @@ fn param_buffer(k: &ir::Kernel, params: &[ParamValue]) -> Result<Vec<u8>, String
             (None, ParamValue::Bytes { align, bytes })
                 if bytes.len() == decl.size as usize && *align == decl.align =>
             {
-                bytes.clone()
+                bytes.to_vec()
             }
             _ => {
                 return Err(format!(

@@ -32,7 +32,7 @@ impl Args {
         ];
         let mut bytes = to_bytes_f32(&f);
         bytes.extend_from_slice(&0u32.to_le_bytes());
-        ParamValue::Bytes { align: 4, bytes }
+        ParamValue::from_slice(4, &bytes).unwrap()
     }
 }
 
@@ -275,10 +275,7 @@ fn out_of_bounds_access_is_refused_and_memory_is_restored() {
 #[test]
 fn parameters_are_checked_against_the_declaration() {
     let mut s = sim();
-    let bad_struct = ParamValue::Bytes {
-        align: 4,
-        bytes: vec![0; 32],
-    };
+    let bad_struct = ParamValue::from_struct(4, [0u8; 32]);
     let params = [
         bad_struct,
         ParamValue::U64(0),

@@ -35,10 +35,7 @@ fn multi_tensor_table_matches_rust() {
                 tensors.push((pd, p, g));
             }
             let params = [
-                ParamValue::Bytes {
-                    align: 8,
-                    bytes: table,
-                },
+                ParamValue::from_slice(8, &table).unwrap(),
                 ParamValue::U32(count),
                 ParamValue::F32(alpha),
             ];
@@ -69,10 +66,7 @@ fn parameter_table_reads_past_the_table_are_refused() {
     s.register_module("multi", MULTI).unwrap();
     // count = 9 makes block y = 8 read t.n[8], past the 192-byte table.
     let params = [
-        ParamValue::Bytes {
-            align: 8,
-            bytes: vec![0; 192],
-        },
+        ParamValue::from_struct(8, [0u8; 192]),
         ParamValue::U32(9),
         ParamValue::F32(1.0),
     ];

@@ -28,10 +28,7 @@ fn adamw_same_as_original(ptx: &str, opts: ParseOptions, fam: Family) -> Result<
             .collect();
         let mut args = to_bytes_f32(&[1e-5, 0.9, 0.1, 0.999, 0.001, 0.01, 0.03, 1e-8]);
         args.extend_from_slice(&[0; 4]);
-        let mut params = vec![ParamValue::Bytes {
-            align: 4,
-            bytes: args,
-        }];
+        let mut params = vec![ParamValue::from_slice(4, &args).unwrap()];
         params.extend(bufs.iter().map(|&d| ParamValue::U64(d)));
         params.push(ParamValue::U64(n as u64));
         s.launch_sim("m", "adamw_f32", shape(5, 128), &params)

@@ -84,10 +84,7 @@ fn scopes_specials_dynamic_shared_and_guards() {
     st.extend_from_slice(&(((hi as u64) << 32) | lo as u64).to_le_bytes());
     let params = [
         ParamValue::U64(out),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: st,
-        },
+        ParamValue::from_slice(8, &st).unwrap(),
     ];
     let shape = LaunchShape {
         grid: (1, 1, 1),
@@ -108,13 +105,7 @@ fn scopes_specials_dynamic_shared_and_guards() {
         );
     }
     // Too little dynamic shared memory: the store past the end is refused with its line.
-    let params2 = [
-        ParamValue::U64(out),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: vec![0; 16],
-        },
-    ];
+    let params2 = [ParamValue::U64(out), ParamValue::from_struct(8, [0u8; 16])];
     let e = s
         .launch_sim(
             "probe",
@@ -144,13 +135,7 @@ fn launch_bounds_are_enforced() {
     let mut s = Simulator::new();
     s.register_module("b", &bounded).unwrap();
     let out = s.alloc(12 * 128).unwrap();
-    let params = [
-        ParamValue::U64(out),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: vec![0; 16],
-        },
-    ];
+    let params = [ParamValue::U64(out), ParamValue::from_struct(8, [0u8; 16])];
     let ok = LaunchShape {
         grid: (1, 1, 1),
         block: (64, 1, 1),

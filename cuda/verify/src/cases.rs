@@ -119,11 +119,11 @@ impl RuleConfig {
             RuleConfig::Lion(_) => 1,
         }
     }
-    fn hyper(&self) -> Vec<u8> {
+    fn hyper(&self) -> ParamValue {
         match self {
-            RuleConfig::Adam(c) => AdamHyper::from_config(c).to_bytes(),
-            RuleConfig::Sgd(c) => SgdHyper::from_config(c).to_bytes(),
-            RuleConfig::Lion(c) => LionHyper::from_config(c).to_bytes(),
+            RuleConfig::Adam(c) => ParamValue::from_struct(8, AdamHyper::from_config(c).to_bytes()),
+            RuleConfig::Sgd(c) => ParamValue::from_struct(8, SgdHyper::from_config(c).to_bytes()),
+            RuleConfig::Lion(c) => ParamValue::from_struct(8, LionHyper::from_config(c).to_bytes()),
         }
     }
     fn seed(&self) -> Option<u64> {
@@ -186,7 +186,9 @@ impl UpdateSpec {
     /// Kernel entry of this case.
     pub fn entry(&self) -> String {
         let (p, g, s) = self.dtypes;
-        args::update_entry(self.config.rule(), p, g, s).unwrap_or_default()
+        args::update_entry(self.config.rule(), p, g, s)
+            .unwrap_or_default()
+            .to_string()
     }
     /// Values compared (for scheduling).
     pub fn cost(&self) -> u64 {
@@ -347,20 +349,14 @@ fn update_body<P: Element, G: Element, S: StateElement>(
     }
     let params = [
         ParamValue::U64(table),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: one.to_bytes().to_vec(),
-        },
+        ParamValue::from_struct(8, one.to_bytes()),
         ParamValue::U32(entries.len() as u32),
         ParamValue::U64(total),
         ParamValue::U64(lr.addr()),
         ParamValue::U64(step.addr()),
         ParamValue::U64(scale),
         ParamValue::U64(flag.as_ref().map_or(0, |d| d.addr())),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: u.config.hyper(),
-        },
+        u.config.hyper(),
     ];
     let entry = u.entry();
     b.launch(u.config.rule().name(), &entry, shape, &params)
@@ -480,7 +476,7 @@ pub struct ReduceSpec {
 impl ReduceSpec {
     /// Kernel entry.
     pub fn entry(&self) -> String {
-        args::reduce_entry(self.kind, self.dtype)
+        args::reduce_entry(self.kind, self.dtype).to_string()
     }
     /// Values compared.
     pub fn cost(&self) -> u64 {
@@ -529,10 +525,7 @@ fn reduce_body<T: Element>(b: &mut dyn Backend, r: &ReduceSpec) -> Result<u64, C
     }
     let params = [
         ParamValue::U64(table),
-        ParamValue::Bytes {
-            align: 8,
-            bytes: one.to_bytes().to_vec(),
-        },
+        ParamValue::from_struct(8, one.to_bytes()),
         ParamValue::U32(entries.len() as u32),
         ParamValue::U64(total),
     ];
@@ -597,7 +590,7 @@ pub struct ScanSpec {
 impl ScanSpec {
     /// Kernel entry.
     pub fn entry(&self) -> String {
-        args::nonfinite_entry(self.dtype)
+        args::nonfinite_entry(self.dtype).to_string()
     }
     /// Values compared.
     pub fn cost(&self) -> u64 {
@@ -653,10 +646,7 @@ impl ScanSpec {
         }
         let params = [
             ParamValue::U64(table),
-            ParamValue::Bytes {
-                align: 8,
-                bytes: one.to_bytes().to_vec(),
-            },
+            ParamValue::from_struct(8, one.to_bytes()),
             ParamValue::U32(entries.len() as u32),
             ParamValue::U64(total),
             ParamValue::U64(flag.addr()),
