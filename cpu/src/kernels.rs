@@ -6,16 +6,16 @@
 //! fuses multiply-add, and `target_feature` does not change that), so the copies differ only
 //! in vector width.
 
-use crate::driver::shifted;
 use crate::isa::{has_avx2, has_avx512, Isa};
 use crate::HwSqrt;
 use adamant_core::reduce::{lane_tree, LANES, TILE};
-use adamant_core::rules::adam::{adam_slice, AdamScalars};
+use adamant_core::rules::adam::{adam_slice_hooked, AdamScalars};
 use adamant_core::rules::adam_mini::{
-    adam_mini_slice, block_scale, block_second_moment, AdamMiniScalars,
+    adam_mini_slice, adam_mini_slice_hooked, block_scale, block_second_moment, AdamMiniScalars,
 };
-use adamant_core::rules::lion::{lion_slice, LionScalars};
-use adamant_core::rules::sgd::{sgd_slice, SgdScalars};
+use adamant_core::rules::lion::{lion_slice_hooked, LionScalars};
+use adamant_core::rules::sgd::{sgd_slice_hooked, SgdScalars};
+use adamant_core::rules::ChunkHook;
 use adamant_core::step::GradPrep;
 use adamant_core::store::{canonicalize_f32, Element, StateElement};
 use adamant_core::Plan;
@@ -62,89 +62,73 @@ macro_rules! per_isa {
 /// How far ahead of the chunk being computed its lines are requested, in bytes of the state
 /// stream: about 2 KiB per stream is near enough that the lines are still in L1 when used and
 /// far enough to cover the memory latency (16 KiB per stream measured slower for f32).
+/// Why prefetch at all: with the update's arithmetic between the loads, the out-of-order
+/// window no longer covers the memory latency and the hardware prefetcher alone leaves the
+/// loop waiting on loads (AdamW f32 at 1 thread: 0.88 of its ceiling without, 0.97-1.0 with).
 const AHEAD_BYTES: usize = 2048;
-/// Bytes of the state stream per chunk for Adam's and Adam-mini's loops: small chunks spread
-/// the prefetches between the arithmetic (a burst of them stalls once the fill buffers are
-/// full).
-const CHUNK_BYTES_ADAM: usize = 256;
-/// Bytes of the state stream per chunk for SGD and Lion, whose lighter arithmetic makes the
-/// per-chunk overhead count more (measured best at 512 against 256 and 1024).
-const CHUNK_BYTES_LIGHT: usize = 512;
+/// Elements per chunk for Adam's and Adam-mini's loops: small chunks spread the prefetches
+/// between the arithmetic (a burst of them stalls once the fill buffers are full).
+const CHUNK_ADAM: usize = 64;
+/// Elements per chunk for SGD and Lion, whose lighter arithmetic makes the per-chunk overhead
+/// count more (measured best at 512 bytes of f32 against 256 and 1024).
+const CHUNK_LIGHT: usize = 128;
 
-/// Chunk length and prefetch distance, in elements.
+/// One buffer a [`ChunkHook`] prefetches from: its address and length in bytes.
 #[derive(Clone, Copy)]
-struct Stride {
-    chunk: usize,
+struct Stream {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    base: *const i8,
+    bytes: usize,
+    elem: usize,
+    /// Elements between a chunk and the lines requested for it.
     ahead: usize,
 }
 
-/// The [`Stride`] for chunks of `chunk_bytes` of a state element of `state_size` bytes.
-const fn stride(chunk_bytes: usize, state_size: usize) -> Stride {
-    Stride {
-        chunk: chunk_bytes / state_size,
-        ahead: AHEAD_BYTES / state_size,
-    }
-}
-
-/// Run `body(a, b, f, e)` over `[a, b)` chunks of `0..n`; `body` first prefetches `[f, e)`
-/// (the lines `st.ahead` elements further on; past `n` nothing). Why: with the update's
-/// arithmetic between the loads, the out-of-order window no longer covers the memory latency
-/// and the hardware prefetcher alone leaves the loop waiting on loads (AdamW f32 at 1 thread:
-/// 0.88 of its ceiling without, 0.95-0.97 with). Chunking changes no bits: each element is
-/// computed by the same `*_elem` with the same global index (the plan is shifted).
-#[inline(always)]
-fn by_chunks(st: Stride, n: usize, mut body: impl FnMut(usize, usize, usize, usize)) {
-    if n <= st.ahead + st.chunk {
-        body(0, n, n, n);
-        return;
-    }
-    let mut a = 0;
-    while a < n {
-        let b = (a + st.chunk).min(n);
-        body(a, b, a + st.ahead, b + st.ahead);
-        a = b;
-    }
-}
-
-/// `s[a..b]` clamped to `s` (a shorter or empty buffer, e.g. SGD's absent momentum buffer,
-/// yields the same elements the zipped loop over the whole slices would touch).
-#[inline(always)]
-fn part<T>(s: &mut [T], a: usize, b: usize) -> &mut [T] {
-    let n = s.len();
-    &mut s[a.min(n)..b.min(n)]
-}
-
-/// Shared-slice form of [`part`].
-#[inline(always)]
-fn part_ref<T>(s: &[T], a: usize, b: usize) -> &[T] {
-    let n = s.len();
-    &s[a.min(n)..b.min(n)]
-}
-
-/// Ask the CPU to bring the cache lines of `s[a..b]` (clamped) into L1.
-#[inline(always)]
-fn prefetch<T>(s: &[T], a: usize, b: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let size = core::mem::size_of::<T>();
-        let n = s.len();
-        let (lo, hi) = (a.min(n) * size, b.min(n) * size);
-        let base = s.as_ptr().cast::<i8>();
-        let mut off = lo;
-        while off < hi {
-            // SAFETY: `off < hi <= s.len() * size_of::<T>()`, so the address lies inside `s`;
-            // a prefetch only hints the cache and never faults or writes.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(off)) };
-            off += 64;
+impl Stream {
+    /// `s` (whose element 0 is the hooked loop's element 0), requested `ahead` elements on.
+    fn of<T>(s: &[T], ahead: usize) -> Stream {
+        Stream {
+            base: s.as_ptr().cast::<i8>(),
+            bytes: core::mem::size_of_val(s),
+            elem: size_of::<T>(),
+            ahead,
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, a, b);
+}
+
+/// Before each chunk of `CHUNK` elements, request the lines of each of the `K` streams its
+/// own `ahead` elements further on (nothing past a buffer's end).
+struct Ahead<const CHUNK: usize, const K: usize> {
+    streams: [Stream; K],
+}
+
+impl<const CHUNK: usize, const K: usize> ChunkHook for Ahead<CHUNK, K> {
+    const CHUNK: usize = CHUNK;
+    #[inline(always)]
+    fn before(&mut self, start: usize) {
+        for s in &self.streams {
+            let lo = ((start + s.ahead) * s.elem).min(s.bytes);
+            let hi = ((start + s.ahead + CHUNK) * s.elem).min(s.bytes);
+            let mut off = lo;
+            while off < hi {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `off < hi <= s.bytes`, so the address lies inside the buffer `s`
+                // was made from, which outlives the hooked loop; a prefetch is no memory
+                // access (it only hints the cache, never faults, reads into a register or
+                // writes), so it cannot conflict with the loop's `&mut` borrows.
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                        s.base.add(off),
+                    )
+                };
+                off += 64;
+            }
+        }
+    }
 }
 
 per_isa! {
-    /// Core's `adam_slice` with the hardware square root.
+    /// Core's `adam_slice` with the hardware square root, prefetching ahead ([`Ahead`]).
     fn adam<P: Element, G: Element, S: StateElement>(
         param: &mut [P],
         grad: &[G],
@@ -152,64 +136,56 @@ per_isa! {
         exp_avg_sq: &mut [S],
         plan: &Plan<AdamScalars>
     ) {
-        let st = stride(CHUNK_BYTES_ADAM, size_of::<S>());
-        by_chunks(st, param.len(), |a, b, f, e| {
-            prefetch(param, f, e);
-            prefetch(grad, f, e);
-            prefetch(exp_avg, f, e);
-            prefetch(exp_avg_sq, f, e);
-            adam_slice::<P, G, S, HwSqrt>(
-                part(param, a, b),
-                part_ref(grad, a, b),
-                part(exp_avg, a, b),
-                part(exp_avg_sq, a, b),
-                &shifted(plan, a),
-            )
-        })
+        let ahead = AHEAD_BYTES / size_of::<S>();
+        let mut hook = Ahead::<CHUNK_ADAM, 4> {
+            streams: [
+                Stream::of(param, ahead),
+                Stream::of(grad, ahead),
+                Stream::of(exp_avg, ahead),
+                Stream::of(exp_avg_sq, ahead),
+            ],
+        };
+        adam_slice_hooked::<P, G, S, HwSqrt, _>(param, grad, exp_avg, exp_avg_sq, plan, &mut hook)
     }
 }
 
 per_isa! {
-    /// Core's `sgd_slice`.
+    /// Core's `sgd_slice`, prefetching ahead ([`Ahead`]).
     fn sgd<P: Element, G: Element, S: StateElement>(
         param: &mut [P],
         grad: &[G],
         momentum_buffer: &mut [S],
         plan: &Plan<SgdScalars>
     ) {
-        by_chunks(stride(CHUNK_BYTES_LIGHT, size_of::<S>()), param.len(), |a, b, f, e| {
-            prefetch(param, f, e);
-            prefetch(grad, f, e);
-            prefetch(momentum_buffer, f, e);
-            sgd_slice::<P, G, S>(
-                part(param, a, b),
-                part_ref(grad, a, b),
-                part(momentum_buffer, a, b),
-                &shifted(plan, a),
-            )
-        })
+        let ahead = AHEAD_BYTES / size_of::<S>();
+        let mut hook = Ahead::<CHUNK_LIGHT, 3> {
+            streams: [
+                Stream::of(param, ahead),
+                Stream::of(grad, ahead),
+                Stream::of(momentum_buffer, ahead),
+            ],
+        };
+        sgd_slice_hooked::<P, G, S, _>(param, grad, momentum_buffer, plan, &mut hook)
     }
 }
 
 per_isa! {
-    /// Core's `lion_slice`.
+    /// Core's `lion_slice`, prefetching ahead ([`Ahead`]).
     fn lion<P: Element, G: Element, S: StateElement>(
         param: &mut [P],
         grad: &[G],
         exp_avg: &mut [S],
         plan: &Plan<LionScalars>
     ) {
-        by_chunks(stride(CHUNK_BYTES_LIGHT, size_of::<S>()), param.len(), |a, b, f, e| {
-            prefetch(param, f, e);
-            prefetch(grad, f, e);
-            prefetch(exp_avg, f, e);
-            lion_slice::<P, G, S>(
-                part(param, a, b),
-                part_ref(grad, a, b),
-                part(exp_avg, a, b),
-                &shifted(plan, a),
-            )
-        })
+        let ahead = AHEAD_BYTES / size_of::<S>();
+        let mut hook = Ahead::<CHUNK_LIGHT, 3> {
+            streams: [
+                Stream::of(param, ahead),
+                Stream::of(grad, ahead),
+                Stream::of(exp_avg, ahead),
+            ],
+        };
+        lion_slice_hooked::<P, G, S, _>(param, grad, exp_avg, plan, &mut hook)
     }
 }
 
@@ -273,7 +249,7 @@ fn blocks_loop<P: Element, G: Element, S: StateElement, const PREP: bool>(
     let mut partials = [0.0f32; BLOCK_SUM_MAX / TILE];
     // Rows of the element pass ask for the lines of the row `ahead` elements on (in this
     // block or the next), as `by_chunks` does for the other rules.
-    let st = stride(CHUNK_BYTES_ADAM, size_of::<S>());
+    let ahead = AHEAD_BYTES / size_of::<S>();
     for (j, v) in exp_avg_sq.iter_mut().enumerate() {
         let block_scale = block_update_hw(v, sum, l as u64, &plan.scalars);
         let start = j * l;
@@ -294,23 +270,23 @@ fn blocks_loop<P: Element, G: Element, S: StateElement, const PREP: bool>(
         let mut r = 0;
         while a < start + l {
             let b = (a + LANES).min(start + l);
-            let mut c = a;
-            while c < b {
-                let d = (c + st.chunk).min(b);
-                prefetch(param, c + st.ahead, d + st.ahead);
-                prefetch(exp_avg, c + st.ahead, d + st.ahead);
-                prefetch(grad, c + l + st.ahead, d + l + st.ahead);
-                // This block's gradient comes back from L2 (it was summed a block ago).
-                prefetch(grad, c + st.chunk, d + st.chunk);
-                adam_mini_slice::<P, G, S>(
-                    &mut param[c..d],
-                    &grad[c..d],
-                    &mut exp_avg[c..d],
-                    block_scale,
-                    &at(c),
-                );
-                c = d;
-            }
+            let mut hook = Ahead::<CHUNK_ADAM, 4> {
+                streams: [
+                    Stream::of(&param[a..], ahead),
+                    Stream::of(&exp_avg[a..], ahead),
+                    Stream::of(&grad[a + l..], ahead),
+                    // This block's gradient comes back from L2 (it was summed a block ago).
+                    Stream::of(&grad[a..], CHUNK_ADAM),
+                ],
+            };
+            adam_mini_slice_hooked::<P, G, S, _>(
+                &mut param[a..b],
+                &grad[a..b],
+                &mut exp_avg[a..b],
+                block_scale,
+                &at(a),
+                &mut hook,
+            );
             add_row_sq::<G, PREP>(&mut acc, &grad[a + l..b + l], prep);
             if r % (TILE / LANES) == TILE / LANES - 1 || b == start + l {
                 partials[tiles] = canonicalize_f32(lane_tree(acc));

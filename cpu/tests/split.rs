@@ -13,8 +13,8 @@ use adamant_core::{
 use adamant_cpu::{AdamTensor, Driver, HwSqrt, Isa, LionTensor, SgdTensor};
 
 const THREADS: [usize; 4] = [1, 2, 3, 7];
-// 1000 (f32 states), 4099 and 9293 pass the chunked, prefetching loop of `kernels` (more than
-// 576 f32 or 1152 16-bit state elements per piece), including a short last chunk.
+// 65, 1000, 4099 and 9293 pass the prefetching kernels' whole chunks (64 elements for Adam,
+// 128 for SGD and Lion) and a shorter rest, split at arbitrary points by the thread counts.
 const LENS: [usize; 7] = [0, 1, 63, 65, 1000, 4099, 9293];
 
 struct Rng(u64);

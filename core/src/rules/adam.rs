@@ -12,7 +12,7 @@
 
 use crate::error::{beta, non_negative, positive, Buffer, ConfigError, Hyper, StepError};
 use crate::error::{StepOutcome, Warnings};
-use crate::rules::{begin_common, check_lens, Begin, Plan};
+use crate::rules::{begin_common, check_lens, chunked4, Begin, ChunkHook, NoHook, Plan};
 use crate::scalars::{bias_correction, sqrt_f64, to_f32, LibmSqrt, Sqrt};
 use crate::step::{store_param, StepOptions, StochasticRounding};
 use crate::store::{Element, StateElement};
@@ -214,39 +214,53 @@ pub fn adam_slice<P: Element, G: Element, S: StateElement, Q: Sqrt>(
     exp_avg_sq: &mut [S],
     plan: &Plan<AdamScalars>,
 ) {
+    adam_slice_hooked::<P, G, S, Q, NoHook>(param, grad, exp_avg, exp_avg_sq, plan, &mut NoHook)
+}
+
+/// [`adam_slice`] with `hook.before(start)` run ahead of every `H::CHUNK` elements (same
+/// bits for any hook).
+#[inline(always)]
+pub fn adam_slice_hooked<P: Element, G: Element, S: StateElement, Q: Sqrt, H: ChunkHook>(
+    param: &mut [P],
+    grad: &[G],
+    exp_avg: &mut [S],
+    exp_avg_sq: &mut [S],
+    plan: &Plan<AdamScalars>,
+    hook: &mut H,
+) {
     let prep = !plan.prep.is_identity();
     let l2 = plan.scalars.weight_decay != 0.0;
     match (prep, l2, plan.sr) {
         // Steady state of long runs: bias_correction2 has rounded to 1; a copy of the loop
         // without the divide (same bits, see `adam_elem`).
         (false, false, None) if plan.scalars.bias_correction2_sqrt == 1.0 => {
-            adam_loop::<P, G, S, Q, false, false, false, true>(
-                param, grad, exp_avg, exp_avg_sq, plan,
+            adam_loop::<P, G, S, Q, H, false, false, false, true>(
+                param, grad, exp_avg, exp_avg_sq, plan, hook,
             )
         }
         (true, false, None) if plan.scalars.bias_correction2_sqrt == 1.0 => {
-            adam_loop::<P, G, S, Q, true, false, false, true>(
-                param, grad, exp_avg, exp_avg_sq, plan,
+            adam_loop::<P, G, S, Q, H, true, false, false, true>(
+                param, grad, exp_avg, exp_avg_sq, plan, hook,
             )
         }
-        (false, false, None) => adam_loop::<P, G, S, Q, false, false, false, false>(
-            param, grad, exp_avg, exp_avg_sq, plan,
+        (false, false, None) => adam_loop::<P, G, S, Q, H, false, false, false, false>(
+            param, grad, exp_avg, exp_avg_sq, plan, hook,
         ),
-        (true, false, None) => adam_loop::<P, G, S, Q, true, false, false, false>(
-            param, grad, exp_avg, exp_avg_sq, plan,
+        (true, false, None) => adam_loop::<P, G, S, Q, H, true, false, false, false>(
+            param, grad, exp_avg, exp_avg_sq, plan, hook,
         ),
-        (false, true, None) => adam_loop::<P, G, S, Q, false, true, false, false>(
-            param, grad, exp_avg, exp_avg_sq, plan,
+        (false, true, None) => adam_loop::<P, G, S, Q, H, false, true, false, false>(
+            param, grad, exp_avg, exp_avg_sq, plan, hook,
         ),
-        (true, true, None) => adam_loop::<P, G, S, Q, true, true, false, false>(
-            param, grad, exp_avg, exp_avg_sq, plan,
+        (true, true, None) => adam_loop::<P, G, S, Q, H, true, true, false, false>(
+            param, grad, exp_avg, exp_avg_sq, plan, hook,
         ),
-        (false, _, Some(_)) => adam_loop::<P, G, S, Q, false, true, true, false>(
-            param, grad, exp_avg, exp_avg_sq, plan,
+        (false, _, Some(_)) => adam_loop::<P, G, S, Q, H, false, true, true, false>(
+            param, grad, exp_avg, exp_avg_sq, plan, hook,
         ),
-        (true, _, Some(_)) => {
-            adam_loop::<P, G, S, Q, true, true, true, false>(param, grad, exp_avg, exp_avg_sq, plan)
-        }
+        (true, _, Some(_)) => adam_loop::<P, G, S, Q, H, true, true, true, false>(
+            param, grad, exp_avg, exp_avg_sq, plan, hook,
+        ),
     }
 }
 
@@ -256,6 +270,7 @@ fn adam_loop<
     G: Element,
     S: StateElement,
     Q: Sqrt,
+    H: ChunkHook,
     const PREP: bool,
     const L2: bool,
     const SR: bool,
@@ -266,6 +281,7 @@ fn adam_loop<
     exp_avg: &mut [S],
     exp_avg_sq: &mut [S],
     plan: &Plan<AdamScalars>,
+    hook: &mut H,
 ) {
     let mut k = plan.scalars;
     if BC2_IS_ONE {
@@ -282,11 +298,7 @@ fn adam_loop<
         step: 0,
         index_offset: 0,
     });
-    let it = param
-        .iter_mut()
-        .zip(grad)
-        .zip(exp_avg.iter_mut().zip(exp_avg_sq.iter_mut()));
-    for (i, ((p, g), (m, v))) in it.enumerate() {
+    chunked4(param, grad, exp_avg, exp_avg_sq, hook, |i, p, g, m, v| {
         let mut gv = g.widen();
         if PREP {
             gv = prep.apply(gv);
@@ -299,7 +311,7 @@ fn adam_loop<
         };
         *m = S::narrow(nm);
         *v = S::narrow(nv);
-    }
+    });
 }
 
 /// Adam/AdamW scalar state: the step counter (stable encoding: 8 bytes little-endian).

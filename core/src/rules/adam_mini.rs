@@ -30,7 +30,7 @@ use crate::error::{beta, non_negative, positive, Buffer, ConfigError, Hyper, Lay
 use crate::error::{StepError, StepOutcome, Warnings};
 use crate::reduce;
 use crate::rules::adam::AdamScalars;
-use crate::rules::{begin_common, check_lens, Begin, Plan};
+use crate::rules::{begin_common, check_lens, chunked3, Begin, ChunkHook, NoHook, Plan};
 use crate::scalars::{bias_correction, sqrt_f64, to_f32, LibmSqrt, Sqrt};
 use crate::step::{store_param, GradPrep, StepOptions, StochasticRounding};
 use crate::store::{Element, StateElement};
@@ -469,25 +469,51 @@ pub fn adam_mini_slice<P: Element, G: Element, S: StateElement>(
     block_scale: f32,
     plan: &Plan<AdamMiniScalars>,
 ) {
-    match (plan.prep.is_identity(), plan.sr.is_some()) {
-        (true, false) => {
-            mini_loop::<P, G, S, false, false>(param, grad, exp_avg, block_scale, plan)
-        }
-        (false, false) => {
-            mini_loop::<P, G, S, true, false>(param, grad, exp_avg, block_scale, plan)
-        }
-        (true, true) => mini_loop::<P, G, S, false, true>(param, grad, exp_avg, block_scale, plan),
-        (false, true) => mini_loop::<P, G, S, true, true>(param, grad, exp_avg, block_scale, plan),
-    }
+    adam_mini_slice_hooked::<P, G, S, NoHook>(param, grad, exp_avg, block_scale, plan, &mut NoHook)
 }
 
+/// [`adam_mini_slice`] with `hook.before(start)` run ahead of every `H::CHUNK` elements (same
+/// bits for any hook).
 #[inline(always)]
-fn mini_loop<P: Element, G: Element, S: StateElement, const PREP: bool, const SR: bool>(
+pub fn adam_mini_slice_hooked<P: Element, G: Element, S: StateElement, H: ChunkHook>(
     param: &mut [P],
     grad: &[G],
     exp_avg: &mut [S],
     block_scale: f32,
     plan: &Plan<AdamMiniScalars>,
+    hook: &mut H,
+) {
+    match (plan.prep.is_identity(), plan.sr.is_some()) {
+        (true, false) => {
+            mini_loop::<P, G, S, H, false, false>(param, grad, exp_avg, block_scale, plan, hook)
+        }
+        (false, false) => {
+            mini_loop::<P, G, S, H, true, false>(param, grad, exp_avg, block_scale, plan, hook)
+        }
+        (true, true) => {
+            mini_loop::<P, G, S, H, false, true>(param, grad, exp_avg, block_scale, plan, hook)
+        }
+        (false, true) => {
+            mini_loop::<P, G, S, H, true, true>(param, grad, exp_avg, block_scale, plan, hook)
+        }
+    }
+}
+
+#[inline(always)]
+fn mini_loop<
+    P: Element,
+    G: Element,
+    S: StateElement,
+    H: ChunkHook,
+    const PREP: bool,
+    const SR: bool,
+>(
+    param: &mut [P],
+    grad: &[G],
+    exp_avg: &mut [S],
+    block_scale: f32,
+    plan: &Plan<AdamMiniScalars>,
+    hook: &mut H,
 ) {
     let k = plan.scalars;
     let prep = plan.prep;
@@ -496,12 +522,7 @@ fn mini_loop<P: Element, G: Element, S: StateElement, const PREP: bool, const SR
         step: 0,
         index_offset: 0,
     });
-    for (i, ((p, g), m)) in param
-        .iter_mut()
-        .zip(grad)
-        .zip(exp_avg.iter_mut())
-        .enumerate()
-    {
+    chunked3(param, grad, exp_avg, hook, |i, p, g, m| {
         let mut gv = g.widen();
         if PREP {
             gv = prep.apply(gv);
@@ -513,7 +534,7 @@ fn mini_loop<P: Element, G: Element, S: StateElement, const PREP: bool, const SR
             P::narrow(np)
         };
         *m = S::narrow(nm);
-    }
+    });
 }
 
 /// Which element path [`apply_tensor`] takes.

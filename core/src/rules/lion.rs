@@ -7,7 +7,7 @@
 //! momentum `mu` and its betas `b1`, `b2`.
 
 use crate::error::{beta, non_negative, Buffer, ConfigError, Hyper, StepError, StepOutcome};
-use crate::rules::{begin_common, check_lens, Begin, Plan};
+use crate::rules::{begin_common, check_lens, chunked3, Begin, ChunkHook, NoHook, Plan};
 use crate::scalars::to_f32;
 use crate::step::{store_param, StepOptions, StochasticRounding};
 use crate::store::{Element, StateElement};
@@ -143,20 +143,41 @@ pub fn lion_slice<P: Element, G: Element, S: StateElement>(
     exp_avg: &mut [S],
     plan: &Plan<LionScalars>,
 ) {
-    match (!plan.prep.is_identity(), plan.sr.is_some()) {
-        (false, false) => lion_loop::<P, G, S, false, false>(param, grad, exp_avg, plan),
-        (true, false) => lion_loop::<P, G, S, true, false>(param, grad, exp_avg, plan),
-        (false, true) => lion_loop::<P, G, S, false, true>(param, grad, exp_avg, plan),
-        (true, true) => lion_loop::<P, G, S, true, true>(param, grad, exp_avg, plan),
-    }
+    lion_slice_hooked::<P, G, S, NoHook>(param, grad, exp_avg, plan, &mut NoHook)
 }
 
+/// [`lion_slice`] with `hook.before(start)` run ahead of every `H::CHUNK` elements (same
+/// bits for any hook).
 #[inline(always)]
-fn lion_loop<P: Element, G: Element, S: StateElement, const PREP: bool, const SR: bool>(
+pub fn lion_slice_hooked<P: Element, G: Element, S: StateElement, H: ChunkHook>(
     param: &mut [P],
     grad: &[G],
     exp_avg: &mut [S],
     plan: &Plan<LionScalars>,
+    hook: &mut H,
+) {
+    match (!plan.prep.is_identity(), plan.sr.is_some()) {
+        (false, false) => lion_loop::<P, G, S, H, false, false>(param, grad, exp_avg, plan, hook),
+        (true, false) => lion_loop::<P, G, S, H, true, false>(param, grad, exp_avg, plan, hook),
+        (false, true) => lion_loop::<P, G, S, H, false, true>(param, grad, exp_avg, plan, hook),
+        (true, true) => lion_loop::<P, G, S, H, true, true>(param, grad, exp_avg, plan, hook),
+    }
+}
+
+#[inline(always)]
+fn lion_loop<
+    P: Element,
+    G: Element,
+    S: StateElement,
+    H: ChunkHook,
+    const PREP: bool,
+    const SR: bool,
+>(
+    param: &mut [P],
+    grad: &[G],
+    exp_avg: &mut [S],
+    plan: &Plan<LionScalars>,
+    hook: &mut H,
 ) {
     let k = plan.scalars;
     let prep = plan.prep;
@@ -165,12 +186,7 @@ fn lion_loop<P: Element, G: Element, S: StateElement, const PREP: bool, const SR
         step: 0,
         index_offset: 0,
     });
-    for (i, ((p, g), m)) in param
-        .iter_mut()
-        .zip(grad)
-        .zip(exp_avg.iter_mut())
-        .enumerate()
-    {
+    chunked3(param, grad, exp_avg, hook, |i, p, g, m| {
         let mut gv = g.widen();
         if PREP {
             gv = prep.apply(gv);
@@ -182,7 +198,7 @@ fn lion_loop<P: Element, G: Element, S: StateElement, const PREP: bool, const SR
             P::narrow(np)
         };
         *m = S::narrow(nm);
-    }
+    });
 }
 
 /// Lion scalar state: the step counter (Lion's formula does not use it; it keys stochastic

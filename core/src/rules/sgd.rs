@@ -5,7 +5,7 @@
 //! With `momentum == 0` there is no momentum buffer (its slice is empty).
 
 use crate::error::{non_negative, Buffer, ConfigError, Hyper, StepError, StepOutcome};
-use crate::rules::{begin_common, check_lens, Begin, Plan};
+use crate::rules::{begin_common, check_lens, chunked3, Begin, ChunkHook, NoHook, Plan};
 use crate::scalars::to_f32;
 use crate::step::{store_param, StepOptions, StochasticRounding};
 use crate::store::{Element, StateElement};
@@ -159,6 +159,20 @@ pub fn sgd_slice<P: Element, G: Element, S: StateElement>(
     momentum_buffer: &mut [S],
     plan: &Plan<SgdScalars>,
 ) {
+    sgd_slice_hooked::<P, G, S, NoHook>(param, grad, momentum_buffer, plan, &mut NoHook)
+}
+
+/// [`sgd_slice`] with `hook.before(start)` run ahead of every `H::CHUNK` elements when there
+/// is a momentum buffer (without momentum the plain loop runs and the hook is not called);
+/// the same bits for any hook.
+#[inline(always)]
+pub fn sgd_slice_hooked<P: Element, G: Element, S: StateElement, H: ChunkHook>(
+    param: &mut [P],
+    grad: &[G],
+    momentum_buffer: &mut [S],
+    plan: &Plan<SgdScalars>,
+    hook: &mut H,
+) {
     let prep = !plan.prep.is_identity();
     let sr = plan.sr.is_some();
     if plan.scalars.momentum == 0.0 {
@@ -170,10 +184,18 @@ pub fn sgd_slice<P: Element, G: Element, S: StateElement>(
         }
     } else {
         match (prep, sr) {
-            (false, false) => sgd_mom::<P, G, S, false, false>(param, grad, momentum_buffer, plan),
-            (true, false) => sgd_mom::<P, G, S, true, false>(param, grad, momentum_buffer, plan),
-            (false, true) => sgd_mom::<P, G, S, false, true>(param, grad, momentum_buffer, plan),
-            (true, true) => sgd_mom::<P, G, S, true, true>(param, grad, momentum_buffer, plan),
+            (false, false) => {
+                sgd_mom::<P, G, S, H, false, false>(param, grad, momentum_buffer, plan, hook)
+            }
+            (true, false) => {
+                sgd_mom::<P, G, S, H, true, false>(param, grad, momentum_buffer, plan, hook)
+            }
+            (false, true) => {
+                sgd_mom::<P, G, S, H, false, true>(param, grad, momentum_buffer, plan, hook)
+            }
+            (true, true) => {
+                sgd_mom::<P, G, S, H, true, true>(param, grad, momentum_buffer, plan, hook)
+            }
         }
     }
 }
@@ -210,17 +232,24 @@ fn sgd_plain<P: Element, G: Element, const PREP: bool, const SR: bool>(
 }
 
 #[inline(always)]
-fn sgd_mom<P: Element, G: Element, S: StateElement, const PREP: bool, const SR: bool>(
+fn sgd_mom<
+    P: Element,
+    G: Element,
+    S: StateElement,
+    H: ChunkHook,
+    const PREP: bool,
+    const SR: bool,
+>(
     param: &mut [P],
     grad: &[G],
     momentum_buffer: &mut [S],
     plan: &Plan<SgdScalars>,
+    hook: &mut H,
 ) {
     let k = plan.scalars;
     let prep = plan.prep;
     let sr = plan.sr.unwrap_or(no_sr());
-    let it = param.iter_mut().zip(grad).zip(momentum_buffer.iter_mut());
-    for (i, ((p, g), b)) in it.enumerate() {
+    chunked3(param, grad, momentum_buffer, hook, |i, p, g, b| {
         let mut gv = g.widen();
         if PREP {
             gv = prep.apply(gv);
@@ -232,7 +261,7 @@ fn sgd_mom<P: Element, G: Element, S: StateElement, const PREP: bool, const SR: 
             P::narrow(np)
         };
         *b = S::narrow(nb);
-    }
+    });
 }
 
 /// SGD scalar state: the step counter (8 bytes little-endian).
