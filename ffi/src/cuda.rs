@@ -19,6 +19,7 @@
 //! counter alone) when `*found_inf` is nonzero, and the finite scan sets it to 1.0 when a
 //! gradient is NaN or infinite. `ADAMANT_STATUS_OK` means the work was queued.
 
+use crate::cuda_dev::on_stream;
 use crate::multi::{check_all, views, Raw, Spec};
 use crate::options::flag;
 use crate::status::adamant_status;
@@ -31,7 +32,6 @@ use adamant_cuda::args::{
     AdamHyper, LionHyper, ReduceEntry, Reduction, Rule, SgdHyper, TensorEntry,
 };
 use adamant_cuda::capi;
-use adamant_cuda::driver::StreamLauncher;
 use adamant_cuda::ops::{self, Launcher, OpError, ReduceInputs, StepRefs, Tensors};
 use core::ffi::c_void;
 
@@ -142,11 +142,8 @@ unsafe fn device_step<const B: usize>(
     stream: *mut c_void,
 ) -> Result<(), adamant_status> {
     let args = *try_ref!(args);
-    let launcher = || {
-        // SAFETY: the caller's contract: `stream` is NULL or a live stream of the current
-        // context.
-        unsafe { StreamLauncher::new(stream) }.map_err(|e| status_of(OpError::from(e)))
-    };
+    // SAFETY: the caller's contract: `stream` is NULL or a live stream of the current context.
+    let launcher = unsafe { on_stream(stream) };
     checked_step(rule, hyper, &args, count, specs, raw, lens, launcher)
 }
 
@@ -601,8 +598,7 @@ pub unsafe extern "C" fn adamant_cuda_nonfinite_check(
         let raw = |i: usize| -> [Raw; 1] { [g[i].into()] };
         check_all(count, &SPECS, raw, |_| Ok(()), &[])?;
         // SAFETY: the caller's contract: `stream` is NULL or a live stream.
-        let mut l =
-            unsafe { StreamLauncher::new(stream) }.map_err(|e| status_of(OpError::from(e)))?;
+        let mut l = unsafe { on_stream(stream) }()?;
         for i in 0..count {
             let v = views(&SPECS, &raw(i))?;
             let t = Tensors::One(TensorEntry {
@@ -635,8 +631,7 @@ pub unsafe extern "C" fn adamant_cuda_step_commit(
             ..StepRefs::default()
         };
         // SAFETY: the caller's contract: `stream` is NULL or a live stream.
-        let mut l =
-            unsafe { StreamLauncher::new(stream) }.map_err(|e| status_of(OpError::from(e)))?;
+        let mut l = unsafe { on_stream(stream) }()?;
         ops::commit(&mut l, &refs).map_err(status_of)
     })
 }
@@ -749,32 +744,11 @@ mod sim_tests {
     //! The queueing of the step entry points, run on the PTX simulator (the committed kernels
     //! executed on the CPU) and compared with the CPU ABI bit for bit.
     use super::*;
+    use crate::cuda_dev::sim::{sim, Borrowed};
     use crate::{adamant_adamw_config_default, adamant_adamw_step_multi, adamant_step_options};
     use adamant_core::{bf16, Element};
     use adamant_cuda::backend::Backend;
     use ptx_sim::Simulator;
-
-    /// The simulator, borrowed as a launcher (the test reads its memory afterwards).
-    struct Borrowed<'a>(&'a mut Simulator);
-
-    impl Launcher for Borrowed<'_> {
-        fn launch_kernel(
-            &mut self,
-            module: &str,
-            entry: &str,
-            shape: adamant_cuda::backend::LaunchShape,
-            params: &[adamant_cuda::backend::ParamValue],
-        ) -> Result<(), adamant_cuda::backend::BackendError> {
-            self.0.launch(module, entry, shape, params)
-        }
-    }
-
-    fn sim() -> Simulator {
-        let mut s = Simulator::new();
-        s.register_modules(adamant_cuda::ptx::MODULES.iter().map(|m| (m.name, m.ptx)))
-            .unwrap();
-        s
-    }
 
     fn put<T: Element>(s: &mut Simulator, v: &[T]) -> u64 {
         let bytes: Vec<u8> = v

@@ -1,5 +1,5 @@
-//! Shared pieces of the CUDA entry points of Adam-mini, clipping and compression
-//! (`cuda_mini`, `cuda_clip`, `cuda_loco`): the stream launcher and device-range checks.
+//! Shared pieces of the CUDA entry points (`cuda`, `cuda_table`, `cuda_mini`, `cuda_clip`,
+//! `cuda_loco`): the stream launcher, device-range checks and the simulator of the tests.
 //!
 //! Every entry point there is a thin `extern "C"` shell over a `checked_*` function that
 //! takes the launcher as a closure: the shell passes [`on_stream`] (the driver check comes

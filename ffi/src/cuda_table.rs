@@ -26,6 +26,7 @@ use crate::cuda::{
     adam_lens, adamant_cuda_step_args, device_addr, entry, same_lens, status_of, ADAM_SPECS,
     THREE_SPECS,
 };
+use crate::cuda_dev::on_stream;
 use crate::multi::{array_range, check_all, views, Raw, Spec};
 use crate::status::adamant_status;
 use crate::tensor::{
@@ -35,8 +36,7 @@ use crate::tensor::{
 use crate::{adamant_adam_config, adamant_lion_config, adamant_sgd_config};
 use adamant_core::Dtype;
 use adamant_cuda::args::{AdamHyper, LionHyper, Rule, SgdHyper, TensorEntry};
-use adamant_cuda::driver::StreamLauncher;
-use adamant_cuda::ops::{self, Launcher, OpError, Tensors};
+use adamant_cuda::ops::{self, Launcher, Tensors};
 use core::ffi::c_void;
 
 /// The update rule a tensor table is laid out for (which state buffers each entry holds).
@@ -412,11 +412,8 @@ unsafe fn stream_step<H: AsRef<[u8]>>(
     stream: *mut c_void,
 ) -> Result<(), adamant_status> {
     let desc = *try_ref!(desc);
-    let launcher = || {
-        // SAFETY: the caller's contract: `stream` is NULL or a live stream of the current
-        // context.
-        unsafe { StreamLauncher::new(stream) }.map_err(|e| status_of(OpError::from(e)))
-    };
+    // SAFETY: the caller's contract: `stream` is NULL or a live stream of the current context.
+    let launcher = unsafe { on_stream(stream) };
     table_step(rule, hyper, args, &desc, states, table_device, launcher)
 }
 
@@ -589,6 +586,7 @@ mod sim_tests {
     //! `_multi` calls and with the per-tensor launches of the CUDA `_multi` path.
     use super::*;
     use crate::cuda::checked_step;
+    use crate::cuda_dev::sim::sim;
     use crate::{
         adamant_adam_config_default, adamant_adam_step_multi, adamant_adamw_config_default,
         adamant_adamw_step_multi, adamant_lion_config_default, adamant_lion_step_multi,
@@ -615,13 +613,6 @@ mod sim_tests {
             self.log.push((module.to_string(), entry.to_string()));
             self.sim.launch(module, entry, shape, params)
         }
-    }
-
-    fn modules() -> Simulator {
-        let mut s = Simulator::new();
-        s.register_modules(adamant_cuda::ptx::MODULES.iter().map(|m| (m.name, m.ptx)))
-            .unwrap();
-        s
     }
 
     /// Element bits (low 16 bits for bf16/f16) of a buffer in host memory, packed in u32
@@ -1178,7 +1169,7 @@ mod sim_tests {
     #[test]
     #[cfg_attr(miri, ignore = "interprets PTX: far too slow under Miri")]
     fn conformance_table_step_equals_cpu_multi_and_cuda_multi() {
-        let base = modules();
+        let base = sim();
         let triples = [
             (Dtype::F32, Dtype::F32, Dtype::F32),
             (Dtype::Bf16, Dtype::Bf16, Dtype::F32),
