@@ -247,8 +247,8 @@ fn blocks_loop<P: Element, G: Element, S: StateElement, const PREP: bool>(
     };
     let mut sum = block_sum_sq(&grad[..l], prep);
     let mut partials = [0.0f32; BLOCK_SUM_MAX / TILE];
-    // Rows of the element pass ask for the lines of the row `ahead` elements on (in this
-    // block or the next), as `by_chunks` does for the other rules.
+    // Rows of the element pass request the lines `ahead` elements on (in this block or the
+    // next) through the same [`Ahead`] hook as the other rules.
     let ahead = AHEAD_BYTES / size_of::<S>();
     for (j, v) in exp_avg_sq.iter_mut().enumerate() {
         let block_scale = block_update_hw(v, sum, l as u64, &plan.scalars);
