@@ -4,13 +4,17 @@
 //! kernel measured in the same run on the same buffers: it reads every buffer the rule reads
 //! and writes in place every buffer the rule writes, with no arithmetic (AdamW: 4 streams read,
 //! 3 written; Lion and SGD with momentum: 3 read, 2 written). Adam-mini runs on a 4096-wide
-//! weight matrix with per-row blocks: the driver computes each row's statistic and then updates
-//! the row while it is in cache, so its traffic is Lion's (read `p, g, m`, write `p, m`; the
-//! one `exp_avg_sq` per row is 1/4096 of a stream) and its ceiling is rw3x2. After a warm-up that has
-//! faulted every page in, rule and ceiling calls are timed as tightly interleaved pairs (ABBA
-//! order). `ratio` is the median over pairs of ceiling time / rule time, which cancels most of
-//! the drift a shared machine adds; `ratio_of_medians` (JSON) divides the two medians. A STREAM
-//! triad row (STREAM's 12 bytes per element) is reported per thread count for reference.
+//! weight matrix with per-row blocks. Its memory traffic is Lion's (read `p, g, m`, write
+//! `p, m`; the one `exp_avg_sq` per row is 1/4096 of a stream), but a row's statistic must be
+//! complete before any element of the row is updated, so the gradient is read twice: the
+//! driver reads row `j+1`'s gradient from memory for its statistic while it updates row `j`
+//! with row `j`'s gradient back from cache. Its ceiling, rw3x2+rr, has that access pattern
+//! with no arithmetic; the row also reports its ratio to rw3x2, the traffic alone
+//! (`traffic_ratio` in JSON). After a warm-up that has faulted every page in, rule and
+//! ceiling calls are timed as tightly interleaved pairs (ABBA order). `ratio` is the median
+//! over pairs of ceiling time / rule time, which cancels most of the drift a shared machine
+//! adds; `ratio_of_medians` (JSON) divides the two medians. A STREAM triad row (STREAM's 12
+//! bytes per element) is reported per thread count for reference.
 
 use adamant_core::store::{Element, StateElement};
 use adamant_core::{
@@ -70,6 +74,22 @@ impl Rule {
     /// Whether the rule touches the second state buffer (4 read / 3 written).
     fn two_states(self) -> bool {
         matches!(self, Rule::AdamW | Rule::Adam)
+    }
+    /// The name of the rule's ceiling kernel (see the module docs).
+    fn ceiling_kernel(self) -> &'static str {
+        match self {
+            Rule::AdamW | Rule::Adam => "rw4x3",
+            Rule::Sgd | Rule::Lion => "rw3x2",
+            Rule::AdamMini => "rw3x2+rr",
+        }
+    }
+    /// The kernel that moves the rule's memory traffic once, with no re-read.
+    fn traffic_kernel(self) -> &'static str {
+        if self.two_states() {
+            "rw4x3"
+        } else {
+            "rw3x2"
+        }
     }
 }
 
@@ -216,6 +236,11 @@ struct Row {
     ceiling_seconds: f64,
     /// Median over interleaved pairs of ceiling time / rule time.
     paired_ratio: f64,
+    /// The kernel that moves the rule's traffic once (the ceiling kernel itself unless the
+    /// rule must re-read a buffer), its median time and its paired ratio to the rule.
+    traffic_kernel: &'static str,
+    traffic_seconds: f64,
+    traffic_ratio: f64,
     triad_bytes_per_s: Option<f64>,
     samples: usize,
     from_step: u64,
@@ -248,8 +273,9 @@ impl Row {
             "{{\"rule\":\"{}\",\"dtype\":\"{}\",\"n\":{},\"threads\":{},\"isa\":\"{}\",\
              \"bytes_per_param\":{},\"seconds_per_step\":{:.6e},\"params_per_s\":{:.6e},\
              \"bytes_per_s\":{:.6e},\"ceiling_kernel\":\"{}\",\"ceiling_bytes_per_s\":{:.6e},\
-             \"ratio\":{:.4},\"ratio_of_medians\":{:.4},\"triad_bytes_per_s\":{},\"samples\":{},\
-             \"from_step\":{}}}",
+             \"ratio\":{:.4},\"ratio_of_medians\":{:.4},\"traffic_kernel\":\"{}\",\
+             \"traffic_bytes_per_s\":{:.6e},\"traffic_ratio\":{:.4},\"triad_bytes_per_s\":{},\
+             \"samples\":{},\"from_step\":{}}}",
             self.rule,
             self.dtype,
             self.n,
@@ -263,6 +289,9 @@ impl Row {
             self.ceiling_bytes_per_s(),
             self.ratio(),
             self.ratio_of_medians(),
+            self.traffic_kernel,
+            (self.n * self.bytes_per_param) as f64 / self.traffic_seconds,
+            self.traffic_ratio,
             triad,
             self.samples,
             self.from_step
@@ -270,8 +299,13 @@ impl Row {
     }
 
     fn table_line(&self) -> String {
+        let traffic = if self.traffic_kernel == self.ceiling_kernel {
+            String::new()
+        } else {
+            format!("  ({} {:.3})", self.traffic_kernel, self.traffic_ratio)
+        };
         format!(
-            "{:<9} {:<12} {:>5} {:>3} {:<7} {:>4} {:>9.3} {:>9.3} {:>8.1} {:<6} {:>8.1} {:>6.3}",
+            "{:<9} {:<12} {:>5} {:>3} {:<7} {:>4} {:>9.3} {:>9.3} {:>8.1} {:<8} {:>8.1} {:>6.3}{}",
             self.rule,
             self.dtype,
             human(self.n),
@@ -283,12 +317,13 @@ impl Row {
             self.bytes_per_s() / 1e9,
             self.ceiling_kernel,
             self.ceiling_bytes_per_s() / 1e9,
-            self.ratio()
+            self.ratio(),
+            traffic
         )
     }
 }
 
-const TABLE_HEADER: &str = "rule      dtype            n thr isa     B/p   ms/step   Gparam/s     GB/s ceil.  ceil GB/s  ratio";
+const TABLE_HEADER: &str = "rule      dtype            n thr isa     B/p   ms/step   Gparam/s     GB/s ceil.    ceil GB/s  ratio";
 
 fn human(n: usize) -> String {
     if n % (1 << 20) == 0 {
@@ -323,38 +358,66 @@ fn steps_per_round(n: usize, quick: bool) -> usize {
     }
 }
 
-/// Time `run(true)` (the rule) and `run(false)` (its ceiling) as tightly interleaved pairs,
-/// `rounds * k` pairs in ABBA order (rule first in even pairs), after one warm-up call of each.
-/// Returns the median rule time, the median ceiling time (seconds), the median of the paired
-/// ratios `ceiling time / rule time`, and the number of pairs. Pairing each rule call with the
-/// ceiling call next to it cancels most of the drift a shared machine adds.
-fn interleaved(rounds: usize, k: usize, run: &mut dyn FnMut(bool)) -> Timing {
-    run(true);
-    run(false);
-    let pairs = rounds * k;
-    let (mut tr, mut tc, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let mut time = |which: bool| {
-        let t0 = Instant::now();
-        run(which);
-        t0.elapsed().as_secs_f64()
+/// What one timed call of [`interleaved`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Call {
+    Rule,
+    Ceiling,
+    /// The traffic-only kernel, for rules whose ceiling re-reads a buffer.
+    Traffic,
+}
+
+/// Time `run(Call::Rule)` and `run(Call::Ceiling)` (and `run(Call::Traffic)` when `traffic`)
+/// as tightly interleaved groups, `rounds * k` groups in mirrored order (rule first in even
+/// groups, last in odd ones), after one warm-up call of each. Returns the median times
+/// (seconds), the medians of the paired ratios `kernel time / rule time` within a group, and
+/// the number of groups. Pairing each rule call with the kernel calls next to it cancels most
+/// of the drift a shared machine adds.
+fn interleaved(rounds: usize, k: usize, traffic: bool, run: &mut dyn FnMut(Call)) -> Timing {
+    let order: &[Call] = if traffic {
+        &[Call::Rule, Call::Ceiling, Call::Traffic]
+    } else {
+        &[Call::Rule, Call::Ceiling]
     };
-    for i in 0..pairs {
-        let (r, c) = if i % 2 == 0 {
-            let r = time(true);
-            (r, time(false))
-        } else {
-            let c = time(false);
-            (time(true), c)
-        };
-        tr.push(r);
-        tc.push(c);
-        ratios.push(c / r);
+    for &call in order {
+        run(call);
     }
+    let groups = rounds * k;
+    let (mut tr, mut tc, mut tt) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ratios, mut traffic_ratios) = (Vec::new(), Vec::new());
+    for i in 0..groups {
+        let mut t = [0.0f64; 3];
+        let mut time = |call: Call| {
+            let t0 = Instant::now();
+            run(call);
+            t[call as usize] = t0.elapsed().as_secs_f64();
+        };
+        if i % 2 == 0 {
+            order.iter().for_each(|&c| time(c));
+        } else {
+            order.iter().rev().for_each(|&c| time(c));
+        }
+        tr.push(t[0]);
+        tc.push(t[1]);
+        ratios.push(t[1] / t[0]);
+        if traffic {
+            tt.push(t[2]);
+            traffic_ratios.push(t[2] / t[0]);
+        }
+    }
+    let ceiling = median(&mut tc);
+    let ratio = median(&mut ratios);
     Timing {
         rule: median(&mut tr),
-        ceiling: median(&mut tc),
-        ratio: median(&mut ratios),
-        samples: pairs,
+        ceiling,
+        ratio,
+        traffic: if traffic { median(&mut tt) } else { ceiling },
+        traffic_ratio: if traffic {
+            median(&mut traffic_ratios)
+        } else {
+            ratio
+        },
+        samples: groups,
     }
 }
 
@@ -362,6 +425,10 @@ struct Timing {
     rule: f64,
     ceiling: f64,
     ratio: f64,
+    /// The traffic-only kernel's median time and paired ratio (the ceiling's own when the
+    /// ceiling is the traffic-only kernel).
+    traffic: f64,
+    traffic_ratio: f64,
     samples: usize,
 }
 
@@ -382,9 +449,8 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
     let mut exp_avg: Vec<S> = filled(n, |i| (i % 7) as f32 * 1e-4);
     let mut exp_avg_sq: Vec<S> = filled(n, |i| (i % 5) as f32 * 1e-6);
     let opts = StepOptions::new(1e-4);
-    let mini_layout = BlockLayout::Rows {
-        row_len: if n % MINI_ROW == 0 { MINI_ROW } else { n },
-    };
+    let mini_row = if n % MINI_ROW == 0 { MINI_ROW } else { n };
+    let mini_layout = BlockLayout::Rows { row_len: mini_row };
     let mut mini_v: Vec<S> = filled(mini_layout.state_len(n).expect("rows tile n"), |i| {
         (i % 5) as f32 * 1e-6
     });
@@ -407,8 +473,8 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                     };
                     let mut opt = Adam::new(config).expect("valid config");
                     opt.state.step = c.from_step;
-                    interleaved(c.rounds, k, &mut |is_rule| {
-                        if is_rule {
+                    interleaved(c.rounds, k, false, &mut |call| {
+                        if call == Call::Rule {
                             driver
                                 .adam_step(&mut opt, p, g, m, v, &opts)
                                 .expect("valid step");
@@ -424,8 +490,8 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                     };
                     let mut opt = Sgd::new(config).expect("valid config");
                     opt.state.step = c.from_step;
-                    interleaved(c.rounds, k, &mut |is_rule| {
-                        if is_rule {
+                    interleaved(c.rounds, k, false, &mut |call| {
+                        if call == Call::Rule {
                             driver
                                 .sgd_step(&mut opt, p, g, m, &opts)
                                 .expect("valid step");
@@ -442,21 +508,23 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                     let mut opt = AdamMini::new(config).expect("valid config");
                     opt.state.step = c.from_step;
                     let v = &mut mini_v;
-                    interleaved(c.rounds, k, &mut |is_rule| {
-                        if is_rule {
+                    interleaved(c.rounds, k, true, &mut |call| match call {
+                        Call::Rule => {
                             driver
                                 .adam_mini_step(&mut opt, p, g, m, v, &mini_layout, true, &opts)
                                 .expect("valid step");
-                        } else {
-                            ceiling::rw3x2(&driver, p, g, m, mask);
                         }
+                        Call::Ceiling => {
+                            black_box(ceiling::rw3x2_reread(&driver, p, g, m, mini_row, mask));
+                        }
+                        Call::Traffic => ceiling::rw3x2(&driver, p, g, m, mask),
                     })
                 }
                 Rule::Lion => {
                     let mut opt = Lion::new(LionConfig::official()).expect("valid config");
                     opt.state.step = c.from_step;
-                    interleaved(c.rounds, k, &mut |is_rule| {
-                        if is_rule {
+                    interleaved(c.rounds, k, false, &mut |call| {
+                        if call == Call::Rule {
                             driver
                                 .lion_step(&mut opt, p, g, m, &opts)
                                 .expect("valid step");
@@ -474,9 +542,12 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                 isa: driver.isa().name(),
                 bytes_per_param,
                 seconds: timing.rule,
-                ceiling_kernel: if rule.two_states() { "rw4x3" } else { "rw3x2" },
+                ceiling_kernel: rule.ceiling_kernel(),
                 ceiling_seconds: timing.ceiling,
                 paired_ratio: timing.ratio,
+                traffic_kernel: rule.traffic_kernel(),
+                traffic_seconds: timing.traffic,
+                traffic_ratio: timing.traffic_ratio,
                 triad_bytes_per_s: triad.iter().find(|t| t.0 == threads).map(|t| t.1),
                 samples: timing.samples,
                 from_step: c.from_step,
@@ -516,6 +587,9 @@ fn bench_triad(c: &Config, n: usize, emit: &mut dyn FnMut(Row)) -> Vec<(usize, f
             ceiling_kernel: "triad",
             ceiling_seconds: t,
             paired_ratio: 1.0,
+            traffic_kernel: "triad",
+            traffic_seconds: t,
+            traffic_ratio: 1.0,
             triad_bytes_per_s: None,
             samples,
             from_step: c.from_step,
@@ -632,6 +706,12 @@ mod tests {
             .iter()
             .find(|r| r.rule == "adam-mini" && r.dtype == "f32")
             .unwrap();
-        assert_eq!((mini.bytes_per_param, mini.ceiling_kernel), (20, "rw3x2"));
+        assert_eq!(
+            (mini.bytes_per_param, mini.ceiling_kernel),
+            (20, "rw3x2+rr")
+        );
+        assert_eq!(mini.traffic_kernel, "rw3x2");
+        assert!(mini.traffic_seconds > 0.0 && mini.traffic_ratio.is_finite());
+        assert!(mini.json().contains("\"traffic_ratio\""));
     }
 }

@@ -3,13 +3,16 @@
 //! A rule's speed is judged against the speed of a kernel that reads every buffer the rule
 //! reads and writes in place every buffer it writes, with the same element types and the same
 //! thread split, measured in the same run. For AdamW that is 4 streams read and 3 written
-//! ([`rw4x3`]); for Lion and SGD with momentum 3 read and 2 written ([`rw3x2`]). [`triad`] is
-//! STREAM's triad, reported for reference. The kernels run on the widest instruction set the
-//! CPU has ([`crate::detected_isa`]), whatever the driver's setting.
+//! ([`rw4x3`]); for Lion and SGD with momentum 3 read and 2 written ([`rw3x2`]); for Adam-mini
+//! on blocks that fit in cache, [`rw3x2`] plus a second read of the gradient from cache
+//! ([`rw3x2_reread`]). [`triad`] is STREAM's triad, reported for reference. The kernels run
+//! on the widest instruction set the CPU has ([`crate::detected_isa`]), whatever the
+//! driver's setting.
 
 use crate::driver::{partition, run_groups, Piece, TriplePiece};
 use crate::isa::detected_isa;
 use crate::kernels;
+use crate::mini::blocks_align;
 use crate::Driver;
 use adamant_core::store::Element;
 
@@ -62,6 +65,77 @@ pub fn rw3x2<P: Element, G: Element, S: Element>(
             kernels::rw3x2(isa, p.a, p.g, p.b, mask);
         }
     });
+}
+
+/// The traffic of Adam-mini over consecutive blocks of `block_len` elements that fit in cache
+/// (its per-row and per-head blocks): read `a, g, b`, write `a, b` in place, and read `g` a
+/// second time. A block's statistic must be complete before any element of the block is
+/// updated, so the driver reads block `j+1`'s gradient from memory for its statistic while it
+/// updates block `j` with that block's gradient back from cache; this kernel does the same
+/// with no arithmetic (`x ^ (g & mask)` on the raw bits of `a, b`, an integer or of the
+/// second read, returned so no load can be left out). Split over `driver`'s threads at the
+/// cuts the rule uses (multiples of the block length), so no thread reads across its cut.
+/// `a.len()` should be a multiple of `block_len`.
+pub fn rw3x2_reread<P: Element, G: Element, S: Element>(
+    driver: &Driver,
+    a: &mut [P],
+    g: &[G],
+    b: &mut [S],
+    block_len: usize,
+    mask: u32,
+) -> u32 {
+    let n = a.len().min(g.len()).min(b.len());
+    let isa = detected_isa();
+    let piece = RereadPiece {
+        a: &mut a[..n],
+        g: &g[..n],
+        b: &mut b[..n],
+        block_len: block_len.max(1),
+    };
+    let groups = partition(vec![piece], driver.threads(), driver.grain());
+    run_groups(groups, &|group: Vec<RereadPiece<'_, P, G, S>>| {
+        group.into_iter().fold(0u32, |s, p| {
+            s | kernels::rw3x2_reread(isa, p.a, p.g, p.b, p.block_len, mask)
+        })
+    })
+    .into_iter()
+    .fold(0u32, |s, x| s | x)
+}
+
+struct RereadPiece<'a, P, G, S> {
+    a: &'a mut [P],
+    g: &'a [G],
+    b: &'a mut [S],
+    block_len: usize,
+}
+
+impl<P: Element, G: Element, S: Element> Piece for RereadPiece<'_, P, G, S> {
+    fn len(&self) -> usize {
+        self.a.len()
+    }
+    fn align(&self) -> usize {
+        blocks_align(self.block_len)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (a0, a1) = self.a.split_at_mut(mid);
+        let (g0, g1) = self.g.split_at(mid);
+        let (b0, b1) = self.b.split_at_mut(mid);
+        let block_len = self.block_len;
+        (
+            RereadPiece {
+                a: a0,
+                g: g0,
+                b: b0,
+                block_len,
+            },
+            RereadPiece {
+                a: a1,
+                g: g1,
+                b: b1,
+                block_len,
+            },
+        )
+    }
 }
 
 /// STREAM triad `a = b + scalar*c` over the common length, split over `driver`'s threads.

@@ -454,6 +454,62 @@ per_isa! {
 }
 
 per_isa! {
+    /// Ceiling kernel of Adam-mini's pipelined pass over blocks of `block_len` ([`adam_mini_blocks`]):
+    /// [`rw3x2`]'s traffic plus the gradient's second read. Block 0's gradient is or-ed into
+    /// 256 lanes alone; then, row by row of 256, row `r` of block `j` is xor-ed in place with
+    /// `g & mask` (the update, its gradient back from cache) and row `r` of block `j+1` is or-ed
+    /// into the lanes (the next statistic, from memory). No floating-point work; returns the or
+    /// of the lanes so no read can be left out.
+    fn rw3x2_reread<P: Element, G: Element, S: Element>(
+        a: &mut [P],
+        g: &[G],
+        b: &mut [S],
+        block_len: usize,
+        mask: u32
+    ) -> u32 {
+        let n = a.len().min(g.len()).min(b.len());
+        let l = block_len.max(1);
+        let mut acc = [0u32; LANES];
+        for row in g[..l.min(n)].chunks(LANES) {
+            or_row(&mut acc, row);
+        }
+        let mut start = 0;
+        while start < n {
+            let end = (start + l).min(n);
+            let mut i = start;
+            while i < end {
+                let e = (i + LANES).min(end);
+                for ((a, g), b) in a[i..e].iter_mut().zip(&g[i..e]).zip(b[i..e].iter_mut()) {
+                    let x = g.to_bits_u32() & mask;
+                    *a = P::from_bits_u32(a.to_bits_u32() ^ x);
+                    *b = S::from_bits_u32(b.to_bits_u32() ^ x);
+                }
+                if end < n {
+                    or_row(&mut acc, &g[(i + l).min(n)..(e + l).min(n)]);
+                }
+                i = e;
+            }
+            start = end;
+        }
+        acc.iter().fold(0u32, |s, a| s | *a)
+    }
+}
+
+/// Lane `k` of `acc` ors in the bits of `row[k]` (a row of at most 256 values).
+#[inline(always)]
+fn or_row<G: Element>(acc: &mut [u32; LANES], row: &[G]) {
+    if let Ok(row) = <&[G; LANES]>::try_from(row) {
+        for (x, v) in acc.iter_mut().zip(row) {
+            *x |= v.to_bits_u32();
+        }
+    } else {
+        for (x, v) in acc.iter_mut().zip(row) {
+            *x |= v.to_bits_u32();
+        }
+    }
+}
+
+per_isa! {
     /// Ceiling kernel of Adam-mini's statistics pass: read one stream (the gradient), sum its
     /// raw bits with wrapping integer adds in 256 lanes (no floating-point work, nothing
     /// written). Returns the sum so the reads cannot be left out.

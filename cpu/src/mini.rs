@@ -91,7 +91,7 @@ enum Unit<'a, P, G, S> {
 
 /// Cuts of a run of blocks: multiples of the block length that are also multiples of
 /// [`SPLIT_ALIGN`] when that stays small, else multiples of the block length.
-fn blocks_align(block_len: usize) -> usize {
+pub(crate) fn blocks_align(block_len: usize) -> usize {
     let mut a = block_len;
     while a % SPLIT_ALIGN != 0 && a < FUSE_MAX {
         a += block_len;

@@ -499,3 +499,53 @@ fn spec_read1_ceiling_reads_every_element() {
         assert_eq!(adamant_cpu::ceiling::read1(&d, &g), want, "{d:?}");
     }
 }
+
+#[test]
+fn spec_reread_ceiling_reads_every_gradient_and_writes_each_element_once() {
+    // Adam-mini's pipelined ceiling: the or it returns must see every gradient element (one
+    // nonzero element at a time, in the first block, on row and block edges, in the last
+    // block), and with a full mask each of `a, b` is xor-ed with `g` exactly once, whatever
+    // the block length and the thread split.
+    let mut r = Rng(15);
+    for block_len in [1usize, 300, 1000, 4096] {
+        let n = block_len * (9000 / block_len + 3);
+        let a0: Vec<f32> = (0..n).map(|_| gradient(&mut r, 0)).collect();
+        let b0: Vec<bf16> = (0..n).map(|_| raw(gradient(&mut r, 0))).collect();
+        let g: Vec<f32> = (0..n).map(|_| gradient(&mut r, 0)).collect();
+        for d in drivers() {
+            let (mut a, mut b) = (a0.clone(), b0.clone());
+            let got = adamant_cpu::ceiling::rw3x2_reread(&d, &mut a, &g, &mut b, block_len, 0);
+            assert_eq!(got, g.iter().fold(0, |s, x| s | x.to_bits()), "{d:?}");
+            assert_eq!(
+                (bits(&a), bits(&b)),
+                (bits(&a0), bits(&b0)),
+                "mask 0 writes"
+            );
+            adamant_cpu::ceiling::rw3x2_reread(&d, &mut a, &g, &mut b, block_len, u32::MAX);
+            for i in 0..n {
+                let x = g[i].to_bits();
+                assert_eq!(a[i].to_bits(), a0[i].to_bits() ^ x, "a[{i}] {d:?}");
+                // A bf16 keeps the low 16 bits of the xor.
+                assert_eq!(b[i].to_bits(), b0[i].to_bits() ^ x as u16, "b[{i}] {d:?}");
+            }
+            for k in [
+                0,
+                255,
+                256,
+                block_len - 1,
+                block_len,
+                n / 2,
+                n - block_len,
+                n - 1,
+            ] {
+                let k = k.min(n - 1);
+                let mut one = vec![0.0f32; n];
+                one[k] = f32::from_bits(1 << (k % 31));
+                let (mut a, mut b) = (a0.clone(), b0.clone());
+                let got =
+                    adamant_cpu::ceiling::rw3x2_reread(&d, &mut a, &one, &mut b, block_len, 0);
+                assert_eq!(got, 1 << (k % 31), "element {k} of block {block_len} {d:?}");
+            }
+        }
+    }
+}
