@@ -15,7 +15,7 @@
 //!
 //! A skipped step or an error writes nothing: no parameter, state, `gamma` or counter.
 
-use crate::driver::{adam_check, lion_check, sgd_check, AdamTensor, Driver, LionTensor, SgdTensor};
+use crate::driver::{AdamTensor, Driver, LionTensor, RuleTensor, SgdTensor};
 use crate::mini::{adam_mini_check, AdamMiniTensor};
 use adamant_core::clip::{AdaGc, AdaGcPlan, GlobalNormClip};
 use adamant_core::error::{ConfigError, Hyper, SkipReason, StepError, StepOutcome};
@@ -155,14 +155,14 @@ impl Driver {
         opts: &StepOptions,
         mut clipper: Clipper<'_>,
     ) -> Result<ClippedOutcome, StepError> {
-        adam_check(tensors)?;
+        RuleTensor::check(opt, tensors)?;
         let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
         let grads = tensors.iter().map(|t| t.grad).collect();
         let d = match self.clip_plan(begin, opts, grads, &clipper)? {
             Ok(d) => d,
             Err(skipped) => return Ok(skipped),
         };
-        self.adam_apply(&d.plan, tensors, Some(&d.coefs));
+        self.apply(&d.plan, tensors, Some(&d.coefs));
         opt.commit(&d.plan);
         Ok(Self::clip_commit(&d, &mut clipper))
     }
@@ -175,14 +175,14 @@ impl Driver {
         opts: &StepOptions,
         mut clipper: Clipper<'_>,
     ) -> Result<ClippedOutcome, StepError> {
-        sgd_check(opt, tensors)?;
+        RuleTensor::check(opt, tensors)?;
         let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
         let grads = tensors.iter().map(|t| t.grad).collect();
         let d = match self.clip_plan(begin, opts, grads, &clipper)? {
             Ok(d) => d,
             Err(skipped) => return Ok(skipped),
         };
-        self.sgd_apply(&d.plan, tensors, Some(&d.coefs));
+        self.apply(&d.plan, tensors, Some(&d.coefs));
         opt.commit(&d.plan);
         Ok(Self::clip_commit(&d, &mut clipper))
     }
@@ -195,14 +195,14 @@ impl Driver {
         opts: &StepOptions,
         mut clipper: Clipper<'_>,
     ) -> Result<ClippedOutcome, StepError> {
-        lion_check(tensors)?;
+        RuleTensor::check(opt, tensors)?;
         let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
         let grads = tensors.iter().map(|t| t.grad).collect();
         let d = match self.clip_plan(begin, opts, grads, &clipper)? {
             Ok(d) => d,
             Err(skipped) => return Ok(skipped),
         };
-        self.lion_apply(&d.plan, tensors, Some(&d.coefs));
+        self.apply(&d.plan, tensors, Some(&d.coefs));
         opt.commit(&d.plan);
         Ok(Self::clip_commit(&d, &mut clipper))
     }

@@ -108,115 +108,239 @@ fn split_opt<S>(s: &mut [S], mid: usize) -> (&mut [S], &mut [S]) {
     s.split_at_mut(mid)
 }
 
-struct AdamPiece<'a, P, G, S> {
-    offset: usize,
-    /// The tensor's clip coefficient (the plan's unless a clipper set one per tensor).
-    clip_coef: f32,
-    param: &'a mut [P],
-    grad: &'a [G],
-    exp_avg: &'a mut [S],
-    exp_avg_sq: &'a mut [S],
-}
-
-impl<P: Element, G: Element, S: StateElement> Piece for AdamPiece<'_, P, G, S> {
+/// A whole buffer is a piece: cut with `split_at_mut`, so a buffer shorter than the cut panics.
+impl<T: Send> Piece for &mut [T] {
     fn len(&self) -> usize {
-        self.param.len()
+        <[T]>::len(self)
     }
     fn split_at(self, mid: usize) -> (Self, Self) {
-        let (p0, p1) = self.param.split_at_mut(mid);
-        let (g0, g1) = self.grad.split_at(mid);
-        let (m0, m1) = self.exp_avg.split_at_mut(mid);
-        let (v0, v1) = self.exp_avg_sq.split_at_mut(mid);
+        self.split_at_mut(mid)
+    }
+}
+
+/// A read-only buffer (the gradient) is a piece.
+impl<T: Sync> Piece for &[T] {
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        <[T]>::split_at(self, mid)
+    }
+}
+
+/// A state buffer that is either as long as the tensor or empty (SGD's momentum buffer
+/// without momentum); an empty one stays empty in both halves.
+pub(crate) struct MaybeEmpty<'a, S>(&'a mut [S]);
+
+impl<S: Send> Piece for MaybeEmpty<'_, S> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (head, tail) = split_opt(self.0, mid);
+        (MaybeEmpty(head), MaybeEmpty(tail))
+    }
+}
+
+/// A tensor's buffers, cut together; the first one (the parameter) sets the length.
+impl<A: Piece, B: Piece, C: Piece> Piece for (A, B, C) {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let ((a0, a1), (b0, b1), (c0, c1)) = (
+            self.0.split_at(mid),
+            self.1.split_at(mid),
+            self.2.split_at(mid),
+        );
+        ((a0, b0, c0), (a1, b1, c1))
+    }
+}
+
+/// A tensor's buffers, cut together; the first one (the parameter) sets the length.
+impl<A: Piece, B: Piece, C: Piece, D: Piece> Piece for (A, B, C, D) {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let ((a0, a1), (b0, b1), (c0, c1), (d0, d1)) = (
+            self.0.split_at(mid),
+            self.1.split_at(mid),
+            self.2.split_at(mid),
+            self.3.split_at(mid),
+        );
+        ((a0, b0, c0, d0), (a1, b1, c1, d1))
+    }
+}
+
+/// One tensor of a rule's step (the public `*Tensor` structs) and what the step needs to know
+/// about the rule. The step's skeleton is the same for every rule (length checks -> core's
+/// `begin` -> parallel finite scan -> cut into pieces -> the rule's kernel on each piece, on
+/// its thread -> core's `commit`), so it is written once against this trait, in
+/// [`Driver::step_multi`] and [`Driver::apply`]; each rule states only its length rules, its
+/// optimizer, its buffers and its kernel.
+pub(crate) trait RuleTensor: Sized {
+    /// The rule's optimizer value (step counter and config).
+    type Opt;
+    /// Core's per-step scalars of the rule.
+    type Scalars: Copy + Sync;
+    /// Element type of the gradient.
+    type Grad: Element;
+    /// Every buffer of the tensor, borrowed, in the kernel's argument order (cut together).
+    type Bufs<'b>: Piece;
+
+    /// Every length of every tensor, in the rule's order, before anything else.
+    fn check(opt: &Self::Opt, tensors: &[Self]) -> Result<(), StepError>;
+    /// Core's `begin` (validation, step counter, `found_inf`; the finite scan is the driver's).
+    fn begin(opt: &Self::Opt, opts: &StepOptions) -> Result<Begin<Self::Scalars>, StepError>;
+    /// Core's `commit`.
+    fn commit(opt: &mut Self::Opt, plan: &Plan<Self::Scalars>);
+    /// The gradient.
+    fn grad(&self) -> &[Self::Grad];
+    /// Every buffer, reborrowed.
+    fn bufs(&mut self) -> Self::Bufs<'_>;
+    /// The rule's kernel over a run of elements, under `plan` (already moved to the run's first
+    /// element and carrying its tensor's clip coefficient).
+    fn update(bufs: Self::Bufs<'_>, isa: Isa, plan: &Plan<Self::Scalars>);
+}
+
+/// A run of one tensor's elements handed to a thread: the tensor's buffers cut down to the
+/// run, where the run starts in the step's global index space (`offset`, which keys
+/// stochastic rounding) and the tensor's clip coefficient (the plan's unless a clipper set
+/// one per tensor).
+struct TensorPiece<B> {
+    offset: usize,
+    clip_coef: f32,
+    bufs: B,
+}
+
+impl<B: Piece> Piece for TensorPiece<B> {
+    fn len(&self) -> usize {
+        self.bufs.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (head, tail) = self.bufs.split_at(mid);
         (
-            AdamPiece {
+            TensorPiece {
                 offset: self.offset,
                 clip_coef: self.clip_coef,
-                param: p0,
-                grad: g0,
-                exp_avg: m0,
-                exp_avg_sq: v0,
+                bufs: head,
             },
-            AdamPiece {
+            TensorPiece {
                 offset: self.offset + mid,
                 clip_coef: self.clip_coef,
-                param: p1,
-                grad: g1,
-                exp_avg: m1,
-                exp_avg_sq: v1,
+                bufs: tail,
             },
         )
     }
 }
 
-struct SgdPiece<'a, P, G, S> {
-    offset: usize,
-    /// The tensor's clip coefficient (the plan's unless a clipper set one per tensor).
-    clip_coef: f32,
-    param: &'a mut [P],
-    grad: &'a [G],
-    momentum_buffer: &'a mut [S],
+impl<P: Element, G: Element, S: StateElement> RuleTensor for AdamTensor<'_, P, G, S> {
+    type Opt = Adam;
+    type Scalars = AdamScalars;
+    type Grad = G;
+    type Bufs<'b> = (&'b mut [P], &'b [G], &'b mut [S], &'b mut [S]);
+
+    fn check(_opt: &Adam, tensors: &[Self]) -> Result<(), StepError> {
+        for t in tensors {
+            check_lens(
+                t.param.len(),
+                &[
+                    (Buffer::Grad, t.grad.len()),
+                    (Buffer::ExpAvg, t.exp_avg.len()),
+                    (Buffer::ExpAvgSq, t.exp_avg_sq.len()),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+    fn begin(opt: &Adam, opts: &StepOptions) -> Result<Begin<AdamScalars>, StepError> {
+        opt.begin::<G, _>(opts, core::iter::empty())
+    }
+    fn commit(opt: &mut Adam, plan: &Plan<AdamScalars>) {
+        opt.commit(plan);
+    }
+    fn grad(&self) -> &[G] {
+        self.grad
+    }
+    fn bufs(&mut self) -> Self::Bufs<'_> {
+        (self.param, self.grad, self.exp_avg, self.exp_avg_sq)
+    }
+    fn update(
+        (param, grad, exp_avg, exp_avg_sq): Self::Bufs<'_>,
+        isa: Isa,
+        plan: &Plan<AdamScalars>,
+    ) {
+        kernels::adam(isa, param, grad, exp_avg, exp_avg_sq, plan);
+    }
 }
 
-impl<P: Element, G: Element, S: StateElement> Piece for SgdPiece<'_, P, G, S> {
-    fn len(&self) -> usize {
-        self.param.len()
+impl<P: Element, G: Element, S: StateElement> RuleTensor for SgdTensor<'_, P, G, S> {
+    type Opt = Sgd;
+    type Scalars = SgdScalars;
+    type Grad = G;
+    type Bufs<'b> = (&'b mut [P], &'b [G], MaybeEmpty<'b, S>);
+
+    /// The momentum buffer's length is the config's (empty without momentum).
+    fn check(opt: &Sgd, tensors: &[Self]) -> Result<(), StepError> {
+        for t in tensors {
+            check_lens(t.param.len(), &[(Buffer::Grad, t.grad.len())])?;
+            check_lens(
+                opt.momentum_buffer_len(t.param.len()),
+                &[(Buffer::MomentumBuffer, t.momentum_buffer.len())],
+            )?;
+        }
+        Ok(())
     }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (p0, p1) = self.param.split_at_mut(mid);
-        let (g0, g1) = self.grad.split_at(mid);
-        let (b0, b1) = split_opt(self.momentum_buffer, mid);
-        (
-            SgdPiece {
-                offset: self.offset,
-                clip_coef: self.clip_coef,
-                param: p0,
-                grad: g0,
-                momentum_buffer: b0,
-            },
-            SgdPiece {
-                offset: self.offset + mid,
-                clip_coef: self.clip_coef,
-                param: p1,
-                grad: g1,
-                momentum_buffer: b1,
-            },
-        )
+    fn begin(opt: &Sgd, opts: &StepOptions) -> Result<Begin<SgdScalars>, StepError> {
+        opt.begin::<G, _>(opts, core::iter::empty())
+    }
+    fn commit(opt: &mut Sgd, plan: &Plan<SgdScalars>) {
+        opt.commit(plan);
+    }
+    fn grad(&self) -> &[G] {
+        self.grad
+    }
+    fn bufs(&mut self) -> Self::Bufs<'_> {
+        (self.param, self.grad, MaybeEmpty(self.momentum_buffer))
+    }
+    fn update((param, grad, momentum): Self::Bufs<'_>, isa: Isa, plan: &Plan<SgdScalars>) {
+        kernels::sgd(isa, param, grad, momentum.0, plan);
     }
 }
 
-struct LionPiece<'a, P, G, S> {
-    offset: usize,
-    /// The tensor's clip coefficient (the plan's unless a clipper set one per tensor).
-    clip_coef: f32,
-    param: &'a mut [P],
-    grad: &'a [G],
-    exp_avg: &'a mut [S],
-}
+impl<P: Element, G: Element, S: StateElement> RuleTensor for LionTensor<'_, P, G, S> {
+    type Opt = Lion;
+    type Scalars = LionScalars;
+    type Grad = G;
+    type Bufs<'b> = (&'b mut [P], &'b [G], &'b mut [S]);
 
-impl<P: Element, G: Element, S: StateElement> Piece for LionPiece<'_, P, G, S> {
-    fn len(&self) -> usize {
-        self.param.len()
+    fn check(_opt: &Lion, tensors: &[Self]) -> Result<(), StepError> {
+        for t in tensors {
+            check_lens(
+                t.param.len(),
+                &[
+                    (Buffer::Grad, t.grad.len()),
+                    (Buffer::ExpAvg, t.exp_avg.len()),
+                ],
+            )?;
+        }
+        Ok(())
     }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (p0, p1) = self.param.split_at_mut(mid);
-        let (g0, g1) = self.grad.split_at(mid);
-        let (m0, m1) = self.exp_avg.split_at_mut(mid);
-        (
-            LionPiece {
-                offset: self.offset,
-                clip_coef: self.clip_coef,
-                param: p0,
-                grad: g0,
-                exp_avg: m0,
-            },
-            LionPiece {
-                offset: self.offset + mid,
-                clip_coef: self.clip_coef,
-                param: p1,
-                grad: g1,
-                exp_avg: m1,
-            },
-        )
+    fn begin(opt: &Lion, opts: &StepOptions) -> Result<Begin<LionScalars>, StepError> {
+        opt.begin::<G, _>(opts, core::iter::empty())
+    }
+    fn commit(opt: &mut Lion, plan: &Plan<LionScalars>) {
+        opt.commit(plan);
+    }
+    fn grad(&self) -> &[G] {
+        self.grad
+    }
+    fn bufs(&mut self) -> Self::Bufs<'_> {
+        (self.param, self.grad, self.exp_avg)
+    }
+    fn update((param, grad, exp_avg): Self::Bufs<'_>, isa: Isa, plan: &Plan<LionScalars>) {
+        kernels::lion(isa, param, grad, exp_avg, plan);
     }
 }
 
@@ -251,18 +375,6 @@ impl<P: Element, G: Element, S: Element> Piece for TriplePiece<'_, P, G, S> {
                 c: c1,
             },
         )
-    }
-}
-
-struct GradPiece<'a, G>(&'a [G]);
-
-impl<G: Element> Piece for GradPiece<'_, G> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (a, b) = self.0.split_at(mid);
-        (GradPiece(a), GradPiece(b))
     }
 }
 
@@ -407,10 +519,9 @@ impl Driver {
     /// The finite scan of every gradient, split over the threads.
     fn all_finite<G: Element>(&self, grads: Vec<&[G]>) -> bool {
         let isa = self.isa;
-        let pieces = grads.into_iter().map(GradPiece).collect();
-        let groups = partition(pieces, self.threads, self.grain);
-        run_groups(groups, &|group: Vec<GradPiece<'_, G>>| {
-            group.iter().all(|g| kernels::all_finite(isa, g.0))
+        let groups = partition(grads, self.threads, self.grain);
+        run_groups(groups, &|group: Vec<&[G]>| {
+            group.iter().all(|g| kernels::all_finite(isa, g))
         })
         .into_iter()
         .all(|ok| ok)
@@ -428,6 +539,61 @@ impl Driver {
             return Begin::Skip(SkipReason::NonFiniteGrad);
         }
         begin
+    }
+
+    /// One step of any rule over a list of tensors sharing `opt`: every length checked, core's
+    /// `begin`, the parallel finite scan, the element pass, core's `commit`. Returns before
+    /// writing anything on an error or a skip.
+    fn step_multi<T: RuleTensor>(
+        &self,
+        opt: &mut T::Opt,
+        tensors: &mut [T],
+        opts: &StepOptions,
+    ) -> Result<StepOutcome, StepError> {
+        T::check(opt, tensors)?;
+        let begin = T::begin(opt, opts)?;
+        let plan = match self.begin(begin, opts, || tensors.iter().map(T::grad).collect()) {
+            Begin::Skip(r) => return Ok(StepOutcome::Skipped(r)),
+            Begin::Apply(plan) => plan,
+        };
+        self.apply(&plan, tensors, None);
+        T::commit(opt, &plan);
+        Ok(StepOutcome::Applied { step: plan.step })
+    }
+
+    /// The element pass of a planned step of any rule: the tensors as one index space, split
+    /// into pieces over the threads, each piece updated by the rule's kernel under the plan
+    /// moved to its first element; `coefs` (one per tensor) replaces the plan's clip
+    /// coefficient tensor by tensor.
+    pub(crate) fn apply<T: RuleTensor>(
+        &self,
+        plan: &Plan<T::Scalars>,
+        tensors: &mut [T],
+        coefs: Option<&[f32]>,
+    ) {
+        let mut offset = 0;
+        let pieces = tensors
+            .iter_mut()
+            .enumerate()
+            .map(|(i, t)| {
+                let piece = TensorPiece {
+                    offset,
+                    clip_coef: coefs.map_or(plan.prep.clip_coef, |c| c[i]),
+                    bufs: t.bufs(),
+                };
+                offset += piece.len();
+                piece
+            })
+            .collect();
+        let isa = self.isa;
+        let work = |group: Vec<TensorPiece<T::Bufs<'_>>>| {
+            for p in group {
+                let mut plan = shifted(plan, p.offset);
+                plan.prep.clip_coef = p.clip_coef;
+                T::update(p.bufs, isa, &plan);
+            }
+        };
+        run_groups(partition(pieces, self.threads, self.grain), &work);
     }
 
     /// One Adam/AdamW step over one tensor. Same bits as `adam_reference` for any thread count
@@ -461,51 +627,7 @@ impl Driver {
         tensors: &mut [AdamTensor<'_, P, G, S>],
         opts: &StepOptions,
     ) -> Result<StepOutcome, StepError> {
-        adam_check(tensors)?;
-        let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
-        let plan = match self.begin(begin, opts, || tensors.iter().map(|t| t.grad).collect()) {
-            Begin::Skip(r) => return Ok(StepOutcome::Skipped(r)),
-            Begin::Apply(plan) => plan,
-        };
-        self.adam_apply(&plan, tensors, None);
-        opt.commit(&plan);
-        Ok(StepOutcome::Applied { step: plan.step })
-    }
-
-    /// The element pass of a planned step; `coefs` (one per tensor) replaces the plan's clip
-    /// coefficient tensor by tensor.
-    pub(crate) fn adam_apply<P: Element, G: Element, S: StateElement>(
-        &self,
-        plan: &Plan<AdamScalars>,
-        tensors: &mut [AdamTensor<'_, P, G, S>],
-        coefs: Option<&[f32]>,
-    ) {
-        let mut offset = 0;
-        let pieces = tensors
-            .iter_mut()
-            .enumerate()
-            .map(|(i, t)| {
-                let piece = AdamPiece {
-                    offset,
-                    clip_coef: coefs.map_or(plan.prep.clip_coef, |c| c[i]),
-                    param: &mut *t.param,
-                    grad: t.grad,
-                    exp_avg: &mut *t.exp_avg,
-                    exp_avg_sq: &mut *t.exp_avg_sq,
-                };
-                offset += piece.len();
-                piece
-            })
-            .collect();
-        let isa = self.isa;
-        let work = |group: Vec<AdamPiece<'_, P, G, S>>| {
-            for p in group {
-                let mut plan = shifted(plan, p.offset);
-                plan.prep.clip_coef = p.clip_coef;
-                kernels::adam(isa, p.param, p.grad, p.exp_avg, p.exp_avg_sq, &plan);
-            }
-        };
-        run_groups(partition(pieces, self.threads, self.grain), &work);
+        self.step_multi(opt, tensors, opts)
     }
 
     /// One SGD step over one tensor (`momentum_buffer` empty when momentum is 0).
@@ -535,50 +657,7 @@ impl Driver {
         tensors: &mut [SgdTensor<'_, P, G, S>],
         opts: &StepOptions,
     ) -> Result<StepOutcome, StepError> {
-        sgd_check(opt, tensors)?;
-        let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
-        let plan = match self.begin(begin, opts, || tensors.iter().map(|t| t.grad).collect()) {
-            Begin::Skip(r) => return Ok(StepOutcome::Skipped(r)),
-            Begin::Apply(plan) => plan,
-        };
-        self.sgd_apply(&plan, tensors, None);
-        opt.commit(&plan);
-        Ok(StepOutcome::Applied { step: plan.step })
-    }
-
-    /// The element pass of a planned step; `coefs` (one per tensor) replaces the plan's clip
-    /// coefficient tensor by tensor.
-    pub(crate) fn sgd_apply<P: Element, G: Element, S: StateElement>(
-        &self,
-        plan: &Plan<SgdScalars>,
-        tensors: &mut [SgdTensor<'_, P, G, S>],
-        coefs: Option<&[f32]>,
-    ) {
-        let mut offset = 0;
-        let pieces = tensors
-            .iter_mut()
-            .enumerate()
-            .map(|(i, t)| {
-                let piece = SgdPiece {
-                    offset,
-                    clip_coef: coefs.map_or(plan.prep.clip_coef, |c| c[i]),
-                    param: &mut *t.param,
-                    grad: t.grad,
-                    momentum_buffer: &mut *t.momentum_buffer,
-                };
-                offset += piece.len();
-                piece
-            })
-            .collect();
-        let isa = self.isa;
-        let work = |group: Vec<SgdPiece<'_, P, G, S>>| {
-            for p in group {
-                let mut plan = shifted(plan, p.offset);
-                plan.prep.clip_coef = p.clip_coef;
-                kernels::sgd(isa, p.param, p.grad, p.momentum_buffer, &plan);
-            }
-        };
-        run_groups(partition(pieces, self.threads, self.grain), &work);
+        self.step_multi(opt, tensors, opts)
     }
 
     /// One Lion step over one tensor.
@@ -608,50 +687,7 @@ impl Driver {
         tensors: &mut [LionTensor<'_, P, G, S>],
         opts: &StepOptions,
     ) -> Result<StepOutcome, StepError> {
-        lion_check(tensors)?;
-        let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
-        let plan = match self.begin(begin, opts, || tensors.iter().map(|t| t.grad).collect()) {
-            Begin::Skip(r) => return Ok(StepOutcome::Skipped(r)),
-            Begin::Apply(plan) => plan,
-        };
-        self.lion_apply(&plan, tensors, None);
-        opt.commit(&plan);
-        Ok(StepOutcome::Applied { step: plan.step })
-    }
-
-    /// The element pass of a planned step; `coefs` (one per tensor) replaces the plan's clip
-    /// coefficient tensor by tensor.
-    pub(crate) fn lion_apply<P: Element, G: Element, S: StateElement>(
-        &self,
-        plan: &Plan<LionScalars>,
-        tensors: &mut [LionTensor<'_, P, G, S>],
-        coefs: Option<&[f32]>,
-    ) {
-        let mut offset = 0;
-        let pieces = tensors
-            .iter_mut()
-            .enumerate()
-            .map(|(i, t)| {
-                let piece = LionPiece {
-                    offset,
-                    clip_coef: coefs.map_or(plan.prep.clip_coef, |c| c[i]),
-                    param: &mut *t.param,
-                    grad: t.grad,
-                    exp_avg: &mut *t.exp_avg,
-                };
-                offset += piece.len();
-                piece
-            })
-            .collect();
-        let isa = self.isa;
-        let work = |group: Vec<LionPiece<'_, P, G, S>>| {
-            for p in group {
-                let mut plan = shifted(plan, p.offset);
-                plan.prep.clip_coef = p.clip_coef;
-                kernels::lion(isa, p.param, p.grad, p.exp_avg, &plan);
-            }
-        };
-        run_groups(partition(pieces, self.threads, self.grain), &work);
+        self.step_multi(opt, tensors, opts)
     }
 }
 
@@ -742,54 +778,6 @@ pub fn lion_step_multi<P: Element, G: Element, S: StateElement>(
     Driver::new()
         .with_threads(threads)
         .lion_step_multi(opt, tensors, opts)
-}
-
-/// Every length of an Adam step, checked before anything else.
-pub(crate) fn adam_check<P: Element, G: Element, S: StateElement>(
-    tensors: &[AdamTensor<'_, P, G, S>],
-) -> Result<(), StepError> {
-    for t in tensors.iter() {
-        check_lens(
-            t.param.len(),
-            &[
-                (Buffer::Grad, t.grad.len()),
-                (Buffer::ExpAvg, t.exp_avg.len()),
-                (Buffer::ExpAvgSq, t.exp_avg_sq.len()),
-            ],
-        )?;
-    }
-    Ok(())
-}
-
-/// Every length of a Sgd step, checked before anything else.
-pub(crate) fn sgd_check<P: Element, G: Element, S: StateElement>(
-    opt: &Sgd,
-    tensors: &[SgdTensor<'_, P, G, S>],
-) -> Result<(), StepError> {
-    for t in tensors.iter() {
-        check_lens(t.param.len(), &[(Buffer::Grad, t.grad.len())])?;
-        check_lens(
-            opt.momentum_buffer_len(t.param.len()),
-            &[(Buffer::MomentumBuffer, t.momentum_buffer.len())],
-        )?;
-    }
-    Ok(())
-}
-
-/// Every length of a Lion step, checked before anything else.
-pub(crate) fn lion_check<P: Element, G: Element, S: StateElement>(
-    tensors: &[LionTensor<'_, P, G, S>],
-) -> Result<(), StepError> {
-    for t in tensors.iter() {
-        check_lens(
-            t.param.len(),
-            &[
-                (Buffer::Grad, t.grad.len()),
-                (Buffer::ExpAvg, t.exp_avg.len()),
-            ],
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! runs on the calling thread without allocating; a larger one is split over scoped threads,
 //! which allocates their stacks and the piece lists.
 
-use super::{partition, run_groups, shifted, AdamPiece, Driver, LionPiece, SgdPiece};
+use super::{AdamTensor, Driver, LionTensor, SgdTensor};
 use crate::kernels;
 use adamant_core::rules::adam::AdamScalars;
 use adamant_core::rules::lion::LionScalars;
@@ -46,21 +46,13 @@ impl Driver {
         if self.threads_for(n) == 1 {
             return kernels::adam(isa, param, grad, exp_avg, exp_avg_sq, plan);
         }
-        let piece = AdamPiece {
-            offset: 0,
-            clip_coef: plan.prep.clip_coef,
+        let tensor = AdamTensor {
             param,
             grad,
             exp_avg,
             exp_avg_sq,
         };
-        let work = |group: Vec<AdamPiece<'_, P, G, S>>| {
-            for p in group {
-                let plan = shifted(plan, p.offset);
-                kernels::adam(isa, p.param, p.grad, p.exp_avg, p.exp_avg_sq, &plan);
-            }
-        };
-        run_groups(partition(vec![piece], self.threads, self.grain), &work);
+        self.apply(plan, &mut [tensor], None);
     }
 
     /// Core's `sgd_slice` under `plan` over one tensor (`momentum_buffer` as long as `param`,
@@ -78,20 +70,12 @@ impl Driver {
         if self.threads_for(n) == 1 {
             return kernels::sgd(isa, param, grad, momentum_buffer, plan);
         }
-        let piece = SgdPiece {
-            offset: 0,
-            clip_coef: plan.prep.clip_coef,
+        let tensor = SgdTensor {
             param,
             grad,
             momentum_buffer,
         };
-        let work = |group: Vec<SgdPiece<'_, P, G, S>>| {
-            for p in group {
-                let plan = shifted(plan, p.offset);
-                kernels::sgd(isa, p.param, p.grad, p.momentum_buffer, &plan);
-            }
-        };
-        run_groups(partition(vec![piece], self.threads, self.grain), &work);
+        self.apply(plan, &mut [tensor], None);
     }
 
     /// Core's `lion_slice` under `plan` over one tensor whose buffers have `param`'s length.
@@ -108,20 +92,12 @@ impl Driver {
         if self.threads_for(n) == 1 {
             return kernels::lion(isa, param, grad, exp_avg, plan);
         }
-        let piece = LionPiece {
-            offset: 0,
-            clip_coef: plan.prep.clip_coef,
+        let tensor = LionTensor {
             param,
             grad,
             exp_avg,
         };
-        let work = |group: Vec<LionPiece<'_, P, G, S>>| {
-            for p in group {
-                let plan = shifted(plan, p.offset);
-                kernels::lion(isa, p.param, p.grad, p.exp_avg, &plan);
-            }
-        };
-        run_groups(partition(vec![piece], self.threads, self.grain), &work);
+        self.apply(plan, &mut [tensor], None);
     }
 }
 
