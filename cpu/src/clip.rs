@@ -146,6 +146,27 @@ impl Driver {
         }
     }
 
+    /// The clipped step of Adam, SGD or Lion (phases 1 to 5 of the module documentation),
+    /// written once against the rule's [`RuleTensor`] parts, as the unclipped step is.
+    fn step_clipped<T: RuleTensor>(
+        &self,
+        opt: &mut T::Opt,
+        tensors: &mut [T],
+        opts: &StepOptions,
+        mut clipper: Clipper<'_>,
+    ) -> Result<ClippedOutcome, StepError> {
+        T::check(opt, tensors)?;
+        let begin = T::begin(opt, opts)?;
+        let grads = tensors.iter().map(T::grad).collect();
+        let d = match self.clip_plan(begin, opts, grads, &clipper)? {
+            Ok(d) => d,
+            Err(skipped) => return Ok(skipped),
+        };
+        self.apply(&d.plan, tensors, Some(&d.coefs));
+        T::commit(opt, &d.plan);
+        Ok(Self::clip_commit(&d, &mut clipper))
+    }
+
     /// One clipped Adam/AdamW step over a model (see the module documentation). `opts` must
     /// not carry a `clip_coef` (the clipper supplies one per tensor).
     pub fn adam_step_clipped<P: Element, G: Element, S: StateElement>(
@@ -153,18 +174,9 @@ impl Driver {
         opt: &mut Adam,
         tensors: &mut [AdamTensor<'_, P, G, S>],
         opts: &StepOptions,
-        mut clipper: Clipper<'_>,
+        clipper: Clipper<'_>,
     ) -> Result<ClippedOutcome, StepError> {
-        RuleTensor::check(opt, tensors)?;
-        let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
-        let grads = tensors.iter().map(|t| t.grad).collect();
-        let d = match self.clip_plan(begin, opts, grads, &clipper)? {
-            Ok(d) => d,
-            Err(skipped) => return Ok(skipped),
-        };
-        self.apply(&d.plan, tensors, Some(&d.coefs));
-        opt.commit(&d.plan);
-        Ok(Self::clip_commit(&d, &mut clipper))
+        self.step_clipped(opt, tensors, opts, clipper)
     }
 
     /// One clipped SGD step over a model. See [`Driver::adam_step_clipped`].
@@ -173,18 +185,9 @@ impl Driver {
         opt: &mut Sgd,
         tensors: &mut [SgdTensor<'_, P, G, S>],
         opts: &StepOptions,
-        mut clipper: Clipper<'_>,
+        clipper: Clipper<'_>,
     ) -> Result<ClippedOutcome, StepError> {
-        RuleTensor::check(opt, tensors)?;
-        let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
-        let grads = tensors.iter().map(|t| t.grad).collect();
-        let d = match self.clip_plan(begin, opts, grads, &clipper)? {
-            Ok(d) => d,
-            Err(skipped) => return Ok(skipped),
-        };
-        self.apply(&d.plan, tensors, Some(&d.coefs));
-        opt.commit(&d.plan);
-        Ok(Self::clip_commit(&d, &mut clipper))
+        self.step_clipped(opt, tensors, opts, clipper)
     }
 
     /// One clipped Lion step over a model. See [`Driver::adam_step_clipped`].
@@ -193,18 +196,9 @@ impl Driver {
         opt: &mut Lion,
         tensors: &mut [LionTensor<'_, P, G, S>],
         opts: &StepOptions,
-        mut clipper: Clipper<'_>,
+        clipper: Clipper<'_>,
     ) -> Result<ClippedOutcome, StepError> {
-        RuleTensor::check(opt, tensors)?;
-        let begin = opt.begin::<G, _>(opts, core::iter::empty())?;
-        let grads = tensors.iter().map(|t| t.grad).collect();
-        let d = match self.clip_plan(begin, opts, grads, &clipper)? {
-            Ok(d) => d,
-            Err(skipped) => return Ok(skipped),
-        };
-        self.apply(&d.plan, tensors, Some(&d.coefs));
-        opt.commit(&d.plan);
-        Ok(Self::clip_commit(&d, &mut clipper))
+        self.step_clipped(opt, tensors, opts, clipper)
     }
 
     /// One clipped Adam-mini step over a model. See [`Driver::adam_step_clipped`].
