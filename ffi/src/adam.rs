@@ -1,12 +1,13 @@
 //! Adam and AdamW: `adamant_adamw_step`, `adamant_adam_step`, their `_multi` forms and
 //! per-step scalars. The rule is `adamant_core::rules::adam::adam_elem`.
 
-use crate::multi::{array_range, Raw, Spec};
+use crate::entry::{self, Call};
 use crate::options::{adamant_step_options, flag};
 use crate::status::adamant_status;
-use crate::tensor::{adamant_const_tensor, adamant_tensor, View, ANY_DTYPE, STATE_DTYPES};
+use crate::tensor::{adamant_const_tensor, adamant_tensor, View};
 use adamant_core::rules::adam::{AdamConfig, AdamScalars};
-use adamant_core::Adam;
+use adamant_core::rules::{Begin, Plan};
+use adamant_core::{Adam, StepError, StepOptions};
 
 /// Adam/AdamW hyper-parameters (the learning rate is per step, in `adamant_step_options`).
 /// Start from `adamant_adamw_config_default()` or `adamant_adam_config_default()`.
@@ -115,78 +116,43 @@ impl From<AdamScalars> for adamant_adam_scalars {
     }
 }
 
-const SPECS: [Spec; 4] = [
-    Spec {
-        written: true,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: false,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: true,
-        allowed: STATE_DTYPES,
-    },
-    Spec {
-        written: true,
-        allowed: STATE_DTYPES,
-    },
-];
-
-fn lens(v: &[View; 4]) -> Result<(), adamant_status> {
-    let n = v[0].len;
-    if v[1].len != n || v[2].len != n || v[3].len != n {
-        return Err(adamant_status::LengthMismatch);
-    }
-    if v[2].dtype != v[3].dtype {
-        return Err(adamant_status::UnsupportedDtype);
-    }
-    Ok(())
+/// AdamW (`decoupled`) or Adam, for [`entry::step`].
+#[derive(Clone, Copy, Debug)]
+struct Rule {
+    decoupled: bool,
 }
 
-/// # Safety
-/// As the public entry points.
-unsafe fn step_any(
-    decoupled: bool,
-    config: *const adamant_adam_config,
-    options: *const adamant_step_options,
-    step: u64,
-    count: usize,
-    raw: impl Fn(usize) -> [Raw; 4],
-    arrays: &[crate::tensor::Range],
-    coefs: &[f32],
-    out_step: *mut u64,
-) -> Result<(), adamant_status> {
-    let config = *try_ref!(config);
-    let options = *try_ref!(options);
-    let out_step = try_out!(out_step);
-    let opts = options.to_core()?;
-    let cfg = config.to_core(decoupled, opts.lr)?;
-    // Configuration first: the length rule may depend on it (SGD's momentum buffer).
-    cfg.validate()?;
-    opts.validate()?;
-    let extra = crate::multi::extra_ranges(arrays, out_step);
-    let extra = &extra.0[..extra.1];
-    // SAFETY: forwarded caller contract; out_step checked above and in `extra`.
-    unsafe {
-        crate::run::step(
-            count,
-            &SPECS,
-            raw,
-            lens,
-            extra,
-            coefs,
-            &opts,
-            1,
-            || {
-                let mut adam = Adam::new(cfg)?;
-                adam.state.step = step;
-                adam.begin(&opts, crate::run::no_grads())
-            },
-            crate::exec::adam,
-            out_step,
-        )
+const ADAMW: Rule = Rule { decoupled: true };
+const ADAM: Rule = Rule { decoupled: false };
+
+impl entry::Rule<4> for Rule {
+    type Config = adamant_adam_config;
+    type Core = AdamConfig;
+    type Scalars = AdamScalars;
+
+    fn config(self, c: adamant_adam_config, lr: f64) -> Result<AdamConfig, adamant_status> {
+        let cfg = c.to_core(self.decoupled, lr)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn lens(_: &AdamConfig, v: &[View; 4]) -> Result<(), adamant_status> {
+        entry::same_lens(v)?;
+        entry::same_dtype(&v[2], &v[3])
+    }
+
+    fn begin(
+        cfg: AdamConfig,
+        step: u64,
+        opts: &StepOptions,
+    ) -> Result<Begin<AdamScalars>, StepError> {
+        let mut adam = Adam::new(cfg)?;
+        adam.state.step = step;
+        adam.begin(opts, crate::run::no_grads())
+    }
+
+    fn run(plan: &Plan<AdamScalars>, v: &[View; 4]) -> Result<(), adamant_status> {
+        crate::exec::adam(plan, v)
     }
 }
 
@@ -218,11 +184,9 @@ pub unsafe extern "C" fn adamant_adamw_step(
     exp_avg_sq: adamant_tensor,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        let raw = |_| [param.into(), grad.into(), exp_avg.into(), exp_avg_sq.into()];
-        // SAFETY: the caller's contract above.
-        unsafe { step_any(true, config, options, step, 1, raw, &[], &[], out_step) }
-    })
+    let call = Call::one((param, grad, exp_avg, exp_avg_sq));
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(ADAMW, config, options, step, call, out_step) }
 }
 
 /// One Adam step (L2 weight decay added to the gradient, PyTorch `torch.optim.Adam`) over
@@ -242,11 +206,9 @@ pub unsafe extern "C" fn adamant_adam_step(
     exp_avg_sq: adamant_tensor,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        let raw = |_| [param.into(), grad.into(), exp_avg.into(), exp_avg_sq.into()];
-        // SAFETY: the caller's contract above.
-        unsafe { step_any(false, config, options, step, 1, raw, &[], &[], out_step) }
-    })
+    let call = Call::one((param, grad, exp_avg, exp_avg_sq));
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(ADAM, config, options, step, call, out_step) }
 }
 
 /// One AdamW step over `count` tensors (one call per model): tensor `i` is
@@ -269,24 +231,9 @@ pub unsafe extern "C" fn adamant_adamw_step_multi(
     count: usize,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        // SAFETY: the caller's contract above.
-        unsafe {
-            multi(
-                true,
-                config,
-                options,
-                step,
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                core::ptr::null(),
-                count,
-                out_step,
-            )
-        }
-    })
+    let call = Call::many((params, grads, exp_avgs, exp_avg_sqs), count);
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(ADAMW, config, options, step, call, out_step) }
 }
 
 /// One Adam step over `count` tensors; see `adamant_adamw_step_multi`.
@@ -305,24 +252,9 @@ pub unsafe extern "C" fn adamant_adam_step_multi(
     count: usize,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        // SAFETY: the caller's contract above.
-        unsafe {
-            multi(
-                false,
-                config,
-                options,
-                step,
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                core::ptr::null(),
-                count,
-                out_step,
-            )
-        }
-    })
+    let call = Call::many((params, grads, exp_avgs, exp_avg_sqs), count);
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(ADAM, config, options, step, call, out_step) }
 }
 
 /// As `adamant_adamw_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
@@ -345,27 +277,9 @@ pub unsafe extern "C" fn adamant_adamw_step_multi_clip(
     count: usize,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        if clip_coefs.is_null() && count > 0 {
-            return Err(adamant_status::NullPointer);
-        }
-        // SAFETY: the caller's contract above.
-        unsafe {
-            multi(
-                true,
-                config,
-                options,
-                step,
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                clip_coefs,
-                count,
-                out_step,
-            )
-        }
-    })
+    let call = Call::clipped((params, grads, exp_avgs, exp_avg_sqs), clip_coefs, count);
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(ADAMW, config, options, step, call, out_step) }
 }
 
 /// As `adamant_adam_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
@@ -388,67 +302,9 @@ pub unsafe extern "C" fn adamant_adam_step_multi_clip(
     count: usize,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        if clip_coefs.is_null() && count > 0 {
-            return Err(adamant_status::NullPointer);
-        }
-        // SAFETY: the caller's contract above.
-        unsafe {
-            multi(
-                false,
-                config,
-                options,
-                step,
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                clip_coefs,
-                count,
-                out_step,
-            )
-        }
-    })
-}
-
-/// # Safety
-/// As the `_multi` entry points.
-unsafe fn multi(
-    decoupled: bool,
-    config: *const adamant_adam_config,
-    options: *const adamant_step_options,
-    step: u64,
-    params: *const adamant_tensor,
-    grads: *const adamant_const_tensor,
-    exp_avgs: *const adamant_tensor,
-    exp_avg_sqs: *const adamant_tensor,
-    clip_coefs: *const f32,
-    count: usize,
-    out_step: *mut u64,
-) -> Result<(), adamant_status> {
-    let _ = try_ref!(config);
-    let _ = try_ref!(options);
-    let _ = try_out!(out_step);
-    let p = try_slice!(params, count);
-    let g = try_slice!(grads, count);
-    let m = try_slice!(exp_avgs, count);
-    let v = try_slice!(exp_avg_sqs, count);
-    // SAFETY: the caller's contract.
-    let c = unsafe { crate::options::clip_coefs(clip_coefs, count) }?;
-    let arrays = [
-        array_range(params, count),
-        array_range(grads, count),
-        array_range(exp_avgs, count),
-        array_range(exp_avg_sqs, count),
-        array_range(clip_coefs, c.len()),
-    ];
-    let raw = |i: usize| [p[i].into(), g[i].into(), m[i].into(), v[i].into()];
-    // SAFETY: forwarded caller contract.
-    unsafe {
-        step_any(
-            decoupled, config, options, step, count, raw, &arrays, c, out_step,
-        )
-    }
+    let call = Call::clipped((params, grads, exp_avgs, exp_avg_sqs), clip_coefs, count);
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(ADAM, config, options, step, call, out_step) }
 }
 
 /// The per-step scalars AdamW uses at learning rate `lr` for step `t` (1-based: the step
@@ -465,10 +321,8 @@ pub unsafe extern "C" fn adamant_adamw_step_scalars(
     t: u64,
     out_scalars: *mut adamant_adam_scalars,
 ) -> adamant_status {
-    ffi_boundary!({
-        // SAFETY: the caller's contract above.
-        unsafe { scalars(true, config, lr, t, out_scalars) }
-    })
+    // SAFETY: the caller's contract above.
+    unsafe { entry::scalars(config, out_scalars, |c| scalars(ADAMW, c, lr, t)) }
 }
 
 /// As `adamant_adamw_step_scalars`, for Adam (L2 weight decay).
@@ -482,30 +336,18 @@ pub unsafe extern "C" fn adamant_adam_step_scalars(
     t: u64,
     out_scalars: *mut adamant_adam_scalars,
 ) -> adamant_status {
-    ffi_boundary!({
-        // SAFETY: the caller's contract above.
-        unsafe { scalars(false, config, lr, t, out_scalars) }
-    })
+    // SAFETY: the caller's contract above.
+    unsafe { entry::scalars(config, out_scalars, |c| scalars(ADAM, c, lr, t)) }
 }
 
-/// # Safety
-/// As the `_step_scalars` entry points.
-unsafe fn scalars(
-    decoupled: bool,
-    config: *const adamant_adam_config,
+/// The scalars of `adamant_adam[w]_step_scalars`.
+fn scalars(
+    rule: Rule,
+    c: adamant_adam_config,
     lr: f64,
     t: u64,
-    out: *mut adamant_adam_scalars,
-) -> Result<(), adamant_status> {
-    let config = *try_ref!(config);
-    let out = try_out!(out);
-    let cfg = config.to_core(decoupled, lr)?;
-    cfg.validate()?;
-    if t == 0 {
-        return Err(adamant_status::InvalidConfig);
-    }
-    let k: adamant_adam_scalars = cfg.scalars(lr, t).into();
-    // SAFETY: non-NULL and aligned (try_out!); a plain struct write.
-    unsafe { out.write(k) };
-    Ok(())
+) -> Result<adamant_adam_scalars, adamant_status> {
+    let cfg = entry::Rule::config(rule, c, lr)?;
+    entry::applied_step(t)?;
+    Ok(cfg.scalars(lr, t).into())
 }

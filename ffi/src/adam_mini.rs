@@ -4,10 +4,13 @@
 //! `adamant_core::rules::adam_mini` (`block_second_moment`, `block_scale`, `adam_mini_elem`;
 //! element blocks run `adam_elem`).
 
+use crate::entry::{self, Tuple};
 use crate::multi::{array_range, check_all, views, Raw, Spec};
 use crate::options::{adamant_step_options, flag};
 use crate::status::adamant_status;
-use crate::tensor::{adamant_const_tensor, adamant_tensor, Range, View, ANY_DTYPE, STATE_DTYPES};
+use crate::tensor::{
+    adamant_const_tensor, adamant_tensor, as_slice, as_slice_mut, Range, View, ANY_DTYPE,
+};
 use adamant_core::rules::adam_mini::{self as core_mini, AdamMiniScalars, Path};
 use adamant_core::rules::{Begin, Plan};
 use adamant_core::{bf16, f16, AdamMini, AdamMiniConfig, BlockLayout, Dtype, StepOptions};
@@ -188,34 +191,29 @@ pub unsafe extern "C" fn adamant_adam_mini_state_len(
     })
 }
 
-const SPECS: [Spec; 4] = [
-    Spec {
-        written: true,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: false,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: true,
-        allowed: STATE_DTYPES,
-    },
-    Spec {
-        written: true,
-        allowed: STATE_DTYPES,
-    },
-];
+const SPECS: [Spec; 4] = entry::specs();
 
+/// `exp_avg` has the parameter's length (`exp_avg_sq`'s is the layout's, checked later).
 fn lens(v: &[View; 4]) -> Result<(), adamant_status> {
-    let n = v[0].len;
-    if v[1].len != n || v[2].len != n {
-        return Err(adamant_status::LengthMismatch);
+    entry::same_lens(&v[..3])?;
+    entry::same_dtype(&v[2], &v[3])
+}
+
+/// The slices of checked views `[param, grad, exp_avg, exp_avg_sq]`.
+///
+/// # Safety
+/// Every view passed the NULL/length/alignment checks, the written views overlap nothing
+/// else in the call, and the dtypes are those of `P`, `G`, `S`.
+unsafe fn slices<'a, P, G, S>(v: &[View; 4]) -> (&'a mut [P], &'a [G], &'a mut [S], &'a mut [S]) {
+    // SAFETY: the caller's contract above.
+    unsafe {
+        (
+            as_slice_mut::<P>(&v[0]),
+            as_slice::<G>(&v[1]),
+            as_slice_mut::<S>(&v[2]),
+            as_slice_mut::<S>(&v[3]),
+        )
     }
-    if v[2].dtype != v[3].dtype {
-        return Err(adamant_status::UnsupportedDtype);
-    }
-    Ok(())
 }
 
 /// Bind `$P`, `$G`, `$S` to the element types of a parameter, gradient and state dtype.
@@ -256,14 +254,7 @@ fn exec(
     with_types!(v[0].dtype, v[1].dtype, v[2].dtype, P, G, S => {
         // SAFETY: every view passed the NULL/length/alignment checks, the lengths match the
         // layout, written views overlap nothing else in the call, dtypes match the types.
-        let (p, g, m, s) = unsafe {
-            (
-                crate::tensor::as_slice_mut::<P>(&v[0]),
-                crate::tensor::as_slice::<G>(&v[1]),
-                crate::tensor::as_slice_mut::<S>(&v[2]),
-                crate::tensor::as_slice_mut::<S>(&v[3]),
-            )
-        };
+        let (p, g, m, s) = unsafe { slices::<P, G, S>(v) };
         match layout {
             Layout::Plain(b) => {
                 core_mini::apply_tensor(p, g, m, s, &b, weight_decay, plan, Path::Fast)?
@@ -335,39 +326,38 @@ unsafe fn step_any(
     let cfg = config.to_core(opts.lr)?;
     cfg.validate()?;
     opts.validate()?;
-    crate::options::check_clip_coefs(coefs)?;
     let extra = crate::multi::extra_ranges(arrays, out_step);
-    check_all(count, &SPECS, &raw, lens, &extra.0[..extra.1])?;
-    for i in 0..count {
-        let v = views(&SPECS, &raw(i))?;
+    // The layout fixes `exp_avg_sq`'s length: checked after every view, before the plan.
+    let state_len = |i: usize, v: &[View; 4]| {
         if layout_at(i)?.0.state_len(v[0].len)? != v[3].len {
             return Err(adamant_status::LengthMismatch);
         }
-    }
-    let mut mini = AdamMini::new(cfg)?;
-    mini.state.step = step;
-    let plan = match mini.begin(&opts, crate::run::no_grads())? {
-        Begin::Skip(r) => return Err(r.into()),
-        Begin::Apply(p) => p,
+        Ok(())
     };
-    if opts.checks_finite() {
-        for i in 0..count {
-            if !crate::exec::all_finite(&views(&SPECS, &raw(i))?[1]) {
-                return Err(adamant_status::SkippedNonFinite);
-            }
-        }
+    // SAFETY: forwarded caller contract; `out_step` checked above and in `extra`.
+    unsafe {
+        crate::run::step(
+            count,
+            &SPECS,
+            raw,
+            lens,
+            &extra.0[..extra.1],
+            coefs,
+            &opts,
+            1,
+            state_len,
+            || {
+                let mut mini = AdamMini::new(cfg)?;
+                mini.state.step = step;
+                mini.begin(&opts, crate::run::no_grads())
+            },
+            |i, plan, v| {
+                let (l, wd) = layout_at(i)?;
+                exec(plan, v, l, wd)
+            },
+            out_step,
+        )
     }
-    for i in 0..count {
-        let mut p = plan;
-        if let Some(&c) = coefs.get(i) {
-            p.prep.clip_coef = c;
-        }
-        let (l, wd) = layout_at(i)?;
-        exec(&p, &views(&SPECS, &raw(i))?, l, wd)?;
-    }
-    // SAFETY: non-NULL, aligned (try_out!), and not overlapping any view (overlap check).
-    unsafe { out_step.write(plan.step) };
-    Ok(())
 }
 
 /// One Adam-mini step over one tensor, cut into blocks by `layout`
@@ -447,21 +437,16 @@ pub unsafe extern "C" fn adamant_adam_mini_step_multi(
         let _ = try_ref!(options);
         let _ = try_out!(out_step);
         let l = try_slice!(layouts, count);
-        let p = try_slice!(params, count);
-        let g = try_slice!(grads, count);
-        let m = try_slice!(exp_avgs, count);
-        let v = try_slice!(exp_avg_sqs, count);
+        let arrays: [entry::Array; 4] = (params, grads, exp_avgs, exp_avg_sqs).array();
+        // SAFETY: the caller's contract above.
+        let lists = unsafe { entry::lists(arrays, count) }?;
         // SAFETY: the caller's contract above.
         let c = unsafe { crate::options::clip_coefs(clip_coefs, count) }?;
-        let arrays = [
-            array_range(params, count),
-            array_range(grads, count),
-            array_range(exp_avgs, count),
-            array_range(exp_avg_sqs, count),
+        let more = [
             array_range(layouts, count),
             array_range(clip_coefs, c.len()),
         ];
-        let raw = |i: usize| [p[i].into(), g[i].into(), m[i].into(), v[i].into()];
+        let ranges = entry::array_ranges(arrays, count, &more);
         // SAFETY: the caller's contract above.
         unsafe {
             step_any(
@@ -469,10 +454,10 @@ pub unsafe extern "C" fn adamant_adam_mini_step_multi(
                 options,
                 step,
                 count,
-                raw,
+                |i| lists.raw(i),
                 |i| &l[i] as *const _,
                 c,
-                &arrays,
+                &ranges.0[..ranges.1],
                 out_step,
             )
         }
@@ -523,7 +508,7 @@ pub unsafe extern "C" fn adamant_adam_mini_partials(
         let prep = opts.grad_prep();
         with_types!(v.dtype, v.dtype, Dtype::F32, G, _G2, _S => {
             // SAFETY: checked read-only view.
-            let g = unsafe { crate::tensor::as_slice::<G>(&v) };
+            let g = unsafe { as_slice::<G>(&v) };
             core_mini::grad_sq_partials(g, prep, out).map_err(adamant_status::from)
         })
     })
@@ -592,14 +577,7 @@ pub unsafe extern "C" fn adamant_adam_mini_block_step(
             .map(|k| adamant_core::step::StochasticRounding { index_offset, ..k });
         with_types!(v[0].dtype, v[1].dtype, v[2].dtype, P, G, S => {
             // SAFETY: as in `exec`.
-            let (p, g, m, s) = unsafe {
-                (
-                    crate::tensor::as_slice_mut::<P>(&v[0]),
-                    crate::tensor::as_slice::<G>(&v[1]),
-                    crate::tensor::as_slice_mut::<S>(&v[2]),
-                    crate::tensor::as_slice_mut::<S>(&v[3]),
-                )
-            };
+            let (p, g, m, s) = unsafe { slices::<P, G, S>(&v) };
             let scale = core_mini::block_update(&mut s[0], sum_sq, count, &plan.scalars);
             core_mini::adam_mini_slice(p, g, m, scale, &plan);
             Ok::<(), adamant_status>(())

@@ -56,6 +56,7 @@ pub mod cuda_mini;
 #[cfg(test)]
 mod cuda_no_alloc;
 pub mod cuda_table;
+mod entry;
 mod exec;
 pub mod lion;
 pub mod loco;

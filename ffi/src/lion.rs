@@ -1,12 +1,13 @@
 //! Lion: `adamant_lion_step`, `adamant_lion_step_multi`, per-step scalars.
 //! The rule is `adamant_core::rules::lion::lion_elem`.
 
-use crate::multi::{array_range, Raw, Spec};
+use crate::entry::{self, Call};
 use crate::options::{adamant_step_options, flag};
 use crate::status::adamant_status;
-use crate::tensor::{adamant_const_tensor, adamant_tensor, View, ANY_DTYPE, STATE_DTYPES};
+use crate::tensor::{adamant_const_tensor, adamant_tensor, View};
 use adamant_core::rules::lion::{LionConfig, LionScalars};
-use adamant_core::Lion;
+use adamant_core::rules::{Begin, Plan};
+use adamant_core::{Lion, StepError, StepOptions};
 
 /// Lion hyper-parameters (the official `google/automl` code; the learning rate is per step).
 #[repr(C)]
@@ -86,69 +87,37 @@ impl From<LionScalars> for adamant_lion_scalars {
     }
 }
 
-const SPECS: [Spec; 3] = [
-    Spec {
-        written: true,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: false,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: true,
-        allowed: STATE_DTYPES,
-    },
-];
+/// Lion, for [`entry::step`].
+#[derive(Clone, Copy, Debug)]
+struct Rule;
 
-fn lens(v: &[View; 3]) -> Result<(), adamant_status> {
-    let n = v[0].len;
-    if v[1].len != n || v[2].len != n {
-        return Err(adamant_status::LengthMismatch);
+impl entry::Rule<3> for Rule {
+    type Config = adamant_lion_config;
+    type Core = LionConfig;
+    type Scalars = LionScalars;
+
+    fn config(self, c: adamant_lion_config, lr: f64) -> Result<LionConfig, adamant_status> {
+        let cfg = c.to_core(lr)?;
+        cfg.validate()?;
+        Ok(cfg)
     }
-    Ok(())
-}
 
-/// # Safety
-/// As the public entry points.
-unsafe fn step_any(
-    config: *const adamant_lion_config,
-    options: *const adamant_step_options,
-    step: u64,
-    count: usize,
-    raw: impl Fn(usize) -> [Raw; 3],
-    arrays: &[crate::tensor::Range],
-    coefs: &[f32],
-    out_step: *mut u64,
-) -> Result<(), adamant_status> {
-    let config = *try_ref!(config);
-    let options = *try_ref!(options);
-    let out_step = try_out!(out_step);
-    let opts = options.to_core()?;
-    let cfg = config.to_core(opts.lr)?;
-    // Configuration first: the length rule may depend on it (SGD's momentum buffer).
-    cfg.validate()?;
-    opts.validate()?;
-    let extra = crate::multi::extra_ranges(arrays, out_step);
-    // SAFETY: forwarded caller contract; out_step checked above and in `extra`.
-    unsafe {
-        crate::run::step(
-            count,
-            &SPECS,
-            raw,
-            lens,
-            &extra.0[..extra.1],
-            coefs,
-            &opts,
-            1,
-            || {
-                let mut lion = Lion::new(cfg)?;
-                lion.state.step = step;
-                lion.begin(&opts, crate::run::no_grads())
-            },
-            crate::exec::lion,
-            out_step,
-        )
+    fn lens(_: &LionConfig, v: &[View; 3]) -> Result<(), adamant_status> {
+        entry::same_lens(v)
+    }
+
+    fn begin(
+        cfg: LionConfig,
+        step: u64,
+        opts: &StepOptions,
+    ) -> Result<Begin<LionScalars>, StepError> {
+        let mut lion = Lion::new(cfg)?;
+        lion.state.step = step;
+        lion.begin(opts, crate::run::no_grads())
+    }
+
+    fn run(plan: &Plan<LionScalars>, v: &[View; 3]) -> Result<(), adamant_status> {
+        crate::exec::lion(plan, v)
     }
 }
 
@@ -169,11 +138,9 @@ pub unsafe extern "C" fn adamant_lion_step(
     exp_avg: adamant_tensor,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        let raw = |_| [param.into(), grad.into(), exp_avg.into()];
-        // SAFETY: the caller's contract above.
-        unsafe { step_any(config, options, step, 1, raw, &[], &[], out_step) }
-    })
+    let call = Call::one((param, grad, exp_avg));
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(Rule, config, options, step, call, out_step) }
 }
 
 /// One Lion step over `count` tensors; see `adamant_lion_step` and `adamant_adamw_step_multi`.
@@ -191,22 +158,9 @@ pub unsafe extern "C" fn adamant_lion_step_multi(
     count: usize,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        // SAFETY: the caller's contract above.
-        unsafe {
-            multi(
-                config,
-                options,
-                step,
-                params,
-                grads,
-                exp_avgs,
-                core::ptr::null(),
-                count,
-                out_step,
-            )
-        }
-    })
+    let call = Call::many((params, grads, exp_avgs), count);
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(Rule, config, options, step, call, out_step) }
 }
 
 /// As `adamant_lion_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
@@ -228,49 +182,9 @@ pub unsafe extern "C" fn adamant_lion_step_multi_clip(
     count: usize,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        if clip_coefs.is_null() && count > 0 {
-            return Err(adamant_status::NullPointer);
-        }
-        // SAFETY: the caller's contract above.
-        unsafe {
-            multi(
-                config, options, step, params, grads, exp_avgs, clip_coefs, count, out_step,
-            )
-        }
-    })
-}
-
-/// # Safety
-/// As the `_multi` entry points; a non-NULL `clip_coefs` holds `count` floats.
-unsafe fn multi(
-    config: *const adamant_lion_config,
-    options: *const adamant_step_options,
-    step: u64,
-    params: *const adamant_tensor,
-    grads: *const adamant_const_tensor,
-    exp_avgs: *const adamant_tensor,
-    clip_coefs: *const f32,
-    count: usize,
-    out_step: *mut u64,
-) -> Result<(), adamant_status> {
-    let _ = try_ref!(config);
-    let _ = try_ref!(options);
-    let _ = try_out!(out_step);
-    let p = try_slice!(params, count);
-    let g = try_slice!(grads, count);
-    let b = try_slice!(exp_avgs, count);
-    // SAFETY: the caller's contract.
-    let c = unsafe { crate::options::clip_coefs(clip_coefs, count) }?;
-    let arrays = [
-        array_range(params, count),
-        array_range(grads, count),
-        array_range(exp_avgs, count),
-        array_range(clip_coefs, c.len()),
-    ];
-    let raw = |i: usize| [p[i].into(), g[i].into(), b[i].into()];
-    // SAFETY: the caller's contract.
-    unsafe { step_any(config, options, step, count, raw, &arrays, c, out_step) }
+    let call = Call::clipped((params, grads, exp_avgs), clip_coefs, count);
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(Rule, config, options, step, call, out_step) }
 }
 
 /// The per-step scalars Lion uses at learning rate `lr` (they do not depend on the step).
@@ -283,14 +197,10 @@ pub unsafe extern "C" fn adamant_lion_step_scalars(
     lr: f64,
     out_scalars: *mut adamant_lion_scalars,
 ) -> adamant_status {
-    ffi_boundary!({
-        let config = *try_ref!(config);
-        let out = try_out!(out_scalars);
-        let cfg = config.to_core(lr)?;
-        cfg.validate()?;
-        let k: adamant_lion_scalars = cfg.scalars(lr).into();
-        // SAFETY: non-NULL and aligned (try_out!).
-        unsafe { out.write(k) };
-        Ok(())
-    })
+    let scalars = |c| -> Result<adamant_lion_scalars, adamant_status> {
+        let cfg = entry::Rule::config(Rule, c, lr)?;
+        Ok(cfg.scalars(lr).into())
+    };
+    // SAFETY: the caller's contract above.
+    unsafe { entry::scalars(config, out_scalars, scalars) }
 }

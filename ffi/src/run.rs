@@ -9,8 +9,11 @@ use adamant_core::rules::{Begin, Plan};
 use adamant_core::{StepError, StepOptions};
 
 /// One step over `count` tensors of `B` buffers each; `grad` is the index of the gradient
-/// buffer; `coefs` is empty or one clip coefficient per tensor. `begin` plans the step (validating configuration and options; it sees no
+/// buffer; `coefs` is empty or one clip coefficient per tensor. `check(i, views)` is a
+/// further per-tensor rule run after every view check (Adam-mini's layout against the
+/// lengths). `begin` plans the step (validating configuration and options; it sees no
 /// gradients, the finite scan runs here over every tensor's gradient with its own dtype).
+/// `run(i, plan, views)` updates tensor `i`.
 ///
 /// # Safety
 /// `out_step` passed `try_out!` and is part of `extra`; every raw view's memory is valid as
@@ -24,12 +27,16 @@ pub(crate) unsafe fn step<const B: usize, K: Copy>(
     coefs: &[f32],
     opts: &StepOptions,
     grad: usize,
+    check: impl Fn(usize, &[View; B]) -> Result<(), adamant_status>,
     begin: impl FnOnce() -> Result<Begin<K>, StepError>,
-    run: impl Fn(&Plan<K>, &[View; B]) -> Result<(), adamant_status>,
+    run: impl Fn(usize, &Plan<K>, &[View; B]) -> Result<(), adamant_status>,
     out_step: *mut u64,
 ) -> Result<(), adamant_status> {
     crate::options::check_clip_coefs(coefs)?;
     check_all(count, specs, &raw, lens, extra)?;
+    for i in 0..count {
+        check(i, &views(specs, &raw(i))?)?;
+    }
     let plan = match begin()? {
         Begin::Skip(r) => return Err(r.into()),
         Begin::Apply(p) => p,
@@ -47,10 +54,15 @@ pub(crate) unsafe fn step<const B: usize, K: Copy>(
         if let Some(&c) = coefs.get(i) {
             p.prep.clip_coef = c;
         }
-        run(&p, &views(specs, &raw(i))?)?;
+        run(i, &p, &views(specs, &raw(i))?)?;
     }
     // SAFETY: non-NULL, aligned (try_out!), and not overlapping any view (overlap check).
     unsafe { out_step.write(plan.step) };
+    Ok(())
+}
+
+/// No further per-tensor rule (the `check` of [`step`]).
+pub(crate) fn no_check<V>(_: usize, _: &V) -> Result<(), adamant_status> {
     Ok(())
 }
 

@@ -1,12 +1,13 @@
 //! SGD with momentum: `adamant_sgd_step`, `adamant_sgd_step_multi`, per-step scalars.
 //! The rule is `adamant_core::rules::sgd::sgd_elem`.
 
-use crate::multi::{array_range, Raw, Spec};
+use crate::entry::{self, Call};
 use crate::options::{adamant_step_options, flag};
 use crate::status::adamant_status;
-use crate::tensor::{adamant_const_tensor, adamant_tensor, View, ANY_DTYPE, STATE_DTYPES};
+use crate::tensor::{adamant_const_tensor, adamant_tensor, View};
 use adamant_core::rules::sgd::{SgdConfig, SgdScalars};
-use adamant_core::Sgd;
+use adamant_core::rules::{Begin, Plan};
+use adamant_core::{Sgd, StepError, StepOptions};
 
 /// SGD hyper-parameters (PyTorch `torch.optim.SGD`; the learning rate is per step).
 #[repr(C)]
@@ -90,70 +91,43 @@ impl From<SgdScalars> for adamant_sgd_scalars {
     }
 }
 
-const SPECS: [Spec; 3] = [
-    Spec {
-        written: true,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: false,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: true,
-        allowed: STATE_DTYPES,
-    },
-];
+/// SGD, for [`entry::step`].
+#[derive(Clone, Copy, Debug)]
+struct Rule;
 
-/// # Safety
-/// As the public entry points.
-unsafe fn step_any(
-    config: *const adamant_sgd_config,
-    options: *const adamant_step_options,
-    step: u64,
-    count: usize,
-    raw: impl Fn(usize) -> [Raw; 3],
-    arrays: &[crate::tensor::Range],
-    coefs: &[f32],
-    out_step: *mut u64,
-) -> Result<(), adamant_status> {
-    let config = *try_ref!(config);
-    let options = *try_ref!(options);
-    let out_step = try_out!(out_step);
-    let opts = options.to_core()?;
-    let cfg = config.to_core(opts.lr)?;
-    // Configuration first: the length rule may depend on it (SGD's momentum buffer).
-    cfg.validate()?;
-    opts.validate()?;
-    let with_buf = cfg.has_momentum();
-    let lens = move |v: &[View; 3]| {
+impl entry::Rule<3> for Rule {
+    type Config = adamant_sgd_config;
+    type Core = SgdConfig;
+    type Scalars = SgdScalars;
+
+    fn config(self, c: adamant_sgd_config, lr: f64) -> Result<SgdConfig, adamant_status> {
+        let cfg = c.to_core(lr)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The momentum buffer has the parameter's length with momentum, else it is empty.
+    fn lens(cfg: &SgdConfig, v: &[View; 3]) -> Result<(), adamant_status> {
         let n = v[0].len;
-        let want_buf = if with_buf { n } else { 0 };
+        let want_buf = if cfg.has_momentum() { n } else { 0 };
         if v[1].len != n || v[2].len != want_buf {
             return Err(adamant_status::LengthMismatch);
         }
         Ok(())
-    };
-    let extra = crate::multi::extra_ranges(arrays, out_step);
-    // SAFETY: forwarded caller contract; out_step checked above and in `extra`.
-    unsafe {
-        crate::run::step(
-            count,
-            &SPECS,
-            raw,
-            lens,
-            &extra.0[..extra.1],
-            coefs,
-            &opts,
-            1,
-            || {
-                let mut sgd = Sgd::new(cfg)?;
-                sgd.state.step = step;
-                sgd.begin(&opts, crate::run::no_grads())
-            },
-            crate::exec::sgd,
-            out_step,
-        )
+    }
+
+    fn begin(
+        cfg: SgdConfig,
+        step: u64,
+        opts: &StepOptions,
+    ) -> Result<Begin<SgdScalars>, StepError> {
+        let mut sgd = Sgd::new(cfg)?;
+        sgd.state.step = step;
+        sgd.begin(opts, crate::run::no_grads())
+    }
+
+    fn run(plan: &Plan<SgdScalars>, v: &[View; 3]) -> Result<(), adamant_status> {
+        crate::exec::sgd(plan, v)
     }
 }
 
@@ -178,11 +152,9 @@ pub unsafe extern "C" fn adamant_sgd_step(
     momentum_buffer: adamant_tensor,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        let raw = |_| [param.into(), grad.into(), momentum_buffer.into()];
-        // SAFETY: the caller's contract above.
-        unsafe { step_any(config, options, step, 1, raw, &[], &[], out_step) }
-    })
+    let call = Call::one((param, grad, momentum_buffer));
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(Rule, config, options, step, call, out_step) }
 }
 
 /// One SGD step over `count` tensors; see `adamant_sgd_step` and `adamant_adamw_step_multi`.
@@ -200,22 +172,9 @@ pub unsafe extern "C" fn adamant_sgd_step_multi(
     count: usize,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        // SAFETY: the caller's contract above.
-        unsafe {
-            multi(
-                config,
-                options,
-                step,
-                params,
-                grads,
-                momentum_buffers,
-                core::ptr::null(),
-                count,
-                out_step,
-            )
-        }
-    })
+    let call = Call::many((params, grads, momentum_buffers), count);
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(Rule, config, options, step, call, out_step) }
 }
 
 /// As `adamant_sgd_step_multi`, with per-tensor clip coefficients: `clip_coefs` holds
@@ -237,57 +196,9 @@ pub unsafe extern "C" fn adamant_sgd_step_multi_clip(
     count: usize,
     out_step: *mut u64,
 ) -> adamant_status {
-    ffi_boundary!({
-        if clip_coefs.is_null() && count > 0 {
-            return Err(adamant_status::NullPointer);
-        }
-        // SAFETY: the caller's contract above.
-        unsafe {
-            multi(
-                config,
-                options,
-                step,
-                params,
-                grads,
-                momentum_buffers,
-                clip_coefs,
-                count,
-                out_step,
-            )
-        }
-    })
-}
-
-/// # Safety
-/// As the `_multi` entry points; a non-NULL `clip_coefs` holds `count` floats.
-unsafe fn multi(
-    config: *const adamant_sgd_config,
-    options: *const adamant_step_options,
-    step: u64,
-    params: *const adamant_tensor,
-    grads: *const adamant_const_tensor,
-    momentum_buffers: *const adamant_tensor,
-    clip_coefs: *const f32,
-    count: usize,
-    out_step: *mut u64,
-) -> Result<(), adamant_status> {
-    let _ = try_ref!(config);
-    let _ = try_ref!(options);
-    let _ = try_out!(out_step);
-    let p = try_slice!(params, count);
-    let g = try_slice!(grads, count);
-    let b = try_slice!(momentum_buffers, count);
-    // SAFETY: the caller's contract.
-    let c = unsafe { crate::options::clip_coefs(clip_coefs, count) }?;
-    let arrays = [
-        array_range(params, count),
-        array_range(grads, count),
-        array_range(momentum_buffers, count),
-        array_range(clip_coefs, c.len()),
-    ];
-    let raw = |i: usize| [p[i].into(), g[i].into(), b[i].into()];
-    // SAFETY: the caller's contract.
-    unsafe { step_any(config, options, step, count, raw, &arrays, c, out_step) }
+    let call = Call::clipped((params, grads, momentum_buffers), clip_coefs, count);
+    // SAFETY: the caller's contract above.
+    unsafe { entry::step(Rule, config, options, step, call, out_step) }
 }
 
 /// The per-step scalars SGD uses at learning rate `lr` for step `t` (1-based).
@@ -301,17 +212,11 @@ pub unsafe extern "C" fn adamant_sgd_step_scalars(
     t: u64,
     out_scalars: *mut adamant_sgd_scalars,
 ) -> adamant_status {
-    ffi_boundary!({
-        let config = *try_ref!(config);
-        let out = try_out!(out_scalars);
-        let cfg = config.to_core(lr)?;
-        cfg.validate()?;
-        if t == 0 {
-            return Err(adamant_status::InvalidConfig);
-        }
-        let k: adamant_sgd_scalars = cfg.scalars(lr, t).into();
-        // SAFETY: non-NULL and aligned (try_out!).
-        unsafe { out.write(k) };
-        Ok(())
-    })
+    let scalars = |c| -> Result<adamant_sgd_scalars, adamant_status> {
+        let cfg = entry::Rule::config(Rule, c, lr)?;
+        entry::applied_step(t)?;
+        Ok(cfg.scalars(lr, t).into())
+    };
+    // SAFETY: the caller's contract above.
+    unsafe { entry::scalars(config, out_scalars, scalars) }
 }
