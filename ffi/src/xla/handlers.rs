@@ -12,9 +12,7 @@ use super::api::{self, dtype, CallFrame, Error};
 use super::frame::{enter, error, AttrValue, BufView, Fail, Frame, Stage};
 use super::run::{self, Tensor};
 use adamant_core::clip::{AdaGcConfig, AdaGcMode};
-use adamant_core::feedback::ErrorStorage;
 use adamant_core::loco::LocoConfig;
-use adamant_core::quant::Bits;
 use adamant_core::{AdamConfig, AdamMiniConfig, LionConfig, SgdConfig};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -40,6 +38,21 @@ fn handle(
     };
     // SAFETY: as above.
     unsafe { error(frame, fail) }
+}
+
+/// An exported handler: `$name` runs `$body` under [`handle`] as custom-call target
+/// `$target`. The doc comments given are the handler's; the safety contract is the same for all.
+macro_rules! xla_handler {
+    ($(#[$doc:meta])* $name:ident, $target:literal, $body:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by XLA with a valid call frame.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(frame: *mut CallFrame) -> *mut Error {
+            handle(frame, $target, $body)
+        }
+    };
 }
 
 fn tensor(b: &BufView) -> Tensor {
@@ -79,6 +92,40 @@ fn same_shape(target: &str, arg: &BufView, param: &BufView) -> Result<(), Fail> 
         )));
     }
     Ok(())
+}
+
+/// Each of `args` must have the shape of `param`.
+fn same_shapes<const N: usize>(
+    target: &str,
+    param: &BufView,
+    args: [&BufView; N],
+) -> Result<(), Fail> {
+    args.iter().try_for_each(|a| same_shape(target, a, param))
+}
+
+/// Results a rule updates in place: each `(input, result)` must agree in dtype and shape
+/// (checked in order). Gives `(input, result)` tensor pairs, the result under its input's
+/// name: the rule copies the input into the result unless XLA aliased them, then writes it.
+fn in_place<const N: usize>(
+    target: &str,
+    pairs: [(&BufView, &BufView); N],
+) -> Result<[(Tensor, Tensor); N], Fail> {
+    for (input, out) in pairs {
+        same_as(target, out, input)?;
+    }
+    Ok(pairs.map(|(input, out)| {
+        let input = tensor(input);
+        let out = Tensor {
+            name: input.name,
+            ..tensor(out)
+        };
+        (input, out)
+    }))
+}
+
+/// An in-place pair as an optional copy: `None` when XLA aliased the result to its input.
+fn copy_unless_aliased((input, out): (Tensor, Tensor)) -> Option<(Tensor, Tensor)> {
+    (input.data != out.data).then_some((input, out))
 }
 
 fn scalar_check(target: &str, b: &BufView, allowed: &[i32]) -> Result<(), Fail> {
@@ -161,6 +208,11 @@ fn read_count(target: &str, b: &BufView) -> Result<u64, Fail> {
     run::step_from_count(target, c)
 }
 
+/// The learning rate and optax's `count`, from their one-element buffers.
+fn read_lr_count(target: &str, lr: &BufView, count: &BufView) -> Result<(f64, u64), Fail> {
+    Ok((read_lr(target, lr)?, read_count(target, count)?))
+}
+
 fn adam_body(f: &Frame<'_>) -> Result<(), Fail> {
     let t = f.target;
     let ([p, g, m, v, lr, count], clip) =
@@ -168,14 +220,9 @@ fn adam_body(f: &Frame<'_>) -> Result<(), Fail> {
     let [po, mo, vo] = f.rets(["param_out", "exp_avg_out", "exp_avg_sq_out"])?;
     let [beta1, beta2, eps, wd, decoupled] =
         f.attrs(["beta1", "beta2", "eps", "weight_decay", "decoupled"])?;
-    for a in [&g, &m, &v] {
-        same_shape(t, a, &p)?;
-    }
-    same_as(t, &po, &p)?;
-    same_as(t, &mo, &m)?;
-    same_as(t, &vo, &v)?;
-    let lr = read_lr(t, &lr)?;
-    let count = read_count(t, &count)?;
+    same_shapes(t, &p, [&g, &m, &v])?;
+    let copies = in_place(t, [(&p, &po), (&m, &mo), (&v, &vo)])?;
+    let (lr, count) = read_lr_count(t, &lr, &count)?;
     let config = AdamConfig {
         lr,
         beta1: beta1.f64(),
@@ -185,12 +232,6 @@ fn adam_body(f: &Frame<'_>) -> Result<(), Fail> {
         decoupled: decoupled.flag(),
         stochastic_rounding_seed: None,
     };
-    let named = |b: &BufView, name| Tensor { name, ..tensor(b) };
-    let copies = [
-        (tensor(&p), named(&po, "param")),
-        (tensor(&m), named(&mo, "exp_avg")),
-        (tensor(&v), named(&vo, "exp_avg_sq")),
-    ];
     // SAFETY: the descriptors come from XLA for this call; results match their inputs.
     unsafe {
         run::adam(
@@ -213,13 +254,9 @@ fn lion_body(f: &Frame<'_>) -> Result<(), Fail> {
     let ([p, g, m, lr, count], clip) = args_clip(f, ["param", "grad", "exp_avg", "lr", "count"])?;
     let [po, mo] = f.rets(["param_out", "exp_avg_out"])?;
     let [beta1, beta2, wd] = f.attrs(["beta1", "beta2", "weight_decay"])?;
-    for a in [&g, &m] {
-        same_shape(t, a, &p)?;
-    }
-    same_as(t, &po, &p)?;
-    same_as(t, &mo, &m)?;
-    let lr = read_lr(t, &lr)?;
-    let count = read_count(t, &count)?;
+    same_shapes(t, &p, [&g, &m])?;
+    let copies = in_place(t, [(&p, &po), (&m, &mo)])?;
+    let (lr, count) = read_lr_count(t, &lr, &count)?;
     let config = LionConfig {
         lr,
         beta1: beta1.f64(),
@@ -227,22 +264,6 @@ fn lion_body(f: &Frame<'_>) -> Result<(), Fail> {
         weight_decay: wd.f64(),
         stochastic_rounding_seed: None,
     };
-    let copies = [
-        (
-            tensor(&p),
-            Tensor {
-                name: "param",
-                ..tensor(&po)
-            },
-        ),
-        (
-            tensor(&m),
-            Tensor {
-                name: "exp_avg",
-                ..tensor(&mo)
-            },
-        ),
-    ];
     // SAFETY: as in `adam_body`.
     unsafe {
         run::lion(
@@ -270,10 +291,8 @@ fn sgd_body(f: &Frame<'_>) -> Result<(), Fail> {
     if momentum.f64() != 0.0 {
         same_shape(t, &b, &p)?;
     }
-    same_as(t, &po, &p)?;
-    same_as(t, &bo, &b)?;
-    let lr = read_lr(t, &lr)?;
-    let count = read_count(t, &count)?;
+    let copies = in_place(t, [(&p, &po), (&b, &bo)])?;
+    let (lr, count) = read_lr_count(t, &lr, &count)?;
     let config = SgdConfig {
         lr,
         momentum: momentum.f64(),
@@ -282,22 +301,6 @@ fn sgd_body(f: &Frame<'_>) -> Result<(), Fail> {
         nesterov: nesterov.flag(),
         stochastic_rounding_seed: None,
     };
-    let copies = [
-        (
-            tensor(&p),
-            Tensor {
-                name: "param",
-                ..tensor(&po)
-            },
-        ),
-        (
-            tensor(&b),
-            Tensor {
-                name: "momentum_buffer",
-                ..tensor(&bo)
-            },
-        ),
-    ];
     // SAFETY: as in `adam_body`.
     unsafe {
         run::sgd(
@@ -330,75 +333,46 @@ fn combine_body(f: &Frame<'_>) -> Result<(), Fail> {
     unsafe { run::combine(f.target, tensor(&p), tensor(&out)) }
 }
 
-/// XLA FFI handler `adamant_adam` (CPU): one Adam/AdamW step on one tensor.
-///
-/// Arguments `(param, grad, exp_avg, exp_avg_sq, lr, count[, clip_coef])` (`clip_coef`: f32
-/// scalar multiplying the gradient inside the pass, e.g. AdaGC's; default 1), results
-/// `(param_out, exp_avg_out, exp_avg_sq_out)`; attributes `beta1, beta2, eps, weight_decay`
-/// (floats) and `decoupled` (bool: AdamW). Computes `adamant_core::rules::adam::adam_elem`
-/// per element with step `count + 1`.
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_adam(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_adam", adam_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_adam` (CPU): one Adam/AdamW step on one tensor.
+    ///
+    /// Arguments `(param, grad, exp_avg, exp_avg_sq, lr, count[, clip_coef])` (`clip_coef`: f32
+    /// scalar multiplying the gradient inside the pass, e.g. AdaGC's; default 1), results
+    /// `(param_out, exp_avg_out, exp_avg_sq_out)`; attributes `beta1, beta2, eps, weight_decay`
+    /// (floats) and `decoupled` (bool: AdamW). Computes `adamant_core::rules::adam::adam_elem`
+    /// per element with step `count + 1`.
+    adamant_xla_adam, "adamant_adam", adam_body
 }
 
-/// XLA FFI handler `adamant_lion` (CPU): arguments `(param, grad, exp_avg, lr, count[,
-/// clip_coef])`,
-/// results `(param_out, exp_avg_out)`, attributes `beta1, beta2, weight_decay`
-/// (`adamant_core::rules::lion::lion_elem`).
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_lion(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_lion", lion_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_lion` (CPU): arguments `(param, grad, exp_avg, lr, count[,
+    /// clip_coef])`, results `(param_out, exp_avg_out)`, attributes `beta1, beta2,
+    /// weight_decay` (`adamant_core::rules::lion::lion_elem`).
+    adamant_xla_lion, "adamant_lion", lion_body
 }
 
-/// XLA FFI handler `adamant_sgd` (CPU): arguments `(param, grad, momentum_buffer, lr, count[,
-/// clip_coef])`
-/// (`momentum_buffer` empty when `momentum == 0`), results `(param_out, momentum_buffer_out)`,
-/// attributes `momentum, dampening, weight_decay, nesterov`
-/// (`adamant_core::rules::sgd::sgd_elem`).
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_sgd(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_sgd", sgd_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_sgd` (CPU): arguments `(param, grad, momentum_buffer, lr,
+    /// count[, clip_coef])` (`momentum_buffer` empty when `momentum == 0`), results
+    /// `(param_out, momentum_buffer_out)`, attributes `momentum, dampening, weight_decay,
+    /// nesterov` (`adamant_core::rules::sgd::sgd_elem`).
+    adamant_xla_sgd, "adamant_sgd", sgd_body
 }
 
-/// XLA FFI handler `adamant_sum_sq_partials` (CPU): argument `x` (f32/bf16/f16, any shape),
-/// result f32[`ceil(n/4096)`]: the canonical sum of `x*x` over each 4096-element tile.
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_sum_sq_partials(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_sum_sq_partials", sum_sq_partials_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_sum_sq_partials` (CPU): argument `x` (f32/bf16/f16, any shape),
+    /// result f32[`ceil(n/4096)`]: the canonical sum of `x*x` over each 4096-element tile.
+    adamant_xla_sum_sq_partials, "adamant_sum_sq_partials", sum_sq_partials_body
 }
 
-/// XLA FFI handler `adamant_combine` (CPU): argument f32 `partials` gathered in global tile
-/// order, result f32[] (rank 0 or one element): their canonical combine.
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_combine(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_combine", combine_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_combine` (CPU): argument f32 `partials` gathered in global tile
+    /// order, result f32[] (rank 0 or one element): their canonical combine.
+    adamant_xla_combine, "adamant_combine", combine_body
 }
 
 fn mini_config(b1: AttrValue, b2: AttrValue, eps: AttrValue, wd: AttrValue) -> AdamMiniConfig {
-    AdamMiniConfig {
-        lr: 0.0,
-        beta1: b1.f64(),
-        beta2: b2.f64(),
-        eps: eps.f64(),
-        weight_decay: wd.f64(),
-        stochastic_rounding_seed: None,
-    }
+    run::mini_config(b1.f64(), b2.f64(), eps.f64(), wd.f64())
 }
 
 fn adam_mini_body(f: &Frame<'_>) -> Result<(), Fail> {
@@ -456,21 +430,11 @@ fn adam_mini_body(f: &Frame<'_>) -> Result<(), Fail> {
         None => Vec::new(),
     };
     let layout = run::layout_from(t, kind, block_len, &segs)?;
-    same_shape(t, &g, &p)?;
-    same_shape(t, &m, &p)?;
-    same_as(t, &po, &p)?;
-    same_as(t, &mo, &m)?;
-    same_as(t, &vo, &v)?;
-    let lr = read_lr(t, &lr)?;
-    let count = read_count(t, &count)?;
+    same_shapes(t, &p, [&g, &m])?;
+    let copies = in_place(t, [(&p, &po), (&m, &mo), (&v, &vo)])?;
+    let (lr, count) = read_lr_count(t, &lr, &count)?;
     let clip = read_f32(t, &clip)?;
     let config = mini_config(beta1, beta2, eps, wd);
-    let named = |b: &BufView, name| Tensor { name, ..tensor(b) };
-    let copies = [
-        (tensor(&p), named(&po, "param")),
-        (tensor(&m), named(&mo, "exp_avg")),
-        (tensor(&v), named(&vo, "exp_avg_sq")),
-    ];
     // SAFETY: descriptors from XLA for this call; results match their inputs.
     unsafe {
         run::adam_mini(
@@ -519,22 +483,12 @@ fn adam_mini_block_body(f: &Frame<'_>) -> Result<(), Fail> {
             "{t}: attribute `block_numel` is {block_numel}; it must be > 0"
         )));
     }
-    same_shape(t, &g, &p)?;
-    same_shape(t, &m, &p)?;
-    same_as(t, &po, &p)?;
-    same_as(t, &mo, &m)?;
-    same_as(t, &vo, &v)?;
+    same_shapes(t, &p, [&g, &m])?;
+    let copies = in_place(t, [(&p, &po), (&m, &mo), (&v, &vo)])?;
     let sum_sq = read_f32(t, &sum_sq)?;
-    let lr = read_lr(t, &lr)?;
-    let count = read_count(t, &count)?;
+    let (lr, count) = read_lr_count(t, &lr, &count)?;
     let clip = read_f32(t, &clip)?;
     let config = mini_config(beta1, beta2, eps, wd);
-    let named = |b: &BufView, name| Tensor { name, ..tensor(b) };
-    let copies = [
-        (tensor(&p), named(&po, "param")),
-        (tensor(&m), named(&mo, "exp_avg")),
-        (tensor(&v), named(&vo, "exp_avg_sq")),
-    ];
     // SAFETY: descriptors from XLA for this call; results match their inputs.
     unsafe {
         run::adam_mini_block(
@@ -566,7 +520,7 @@ fn adagc_body(f: &Frame<'_>) -> Result<(), Fail> {
             "{t}: attribute `t_start` is {t_start}; it must be >= 0"
         )));
     }
-    same_as(t, &gamma_out, &gamma)?;
+    let [gamma_pair] = in_place(t, [(&gamma, &gamma_out)])?;
     let count = read_count(t, &count)?;
     let config = AdaGcConfig {
         lambda_rel: lambda_rel.f64(),
@@ -580,19 +534,13 @@ fn adagc_body(f: &Frame<'_>) -> Result<(), Fail> {
             AdaGcMode::PerTensor
         },
     };
-    let g_in = tensor(&gamma);
-    let g_out = Tensor {
-        name: "gamma",
-        ..tensor(&gamma_out)
-    };
-    let copy = (g_in.data != g_out.data).then_some((g_in, g_out));
     // SAFETY: descriptors from XLA for this call.
     unsafe {
         run::adagc(
             t,
-            copy,
+            copy_unless_aliased(gamma_pair),
             tensor(&sums),
-            g_out,
+            gamma_pair.1,
             tensor(&coefs),
             tensor(&norm),
             count,
@@ -612,27 +560,17 @@ fn loco_config(
     let group_len = int_attr(t, "group_len", group_len)?;
     let bits = int_attr(t, "bits", bits)?;
     let reset_every = int_attr(t, "reset_every", reset_every)?;
-    if group_len <= 0 {
-        return Err(Fail::invalid(format!(
-            "{t}: `group_len` is {group_len}; it must be > 0"
-        )));
-    }
+    let group_len = run::positive(t, "group_len", group_len)?;
     if reset_every < 0 {
         return Err(Fail::invalid(format!(
             "{t}: `reset_every` is {reset_every}; it must be >= 0"
         )));
     }
-    let bits = u32::try_from(bits)
-        .ok()
-        .and_then(Bits::from_u32)
-        .ok_or_else(|| Fail::invalid(format!("{t}: `bits` is {bits}; accepted: 4, 8")))?;
-    let error_storage: ErrorStorage =
-        run::error_storage(t, int_attr(t, "error_storage", storage)?)?;
     Ok(LocoConfig {
         err_beta: err_beta.f64(),
-        group_len: group_len as usize,
-        bits,
-        error_storage,
+        group_len,
+        bits: run::bits_from(t, bits)?,
+        error_storage: run::error_storage(t, int_attr(t, "error_storage", storage)?)?,
         reset_every: reset_every as u64,
     })
 }
@@ -649,23 +587,17 @@ fn loco_compress_body(f: &Frame<'_>) -> Result<(), Fail> {
         "error_storage",
         "reset_every",
     ])?;
-    same_as(t, &e_out, &e)?;
+    let [err_pair] = in_place(t, [(&e, &e_out)])?;
     let world = int_attr(t, "world", world)?;
     let config = loco_config(t, err_beta, group_len, bits, storage, reset_every)?;
     let count = read_count(t, &count)?;
-    let e_in = tensor(&e);
-    let e_o = Tensor {
-        name: "err",
-        ..tensor(&e_out)
-    };
-    let copy = (e_in.data != e_o.data).then_some((e_in, e_o));
     // SAFETY: descriptors from XLA for this call.
     unsafe {
         run::loco_compress(
             t,
-            copy,
+            copy_unless_aliased(err_pair),
             tensor(&g),
-            e_o,
+            err_pair.1,
             tensor(&packed),
             count,
             config,
@@ -688,82 +620,54 @@ fn loco_decompress_reduce_body(f: &Frame<'_>) -> Result<(), Fail> {
     }
 }
 
-/// XLA FFI handler `adamant_adam_mini` (CPU): one Adam-mini step on one whole tensor.
-///
-/// Arguments `(param, grad, exp_avg, exp_avg_sq, lr, count, clip_coef)` (`exp_avg_sq`: one
-/// entry per block), results `(param_out, exp_avg_out, exp_avg_sq_out)`; attributes `beta1,
-/// beta2, eps, weight_decay` (floats), `layout` (0 element, 1 rows, 2 heads, 3 tensor,
-/// 4 segments), `block_len` (row length or head size) and `segments` (int64 `(len,
-/// block_len)` pairs, `block_len` 0 for an element segment). Computes
-/// `adamant_core::rules::adam_mini::apply_tensor` (`block_second_moment`, `block_scale`,
-/// `adam_mini_elem`).
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_adam_mini(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_adam_mini", adam_mini_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_adam_mini` (CPU): one Adam-mini step on one whole tensor.
+    ///
+    /// Arguments `(param, grad, exp_avg, exp_avg_sq, lr, count, clip_coef)` (`exp_avg_sq`: one
+    /// entry per block), results `(param_out, exp_avg_out, exp_avg_sq_out)`; attributes `beta1,
+    /// beta2, eps, weight_decay` (floats), `layout` (0 element, 1 rows, 2 heads, 3 tensor,
+    /// 4 segments), `block_len` (row length or head size) and `segments` (int64 `(len,
+    /// block_len)` pairs, `block_len` 0 for an element segment). Computes
+    /// `adamant_core::rules::adam_mini::apply_tensor` (`block_second_moment`, `block_scale`,
+    /// `adam_mini_elem`).
+    adamant_xla_adam_mini, "adamant_adam_mini", adam_mini_body
 }
 
-/// XLA FFI handler `adamant_adam_mini_partials` (CPU): arguments `(grad, clip_coef)`, result
-/// f32[`ceil(n/4096)`]: the per-tile canonical sums of `(g*clip_coef)^2` of this shard's piece
-/// of a block (`adamant_core::rules::adam_mini::grad_sq_partials`).
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_adam_mini_partials(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_adam_mini_partials", adam_mini_partials_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_adam_mini_partials` (CPU): arguments `(grad, clip_coef)`, result
+    /// f32[`ceil(n/4096)`]: the per-tile canonical sums of `(g*clip_coef)^2` of this shard's piece
+    /// of a block (`adamant_core::rules::adam_mini::grad_sq_partials`).
+    adamant_xla_adam_mini_partials, "adamant_adam_mini_partials", adam_mini_partials_body
 }
 
-/// XLA FFI handler `adamant_adam_mini_block` (CPU): one shard's piece of a block that spans
-/// shards. Arguments `(param, grad, exp_avg, exp_avg_sq[1], sum_sq, lr, count, clip_coef)`
-/// with `sum_sq` the block's combined sum, results `(param_out, exp_avg_out,
-/// exp_avg_sq_out)`; attributes `beta1, beta2, eps, weight_decay, block_numel` (the block's
-/// global element count). `block_update` then `adam_mini_slice`.
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_adam_mini_block(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_adam_mini_block", adam_mini_block_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_adam_mini_block` (CPU): one shard's piece of a block that spans
+    /// shards. Arguments `(param, grad, exp_avg, exp_avg_sq[1], sum_sq, lr, count, clip_coef)`
+    /// with `sum_sq` the block's combined sum, results `(param_out, exp_avg_out,
+    /// exp_avg_sq_out)`; attributes `beta1, beta2, eps, weight_decay, block_numel` (the block's
+    /// global element count). `block_update` then `adam_mini_slice`.
+    adamant_xla_adam_mini_block, "adamant_adam_mini_block", adam_mini_block_body
 }
 
-/// XLA FFI handler `adamant_adagc` (CPU): arguments `(tensor_sums f32[N], gamma, count)`,
-/// results `(coefs f32[N], gamma_out, global_norm f32[])`; attributes `max_norm, lambda_rel,
-/// beta, eps` (floats), `t_start` (int), `global` (bool). `adamant_core::clip::AdaGc::plan`
-/// then `commit` (`adagc_tensor` per tensor).
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_adagc(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_adagc", adagc_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_adagc` (CPU): arguments `(tensor_sums f32[N], gamma, count)`,
+    /// results `(coefs f32[N], gamma_out, global_norm f32[])`; attributes `max_norm, lambda_rel,
+    /// beta, eps` (floats), `t_start` (int), `global` (bool). `adamant_core::clip::AdaGc::plan`
+    /// then `commit` (`adagc_tensor` per tensor).
+    adamant_xla_adagc, "adamant_adagc", adagc_body
 }
 
-/// XLA FFI handler `adamant_loco_compress` (CPU): arguments `(grad, err, count)`, results
-/// `(packed u8[world*chunk_len], err_out)`; attributes `world, group_len, bits,
-/// error_storage, reset_every` (ints), `err_beta` (float). `adamant_core::loco::compress`
-/// with one hop.
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_loco_compress(frame: *mut CallFrame) -> *mut Error {
-    handle(frame, "adamant_loco_compress", loco_compress_body)
+xla_handler! {
+    /// XLA FFI handler `adamant_loco_compress` (CPU): arguments `(grad, err, count)`, results
+    /// `(packed u8[world*chunk_len], err_out)`; attributes `world, group_len, bits,
+    /// error_storage, reset_every` (ints), `err_beta` (float). `adamant_core::loco::compress`
+    /// with one hop.
+    adamant_xla_loco_compress, "adamant_loco_compress", loco_compress_body
 }
 
-/// XLA FFI handler `adamant_loco_decompress_reduce` (CPU): argument `received`
-/// (u8, `world` chunks in rank order), result f32[shard_len]; attributes `world, group_len,
-/// bits`. `adamant_core::loco::decompress_reduce` with one hop.
-///
-/// # Safety
-/// Called by XLA with a valid call frame.
-#[no_mangle]
-pub unsafe extern "C" fn adamant_xla_loco_decompress_reduce(frame: *mut CallFrame) -> *mut Error {
-    handle(
-        frame,
-        "adamant_loco_decompress_reduce",
-        loco_decompress_reduce_body,
-    )
+xla_handler! {
+    /// XLA FFI handler `adamant_loco_decompress_reduce` (CPU): argument `received`
+    /// (u8, `world` chunks in rank order), result f32[shard_len]; attributes `world, group_len,
+    /// bits`. `adamant_core::loco::decompress_reduce` with one hop.
+    adamant_xla_loco_decompress_reduce, "adamant_loco_decompress_reduce", loco_decompress_reduce_body
 }

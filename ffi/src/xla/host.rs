@@ -6,14 +6,14 @@
 
 #![allow(clippy::too_many_arguments)] // flat C signatures
 
+use super::api::dtype;
 use super::frame::Fail;
 use super::run::{self, Tensor};
 use adamant_core::clip::{AdaGcConfig, AdaGcMode};
 use adamant_core::feedback::ErrorStorage;
 use adamant_core::loco::LocoConfig;
 use adamant_core::partition::{self, BlockRule, ModelDims, NameRules, Param, ParamBlocks};
-use adamant_core::quant::Bits;
-use adamant_core::{AdamConfig, AdamMiniConfig, BlockLayout, LionConfig, SgdConfig};
+use adamant_core::{AdamConfig, BlockLayout, LionConfig, SgdConfig};
 use core::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -34,13 +34,29 @@ fn finish(r: std::thread::Result<Result<(), Fail>>, msg: *mut c_char, msg_cap: u
     1
 }
 
-fn t(name: &'static str, data: *mut c_void, dtype: i32, len: usize) -> Tensor {
+/// Run an entry point's checks and step: 0 on success; otherwise 1 and the message (a panic is
+/// caught and reported, never unwound into the caller).
+fn host_call(msg: *mut c_char, msg_cap: usize, body: impl FnOnce() -> Result<(), Fail>) -> i32 {
+    finish(catch_unwind(AssertUnwindSafe(body)), msg, msg_cap)
+}
+
+fn t<T>(name: &'static str, data: *const T, dtype: i32, len: usize) -> Tensor {
     Tensor {
         name,
         dtype,
-        data,
+        data: data as *mut c_void,
         len,
     }
+}
+
+/// An f32 array of `len` elements.
+fn f32s(name: &'static str, data: *const f32, len: usize) -> Tensor {
+    t(name, data, dtype::F32, len)
+}
+
+/// A byte array of `len` elements.
+fn bytes(name: &'static str, data: *const u8, len: usize) -> Tensor {
+    t(name, data, dtype::U8, len)
 }
 
 fn count_of(target: &str, count: i64) -> Result<u64, Fail> {
@@ -76,7 +92,7 @@ pub unsafe extern "C" fn adamant_host_adam(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_adam";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         let config = AdamConfig {
             lr,
             beta1,
@@ -92,7 +108,7 @@ pub unsafe extern "C" fn adamant_host_adam(
                 target,
                 &[],
                 t("param", param, param_dtype, n),
-                t("grad", grad as *mut c_void, grad_dtype, n),
+                t("grad", grad, grad_dtype, n),
                 t("exp_avg", exp_avg, state_dtype, n),
                 t("exp_avg_sq", exp_avg_sq, state_dtype, n),
                 lr,
@@ -101,8 +117,7 @@ pub unsafe extern "C" fn adamant_host_adam(
                 config,
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// One Lion step over `n` elements in place (`adamant_core::rules::lion::lion_elem`).
@@ -128,7 +143,7 @@ pub unsafe extern "C" fn adamant_host_lion(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_lion";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         let config = LionConfig {
             lr,
             beta1,
@@ -142,7 +157,7 @@ pub unsafe extern "C" fn adamant_host_lion(
                 target,
                 &[],
                 t("param", param, param_dtype, n),
-                t("grad", grad as *mut c_void, grad_dtype, n),
+                t("grad", grad, grad_dtype, n),
                 t("exp_avg", exp_avg, state_dtype, n),
                 lr,
                 count_of(target, count)?,
@@ -150,8 +165,7 @@ pub unsafe extern "C" fn adamant_host_lion(
                 config,
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// One SGD step over `n` elements in place (`adamant_core::rules::sgd::sgd_elem`);
@@ -179,7 +193,7 @@ pub unsafe extern "C" fn adamant_host_sgd(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_sgd";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         let config = SgdConfig {
             lr,
             momentum,
@@ -195,7 +209,7 @@ pub unsafe extern "C" fn adamant_host_sgd(
                 target,
                 &[],
                 t("param", param, param_dtype, n),
-                t("grad", grad as *mut c_void, grad_dtype, n),
+                t("grad", grad, grad_dtype, n),
                 t("momentum_buffer", momentum_buffer, state_dtype, buf_len),
                 lr,
                 count_of(target, count)?,
@@ -203,8 +217,7 @@ pub unsafe extern "C" fn adamant_host_sgd(
                 config,
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// Canonical per-tile sums of squares of `n` elements into `partials`
@@ -222,17 +235,16 @@ pub unsafe extern "C" fn adamant_host_sum_sq_partials(
     msg: *mut c_char,
     msg_cap: usize,
 ) -> i32 {
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         // SAFETY: the caller's contract.
         unsafe {
             run::sum_sq_partials(
                 "adamant_sum_sq_partials",
-                t("x", x as *mut c_void, x_dtype, n),
-                t("partials", partials as *mut c_void, 11, partials_len),
+                t("x", x, x_dtype, n),
+                f32s("partials", partials, partials_len),
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// Canonical combine of `len` tile results into `*out`.
@@ -247,28 +259,16 @@ pub unsafe extern "C" fn adamant_host_combine(
     msg: *mut c_char,
     msg_cap: usize,
 ) -> i32 {
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         // SAFETY: the caller's contract.
         unsafe {
             run::combine(
                 "adamant_combine",
-                t("partials", partials as *mut c_void, 11, len),
-                t("sum", out as *mut c_void, 11, 1),
+                f32s("partials", partials, len),
+                f32s("sum", out, 1),
             )
         }
-    }));
-    finish(r, msg, msg_cap)
-}
-
-fn mini_config(beta1: f64, beta2: f64, eps: f64, weight_decay: f64) -> AdamMiniConfig {
-    AdamMiniConfig {
-        lr: 0.0,
-        beta1,
-        beta2,
-        eps,
-        weight_decay,
-        stochastic_rounding_seed: None,
-    }
+    })
 }
 
 /// One Adam-mini step over one whole tensor of `n` elements in place
@@ -305,7 +305,7 @@ pub unsafe extern "C" fn adamant_host_adam_mini(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_adam_mini";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         let segs = if layout == run::layout_kind::SEGMENTS {
             if segments.is_null() {
                 return Err(Fail::invalid(format!("{target}: `segments` is null")));
@@ -323,18 +323,17 @@ pub unsafe extern "C" fn adamant_host_adam_mini(
                 target,
                 &[],
                 t("param", param, param_dtype, n),
-                t("grad", grad as *mut c_void, grad_dtype, n),
+                t("grad", grad, grad_dtype, n),
                 t("exp_avg", exp_avg, state_dtype, n),
                 t("exp_avg_sq", exp_avg_sq, state_dtype, state_len),
                 &layout,
                 lr,
                 count_of(target, count)?,
                 clip_coef,
-                mini_config(beta1, beta2, eps, weight_decay),
+                run::mini_config(beta1, beta2, eps, weight_decay),
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// Phase one of a sharded Adam-mini block: per-tile sums of `(g*clip_coef)^2` of `n`
@@ -353,18 +352,17 @@ pub unsafe extern "C" fn adamant_host_adam_mini_partials(
     msg: *mut c_char,
     msg_cap: usize,
 ) -> i32 {
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         // SAFETY: the caller's contract.
         unsafe {
             run::adam_mini_partials(
                 "adamant_adam_mini_partials",
-                t("grad", grad as *mut c_void, grad_dtype, n),
+                t("grad", grad, grad_dtype, n),
                 clip_coef,
-                t("partials", partials as *mut c_void, 11, partials_len),
+                f32s("partials", partials, partials_len),
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// Phases two and three of a sharded Adam-mini block on a piece of `n` elements: the block's
@@ -395,14 +393,14 @@ pub unsafe extern "C" fn adamant_host_adam_mini_block(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_adam_mini_block";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         // SAFETY: the caller's contract.
         unsafe {
             run::adam_mini_block(
                 target,
                 &[],
                 t("param", param, param_dtype, n),
-                t("grad", grad as *mut c_void, grad_dtype, n),
+                t("grad", grad, grad_dtype, n),
                 t("exp_avg", exp_avg, state_dtype, n),
                 t("exp_avg_sq", exp_avg_sq, state_dtype, 1),
                 sum_sq,
@@ -410,11 +408,10 @@ pub unsafe extern "C" fn adamant_host_adam_mini_block(
                 lr,
                 count_of(target, count)?,
                 clip_coef,
-                mini_config(beta1, beta2, eps, weight_decay),
+                run::mini_config(beta1, beta2, eps, weight_decay),
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// Adam-mini's official v1.1.1 name rules (`adamant_core::partition::classify` with
@@ -439,7 +436,7 @@ pub unsafe extern "C" fn adamant_host_adam_mini_classify(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_adam_mini_classify";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         if name.is_null() || out.is_null() || (ndim > 0 && shape.is_null()) {
             return Err(Fail::invalid(format!("{target}: null pointer")));
         }
@@ -465,15 +462,8 @@ pub unsafe extern "C" fn adamant_host_adam_mini_classify(
             }
             shape.push(d as usize);
         }
-        let pos = |v: i64, what: &str| {
-            if v <= 0 {
-                Err(Fail::invalid(format!(
-                    "adamant_adam_mini: `{what}` is {v}; it must be > 0"
-                )))
-            } else {
-                Ok(v as usize)
-            }
-        };
+        // Messages name the rule the layout is for, as its other checks do.
+        let pos = |v: i64, what: &str| run::positive("adamant_adam_mini", what, v);
         let n_heads_u = pos(n_heads, "n_heads")?;
         let dims = ModelDims {
             dim: pos(dim, "dim")?,
@@ -523,8 +513,7 @@ pub unsafe extern "C" fn adamant_host_adam_mini_classify(
         // SAFETY: `out` holds five writable int64 (caller's contract).
         unsafe { core::ptr::copy_nonoverlapping(vals.as_ptr(), out, 5) };
         Ok(())
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// AdaGC for one step (`adamant_core::clip::AdaGc::plan` then `commit`): from `n` per-tensor
@@ -553,7 +542,7 @@ pub unsafe extern "C" fn adamant_host_adagc(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_adagc";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         let config = AdaGcConfig {
             lambda_rel,
             beta,
@@ -571,16 +560,15 @@ pub unsafe extern "C" fn adamant_host_adagc(
             run::adagc(
                 target,
                 None,
-                t("tensor_sums", tensor_sums as *mut c_void, 11, n),
-                t("gamma", gamma as *mut c_void, 11, gamma_len),
-                t("coefs", coefs as *mut c_void, 11, n),
-                t("global_norm", global_norm as *mut c_void, 11, 1),
+                f32s("tensor_sums", tensor_sums, n),
+                f32s("gamma", gamma, gamma_len),
+                f32s("coefs", coefs, n),
+                f32s("global_norm", global_norm, 1),
                 count_of(target, count)?,
                 config,
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// Sizes of a one-hop LoCo layout: `out[0..3]` = `(chunk_len, compress_len, error_len)` in
@@ -600,7 +588,7 @@ pub unsafe extern "C" fn adamant_host_loco_layout(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_loco_layout";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         let l = run::loco_layout(target, len, world, group_len, bits)?;
         let s = run::error_storage(target, error_storage)?;
         if out.is_null() {
@@ -610,8 +598,7 @@ pub unsafe extern "C" fn adamant_host_loco_layout(
         // SAFETY: three writable usize (caller's contract).
         unsafe { core::ptr::copy_nonoverlapping(vals.as_ptr(), out, 3) };
         Ok(())
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// LoCo compression of `len` gradient elements over `world` ranks, one hop
@@ -640,40 +627,36 @@ pub unsafe extern "C" fn adamant_host_loco_compress(
     msg_cap: usize,
 ) -> i32 {
     let target = "adamant_loco_compress";
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         let storage = run::error_storage(target, error_storage)?;
-        let bits_v = u32::try_from(bits)
-            .ok()
-            .and_then(Bits::from_u32)
-            .ok_or_else(|| Fail::invalid(format!("{target}: `bits` is {bits}; accepted: 4, 8")))?;
-        if group_len <= 0 {
-            return Err(Fail::invalid(format!(
-                "{target}: `group_len` is {group_len}; it must be > 0"
-            )));
-        }
+        let bits = run::bits_from(target, bits)?;
+        let group_len = run::positive(target, "group_len", group_len)?;
         let config = LocoConfig {
             err_beta,
-            group_len: group_len as usize,
-            bits: bits_v,
+            group_len,
+            bits,
             error_storage: storage,
             reset_every,
         };
-        let err_dtype = if storage == ErrorStorage::F32 { 11 } else { 6 };
+        let err_dtype = if storage == ErrorStorage::F32 {
+            dtype::F32
+        } else {
+            dtype::U8
+        };
         // SAFETY: the caller's contract.
         unsafe {
             run::loco_compress(
                 target,
                 None,
-                t("grad", grad as *mut c_void, grad_dtype, len),
+                t("grad", grad, grad_dtype, len),
                 t("err", err, err_dtype, err_len),
-                t("packed", packed as *mut c_void, 6, packed_len),
+                bytes("packed", packed, packed_len),
                 count_of(target, count)?,
                 config,
                 world,
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }
 
 /// LoCo's final reduction on one rank, one hop (`adamant_core::loco::decompress_reduce`):
@@ -694,18 +677,17 @@ pub unsafe extern "C" fn adamant_host_loco_decompress_reduce(
     msg: *mut c_char,
     msg_cap: usize,
 ) -> i32 {
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    host_call(msg, msg_cap, || {
         // SAFETY: the caller's contract.
         unsafe {
             run::loco_decompress_reduce(
                 "adamant_loco_decompress_reduce",
-                t("received", received as *mut c_void, 6, received_len),
-                t("out", out as *mut c_void, 11, shard_len),
+                bytes("received", received, received_len),
+                f32s("out", out, shard_len),
                 world,
                 group_len,
                 bits,
             )
         }
-    }));
-    finish(r, msg, msg_cap)
+    })
 }

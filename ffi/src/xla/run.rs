@@ -10,9 +10,9 @@ use adamant_core::feedback::{ErrorBuf, ErrorStorage};
 use adamant_core::loco::{self, Loco, LocoConfig, LocoLayout};
 use adamant_core::quant::Bits;
 use adamant_core::reduce;
-use adamant_core::rules::adam::{adam_slice, AdamState};
+use adamant_core::rules::adam::adam_slice;
 use adamant_core::rules::adam_mini::{
-    adam_mini_slice, apply_tensor, block_update, grad_sq_partials, AdamMiniScalars, Path,
+    adam_mini_slice, apply_tensor, block_update, grad_sq_partials, Path,
 };
 use adamant_core::rules::lion::lion_slice;
 use adamant_core::rules::sgd::sgd_slice;
@@ -20,7 +20,7 @@ use adamant_core::scalars::Sqrt;
 use adamant_core::step::GradPrep;
 use adamant_core::{bf16, f16, Adam, AdamConfig, Begin, Lion, LionConfig, Sgd, SgdConfig};
 use adamant_core::{AdamMini, AdamMiniConfig, BlockLayout, Segment};
-use adamant_core::{Plan, StepOptions};
+use adamant_core::{Plan, StepError, StepOptions};
 use core::ffi::c_void;
 
 /// `f32::sqrt` (IEEE, correctly rounded, vectorizes; same bits as core's `LibmSqrt`).
@@ -150,40 +150,48 @@ pub(crate) unsafe fn slice<'a, T>(t: &Tensor) -> &'a [T] {
     unsafe { core::slice::from_raw_parts(t.data as *const T, t.len) }
 }
 
-/// Run `$body` with `$T` bound to the element type of XLA dtype `$d`.
-macro_rules! with_float {
-    ($d:expr, $T:ident, $body:block) => {
+/// Run `$body` with `$T` bound to the element type of XLA dtype `$d`, one of the listed
+/// `code => type` pairs; another code fails as an unsupported `$what` (never reached after
+/// [`Tensor::check`]).
+macro_rules! with_dtype {
+    ($d:expr, $T:ident, $what:literal, [$($code:path => $ty:ty),+], $body:block) => {
         match $d {
-            dtype::F32 => {
-                type $T = f32;
+            $($code => {
+                type $T = $ty;
                 $body
-            }
-            dtype::BF16 => {
-                type $T = bf16;
-                $body
-            }
-            dtype::F16 => {
-                type $T = f16;
-                $body
-            }
-            other => Err(Fail::invalid(format!("unsupported dtype {other}"))),
+            })+
+            other => Err(Fail::invalid(format!("unsupported {} {other}", $what))),
         }
     };
 }
 
+/// [`with_dtype!`] over the parameter and gradient dtypes (f32, bf16, f16).
+macro_rules! with_float {
+    ($d:expr, $T:ident, $body:block) => {
+        with_dtype!(
+            $d,
+            $T,
+            "dtype",
+            [dtype::F32 => f32, dtype::BF16 => bf16, dtype::F16 => f16],
+            $body
+        )
+    };
+}
+
+/// [`with_dtype!`] over the state dtypes (f32, bf16).
 macro_rules! with_state {
     ($d:expr, $T:ident, $body:block) => {
-        match $d {
-            dtype::F32 => {
-                type $T = f32;
-                $body
-            }
-            dtype::BF16 => {
-                type $T = bf16;
-                $body
-            }
-            other => Err(Fail::invalid(format!("unsupported state dtype {other}"))),
-        }
+        with_dtype!($d, $T, "state dtype", [dtype::F32 => f32, dtype::BF16 => bf16], $body)
+    };
+}
+
+/// Run `$body` with `$P`, `$G` bound to the element types of float dtypes `$p`, `$g` and
+/// `$S` to that of state dtype `$s` (the element types of a rule's kernel).
+macro_rules! with_rule_types {
+    ($p:expr, $g:expr, $s:expr, |$P:ident, $G:ident, $S:ident| $body:block) => {
+        with_float!($p, $P, {
+            with_float!($g, $G, { with_state!($s, $S, $body) })
+        })
     };
 }
 
@@ -215,6 +223,49 @@ pub fn step_from_count(target: &str, count: i64) -> Result<u64, Fail> {
         )));
     }
     Ok(count as u64)
+}
+
+/// The checks every in-place rule starts with: `clip_coef`, then `param` and `grad`
+/// (f32/bf16/f16, both of `param`'s length). Returns that length.
+fn check_param_grad(
+    target: &str,
+    clip_coef: f32,
+    param: &Tensor,
+    grad: &Tensor,
+) -> Result<usize, Fail> {
+    check_clip(target, clip_coef)?;
+    let n = param.len;
+    param.check(target, PARAM_DTYPES, n)?;
+    grad.check(target, PARAM_DTYPES, n)?;
+    Ok(n)
+}
+
+/// The plan from core's `begin` (its errors and a skip as failures naming `target`).
+fn plan_of<K>(target: &str, begun: Result<Begin<K>, StepError>) -> Result<Plan<K>, Fail> {
+    match begun.map_err(|e| step_fail(target, e))? {
+        Begin::Apply(p) => Ok(p),
+        Begin::Skip(r) => Err(skip_fail(target, r)),
+    }
+}
+
+/// The plan of a `$Opt` built from `$config` with `$count` steps applied, for a step at `$lr`
+/// whose gradient is multiplied by `$clip_coef` (every failure names `$target`).
+macro_rules! plan_step {
+    ($target:expr, $Opt:ident, $config:expr, $count:expr, $lr:expr, $clip_coef:expr) => {{
+        let mut opt = $Opt::new($config).map_err(|e| config_fail($target, e))?;
+        opt.state.step = $count;
+        plan_of(
+            $target,
+            opt.begin::<f32, _>(&step_options($lr, $clip_coef), []),
+        )
+    }};
+}
+
+/// `x` (f32/bf16/f16) and its per-tile results `partials` (f32, one per 4096 elements), disjoint.
+fn check_partials(target: &str, x: &Tensor, partials: &Tensor) -> Result<(), Fail> {
+    x.check(target, PARAM_DTYPES, x.len)?;
+    partials.check(target, &[dtype::F32], reduce::tile_count(x.len))?;
+    check_disjoint(target, &[*partials], &[*x])
 }
 
 /// Copy each `(source, destination)` pair whose addresses differ: an XLA result that is not
@@ -250,44 +301,26 @@ pub unsafe fn adam(
     config: AdamConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
-    check_clip(target, clip_coef)?;
-    let n = param.len;
-    param.check(target, PARAM_DTYPES, n)?;
-    grad.check(target, PARAM_DTYPES, n)?;
+    let n = check_param_grad(target, clip_coef, &param, &grad)?;
     exp_avg.check(target, STATE_DTYPES, n)?;
     exp_avg_sq.check(target, &[exp_avg.dtype], n)?;
     check_disjoint(target, &[param, exp_avg, exp_avg_sq], &[grad])?;
-    let opt = Adam::new(config).map_err(|e| config_fail(target, e))?;
-    let opt = Adam {
-        state: AdamState { step: count },
-        ..opt
-    };
-    let plan = match opt
-        .begin::<f32, _>(&step_options(lr, clip_coef), [])
-        .map_err(|e| step_fail(target, e))?
-    {
-        Begin::Apply(p) => p,
-        Begin::Skip(r) => return Err(skip_fail(target, r)),
-    };
+    let plan = plan_step!(target, Adam, config, count, lr, clip_coef)?;
     // SAFETY: the caller's contract covers every tensor in `copies`.
     unsafe { copy_in(copies) };
-    with_float!(param.dtype, P, {
-        with_float!(grad.dtype, G, {
-            with_state!(exp_avg.dtype, S, {
-                // SAFETY: every tensor was checked (dtype, length, alignment) and the written
-                // ones are disjoint from each other and from `grad`.
-                unsafe {
-                    adam_slice::<P, G, S, HwSqrt>(
-                        slice_mut(&param),
-                        slice(&grad),
-                        slice_mut(&exp_avg),
-                        slice_mut(&exp_avg_sq),
-                        &plan,
-                    );
-                }
-                Ok(())
-            })
-        })
+    with_rule_types!(param.dtype, grad.dtype, exp_avg.dtype, |P, G, S| {
+        // SAFETY: every tensor was checked (dtype, length, alignment) and the written ones
+        // are disjoint from each other and from `grad`.
+        unsafe {
+            adam_slice::<P, G, S, HwSqrt>(
+                slice_mut(&param),
+                slice(&grad),
+                slice_mut(&exp_avg),
+                slice_mut(&exp_avg_sq),
+                &plan,
+            );
+        }
+        Ok(())
     })
 }
 
@@ -308,38 +341,18 @@ pub unsafe fn lion(
     config: LionConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
-    check_clip(target, clip_coef)?;
-    let n = param.len;
-    param.check(target, PARAM_DTYPES, n)?;
-    grad.check(target, PARAM_DTYPES, n)?;
+    let n = check_param_grad(target, clip_coef, &param, &grad)?;
     exp_avg.check(target, STATE_DTYPES, n)?;
     check_disjoint(target, &[param, exp_avg], &[grad])?;
-    let mut opt = Lion::new(config).map_err(|e| config_fail(target, e))?;
-    opt.state.step = count;
-    let plan = match opt
-        .begin::<f32, _>(&step_options(lr, clip_coef), [])
-        .map_err(|e| step_fail(target, e))?
-    {
-        Begin::Apply(p) => p,
-        Begin::Skip(r) => return Err(skip_fail(target, r)),
-    };
+    let plan = plan_step!(target, Lion, config, count, lr, clip_coef)?;
     // SAFETY: the caller's contract covers every tensor in `copies`.
     unsafe { copy_in(copies) };
-    with_float!(param.dtype, P, {
-        with_float!(grad.dtype, G, {
-            with_state!(exp_avg.dtype, S, {
-                // SAFETY: checked and disjoint, as in `adam`.
-                unsafe {
-                    lion_slice::<P, G, S>(
-                        slice_mut(&param),
-                        slice(&grad),
-                        slice_mut(&exp_avg),
-                        &plan,
-                    );
-                }
-                Ok(())
-            })
-        })
+    with_rule_types!(param.dtype, grad.dtype, exp_avg.dtype, |P, G, S| {
+        // SAFETY: checked and disjoint, as in `adam`.
+        unsafe {
+            lion_slice::<P, G, S>(slice_mut(&param), slice(&grad), slice_mut(&exp_avg), &plan);
+        }
+        Ok(())
     })
 }
 
@@ -360,39 +373,24 @@ pub unsafe fn sgd(
     config: SgdConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
-    check_clip(target, clip_coef)?;
-    let n = param.len;
-    param.check(target, PARAM_DTYPES, n)?;
-    grad.check(target, PARAM_DTYPES, n)?;
+    let n = check_param_grad(target, clip_coef, &param, &grad)?;
     let buf_len = if config.has_momentum() { n } else { 0 };
     momentum_buffer.check(target, STATE_DTYPES, buf_len)?;
     check_disjoint(target, &[param, momentum_buffer], &[grad])?;
-    let mut opt = Sgd::new(config).map_err(|e| config_fail(target, e))?;
-    opt.state.step = count;
-    let plan: Plan<_> = match opt
-        .begin::<f32, _>(&step_options(lr, clip_coef), [])
-        .map_err(|e| step_fail(target, e))?
-    {
-        Begin::Apply(p) => p,
-        Begin::Skip(r) => return Err(skip_fail(target, r)),
-    };
+    let plan = plan_step!(target, Sgd, config, count, lr, clip_coef)?;
     // SAFETY: the caller's contract covers every tensor in `copies`.
     unsafe { copy_in(copies) };
-    with_float!(param.dtype, P, {
-        with_float!(grad.dtype, G, {
-            with_state!(momentum_buffer.dtype, S, {
-                // SAFETY: checked and disjoint, as in `adam`.
-                unsafe {
-                    sgd_slice::<P, G, S>(
-                        slice_mut(&param),
-                        slice(&grad),
-                        slice_mut(&momentum_buffer),
-                        &plan,
-                    );
-                }
-                Ok(())
-            })
-        })
+    with_rule_types!(param.dtype, grad.dtype, momentum_buffer.dtype, |P, G, S| {
+        // SAFETY: checked and disjoint, as in `adam`.
+        unsafe {
+            sgd_slice::<P, G, S>(
+                slice_mut(&param),
+                slice(&grad),
+                slice_mut(&momentum_buffer),
+                &plan,
+            );
+        }
+        Ok(())
     })
 }
 
@@ -403,9 +401,7 @@ pub unsafe fn sgd(
 /// As [`adam`].
 pub unsafe fn sum_sq_partials(target: &str, x: Tensor, partials: Tensor) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
-    x.check(target, PARAM_DTYPES, x.len)?;
-    partials.check(target, &[dtype::F32], reduce::tile_count(x.len))?;
-    check_disjoint(target, &[partials], &[x])?;
+    check_partials(target, &x, &partials)?;
     with_float!(x.dtype, T, {
         // SAFETY: both checked and disjoint.
         let (xs, out) = unsafe { (slice::<T>(&x), slice_mut::<f32>(&partials)) };
@@ -503,26 +499,21 @@ pub fn layout_from<'a>(
     })
 }
 
-fn layout_fail(target: &str, e: impl core::fmt::Display) -> Fail {
-    Fail::invalid(format!("{target}: block layout: {e}"))
+/// Adam-mini's configuration for a step whose `lr` comes with the call (the plan takes it
+/// from [`step_options`]).
+pub fn mini_config(beta1: f64, beta2: f64, eps: f64, weight_decay: f64) -> AdamMiniConfig {
+    AdamMiniConfig {
+        lr: 0.0,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        stochastic_rounding_seed: None,
+    }
 }
 
-fn mini_plan(
-    target: &str,
-    lr: f64,
-    count: u64,
-    clip_coef: f32,
-    config: AdamMiniConfig,
-) -> Result<Plan<AdamMiniScalars>, Fail> {
-    let mut opt = AdamMini::new(config).map_err(|e| config_fail(target, e))?;
-    opt.state.step = count;
-    match opt
-        .begin::<f32, _>(&step_options(lr, clip_coef), [])
-        .map_err(|e| step_fail(target, e))?
-    {
-        Begin::Apply(p) => Ok(p),
-        Begin::Skip(r) => Err(skip_fail(target, r)),
-    }
+fn layout_fail(target: &str, e: impl core::fmt::Display) -> Fail {
+    Fail::invalid(format!("{target}: block layout: {e}"))
 }
 
 /// Adam-mini over one whole tensor held locally, in place (core's
@@ -547,10 +538,7 @@ pub unsafe fn adam_mini(
     config: AdamMiniConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
-    check_clip(target, clip_coef)?;
-    let n = param.len;
-    param.check(target, PARAM_DTYPES, n)?;
-    grad.check(target, PARAM_DTYPES, n)?;
+    let n = check_param_grad(target, clip_coef, &param, &grad)?;
     exp_avg.check(target, STATE_DTYPES, n)?;
     let state_len = layout.state_len(n).map_err(|e| layout_fail(target, e))?;
     if exp_avg_sq.len != state_len {
@@ -562,28 +550,24 @@ pub unsafe fn adam_mini(
     }
     exp_avg_sq.check(target, &[exp_avg.dtype], state_len)?;
     check_disjoint(target, &[param, exp_avg, exp_avg_sq], &[grad])?;
-    let plan = mini_plan(target, lr, count, clip_coef, config)?;
+    let plan = plan_step!(target, AdamMini, config, count, lr, clip_coef)?;
     // SAFETY: the caller's contract covers every tensor in `copies`.
     unsafe { copy_in(copies) };
-    with_float!(param.dtype, P, {
-        with_float!(grad.dtype, G, {
-            with_state!(exp_avg.dtype, S, {
-                // SAFETY: checked (dtype, length, alignment) and disjoint, as in `adam`.
-                unsafe {
-                    apply_tensor::<P, G, S>(
-                        slice_mut(&param),
-                        slice(&grad),
-                        slice_mut(&exp_avg),
-                        slice_mut(&exp_avg_sq),
-                        layout,
-                        true,
-                        &plan,
-                        Path::Fast,
-                    )
-                }
-                .map_err(|e| layout_fail(target, e))
-            })
-        })
+    with_rule_types!(param.dtype, grad.dtype, exp_avg.dtype, |P, G, S| {
+        // SAFETY: checked (dtype, length, alignment) and disjoint, as in `adam`.
+        unsafe {
+            apply_tensor::<P, G, S>(
+                slice_mut(&param),
+                slice(&grad),
+                slice_mut(&exp_avg),
+                slice_mut(&exp_avg_sq),
+                layout,
+                true,
+                &plan,
+                Path::Fast,
+            )
+        }
+        .map_err(|e| layout_fail(target, e))
     })
 }
 
@@ -601,9 +585,7 @@ pub unsafe fn adam_mini_partials(
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
     check_clip(target, clip_coef)?;
-    grad.check(target, PARAM_DTYPES, grad.len)?;
-    partials.check(target, &[dtype::F32], reduce::tile_count(grad.len))?;
-    check_disjoint(target, &[partials], &[grad])?;
+    check_partials(target, &grad, &partials)?;
     let prep = GradPrep {
         grad_scale: 1.0,
         clip_coef,
@@ -638,10 +620,7 @@ pub unsafe fn adam_mini_block(
     config: AdamMiniConfig,
 ) -> Result<(), Fail> {
     let _ieee = super::fpenv::IeeeGuard::new();
-    check_clip(target, clip_coef)?;
-    let n = param.len;
-    param.check(target, PARAM_DTYPES, n)?;
-    grad.check(target, PARAM_DTYPES, n)?;
+    let n = check_param_grad(target, clip_coef, &param, &grad)?;
     exp_avg.check(target, STATE_DTYPES, n)?;
     exp_avg_sq.check(target, &[exp_avg.dtype], 1).map_err(|_| {
         Fail::invalid(format!(
@@ -658,27 +637,23 @@ pub unsafe fn adam_mini_block(
         )));
     }
     check_disjoint(target, &[param, exp_avg, exp_avg_sq], &[grad])?;
-    let plan = mini_plan(target, lr, count, clip_coef, config)?;
+    let plan = plan_step!(target, AdamMini, config, count, lr, clip_coef)?;
     // SAFETY: the caller's contract covers every tensor in `copies`.
     unsafe { copy_in(copies) };
-    with_float!(param.dtype, P, {
-        with_float!(grad.dtype, G, {
-            with_state!(exp_avg.dtype, S, {
-                // SAFETY: checked and disjoint, as in `adam`.
-                unsafe {
-                    let v = &mut slice_mut::<S>(&exp_avg_sq)[0];
-                    let scale = block_update(v, sum_sq, block_numel, &plan.scalars);
-                    adam_mini_slice::<P, G, S>(
-                        slice_mut(&param),
-                        slice(&grad),
-                        slice_mut(&exp_avg),
-                        scale,
-                        &plan,
-                    );
-                }
-                Ok(())
-            })
-        })
+    with_rule_types!(param.dtype, grad.dtype, exp_avg.dtype, |P, G, S| {
+        // SAFETY: checked and disjoint, as in `adam`.
+        unsafe {
+            let v = &mut slice_mut::<S>(&exp_avg_sq)[0];
+            let scale = block_update(v, sum_sq, block_numel, &plan.scalars);
+            adam_mini_slice::<P, G, S>(
+                slice_mut(&param),
+                slice(&grad),
+                slice_mut(&exp_avg),
+                scale,
+                &plan,
+            );
+        }
+        Ok(())
     })
 }
 
@@ -749,6 +724,24 @@ pub unsafe fn adagc(
 
 // ------------------------------------------------------------------------------ LoCo
 
+/// `v` as a count that must be `> 0`; the failure names `name`.
+pub fn positive(target: &str, name: &str, v: i64) -> Result<usize, Fail> {
+    if v <= 0 {
+        return Err(Fail::invalid(format!(
+            "{target}: `{name}` is {v}; it must be > 0"
+        )));
+    }
+    Ok(v as usize)
+}
+
+/// A quantizer width from its code: 4 or 8 bits.
+pub fn bits_from(target: &str, bits: i64) -> Result<Bits, Fail> {
+    u32::try_from(bits)
+        .ok()
+        .and_then(Bits::from_u32)
+        .ok_or_else(|| Fail::invalid(format!("{target}: `bits` is {bits}; accepted: 4, 8")))
+}
+
 /// A one-hop LoCo layout over `world` ranks.
 pub fn loco_layout(
     target: &str,
@@ -757,21 +750,10 @@ pub fn loco_layout(
     group_len: i64,
     bits: i64,
 ) -> Result<LocoLayout, Fail> {
-    let bits = u32::try_from(bits)
-        .ok()
-        .and_then(Bits::from_u32)
-        .ok_or_else(|| Fail::invalid(format!("{target}: `bits` is {bits}; accepted: 4, 8")))?;
-    if world <= 0 {
-        return Err(Fail::invalid(format!(
-            "{target}: `world` is {world}; it must be > 0"
-        )));
-    }
-    if group_len <= 0 {
-        return Err(Fail::invalid(format!(
-            "{target}: `group_len` is {group_len}; it must be > 0"
-        )));
-    }
-    LocoLayout::new(len, world as usize, 1, group_len as usize, bits).map_err(|e| {
+    let bits = bits_from(target, bits)?;
+    let world_n = positive(target, "world", world)?;
+    let group_len = positive(target, "group_len", group_len)?;
+    LocoLayout::new(len, world_n, 1, group_len, bits).map_err(|e| {
         Fail::invalid(format!(
             "{target}: `grad` of {len} elements cannot be cut into `world` = {world} shards \
              ({e})"

@@ -256,7 +256,12 @@ pub(super) fn adversarial(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn ptr(v: &mut [f32]) -> *mut c_void {
+/// Bit equality of two f32 slices (NaN payloads and signed zeros included).
+pub(super) fn same(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+pub(super) fn ptr<T>(v: &mut [T]) -> *mut c_void {
     v.as_mut_ptr() as *mut c_void
 }
 
@@ -687,14 +692,8 @@ fn conformance_host_lion_and_sgd_match_core_step() {
         assert_eq!(rc, 0);
         lion.step(&mut wp, &g, &mut wm, &StepOptions::new(0.01))
             .unwrap();
-        assert!(
-            p.iter().zip(&wp).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "lion param, count {count}"
-        );
-        assert!(
-            m.iter().zip(&wm).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "lion exp_avg, count {count}"
-        );
+        assert!(same(&p, &wp), "lion param, count {count}");
+        assert!(same(&m, &wm), "lion exp_avg, count {count}");
     }
 
     // SGD with Nesterov momentum: the first step initialises the buffer.
@@ -732,14 +731,8 @@ fn conformance_host_lion_and_sgd_match_core_step() {
         assert_eq!(rc, 0);
         sgd.step(&mut wp, &g, &mut wb, &StepOptions::new(0.05))
             .unwrap();
-        assert!(
-            p.iter().zip(&wp).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "sgd param, count {count}"
-        );
-        assert!(
-            buf.iter().zip(&wb).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "sgd buffer, count {count}"
-        );
+        assert!(same(&p, &wp), "sgd param, count {count}");
+        assert!(same(&buf, &wb), "sgd buffer, count {count}");
     }
 
     // An error names the argument in the caller's message buffer.

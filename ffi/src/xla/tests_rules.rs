@@ -3,7 +3,7 @@
 //! `clip_coef` on Adam. `==` on bits on adversarial inputs.
 
 use super::host::*;
-use super::tests::adversarial;
+use super::tests::{adversarial, ptr, same};
 use adamant_core::clip::{tensor_sum_sq, AdaGc, AdaGcConfig, AdaGcMode};
 use adamant_core::feedback::{ErrorBuf, ErrorStorage};
 use adamant_core::loco::{self, Loco, LocoConfig};
@@ -13,14 +13,6 @@ use adamant_core::{bf16, AdamMini, AdamMiniConfig, Begin, BlockLayout, Segment, 
 use adamant_core::{Adam, AdamConfig};
 use core::ffi::{c_char, c_void};
 use std::ffi::CStr;
-
-fn ptr<T>(v: &mut [T]) -> *mut c_void {
-    v.as_mut_ptr() as *mut c_void
-}
-
-fn same(a: &[f32], b: &[f32]) -> bool {
-    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()) && a.len() == b.len()
-}
 
 fn finite(n: usize, seed: u32) -> Vec<f32> {
     adversarial(n, seed)
@@ -50,6 +42,56 @@ const CFG: AdamMiniConfig = AdamMiniConfig {
     weight_decay: 0.1,
     stochastic_rounding_seed: None,
 };
+
+/// `adamant_host_adam_mini` over slices (`n` and `state_len` are their lengths) with `CFG`'s
+/// hyper-parameters and lr 1e-3.
+#[allow(clippy::too_many_arguments)]
+fn host_mini<T>(
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    dtype: i32,
+    count: i64,
+    clip_coef: f32,
+    kind: i64,
+    block_len: i64,
+    pairs: &[i64],
+    msg: &mut [c_char],
+) -> i32 {
+    let segments = if pairs.is_empty() {
+        core::ptr::null()
+    } else {
+        pairs.as_ptr()
+    };
+    // SAFETY: every pointer comes from a slice of the stated length.
+    unsafe {
+        adamant_host_adam_mini(
+            ptr(p),
+            dtype,
+            g.as_ptr() as *const c_void,
+            dtype,
+            ptr(m),
+            ptr(v),
+            dtype,
+            p.len(),
+            v.len(),
+            1e-3,
+            count,
+            clip_coef,
+            CFG.beta1,
+            CFG.beta2,
+            CFG.eps,
+            CFG.weight_decay,
+            kind,
+            block_len,
+            segments,
+            pairs.len() / 2,
+            msg.as_mut_ptr(),
+            msg.len(),
+        )
+    }
+}
 
 /// `(kind, block_len, segment pairs)` as the host entry point takes them, and the core layout.
 fn layouts() -> Vec<(usize, i64, i64, Vec<i64>)> {
@@ -111,33 +153,9 @@ fn conformance_host_adam_mini_matches_core_reference_path() {
             let mut v: Vec<f32> = v0.iter().map(|x| x.abs()).collect();
             let (mut wp, mut wm, mut wv) = (p.clone(), m.clone(), v.clone());
             for (count, coef) in [(0i64, 1.0f32), (1, 0.37), (5, 1.0)] {
-                // SAFETY: every buffer has its stated length; msg has its length.
-                let rc = unsafe {
-                    adamant_host_adam_mini(
-                        ptr(&mut p),
-                        11,
-                        g.as_ptr() as *const c_void,
-                        11,
-                        ptr(&mut m),
-                        ptr(&mut v),
-                        11,
-                        n,
-                        sl,
-                        1e-3,
-                        count,
-                        coef,
-                        0.9,
-                        0.95,
-                        1e-8,
-                        0.1,
-                        kind,
-                        bl,
-                        pairs.as_ptr(),
-                        pairs.len() / 2,
-                        msg.as_mut_ptr(),
-                        msg.len(),
-                    )
-                };
+                let rc = host_mini(
+                    &mut p, &g, &mut m, &mut v, 11, count, coef, kind, bl, &pairs, &mut msg,
+                );
                 assert_eq!(rc, 0, "{}", msg_of(&msg));
                 let mut opt = AdamMini::new(CFG).unwrap();
                 opt.state.step = count as u64;
@@ -178,34 +196,21 @@ fn conformance_sharded_block_phases_equal_the_whole_tensor() {
     let (p0, m0) = (adversarial(n, 92), adversarial(n, 93));
     let v0 = [0.25f32];
     let (mut wp, mut wm, mut wv) = (p0.clone(), m0.clone(), v0.to_vec());
-    // SAFETY (all calls below): buffers have their stated lengths; msg has its length.
-    let rc = unsafe {
-        adamant_host_adam_mini(
-            ptr(&mut wp),
-            11,
-            g.as_ptr() as *const c_void,
-            11,
-            ptr(&mut wm),
-            ptr(&mut wv),
-            11,
-            n,
-            1,
-            1e-3,
-            2,
-            0.5,
-            0.9,
-            0.95,
-            1e-8,
-            0.1,
-            3,
-            0,
-            core::ptr::null(),
-            0,
-            msg.as_mut_ptr(),
-            msg.len(),
-        )
-    };
+    let rc = host_mini(
+        &mut wp,
+        &g,
+        &mut wm,
+        &mut wv,
+        11,
+        2,
+        0.5,
+        3,
+        0,
+        &[],
+        &mut msg,
+    );
     assert_eq!(rc, 0, "{}", msg_of(&msg));
+    // SAFETY (all calls below): buffers have their stated lengths; msg has its length.
     let piece = n / k;
     let mut parts = vec![0f32; n / 4096];
     for i in 0..k {
@@ -280,33 +285,19 @@ fn conformance_host_adam_mini_bf16_and_errors_write_nothing() {
     let mut m = vec![bf16::from_f32(0.0); n];
     let mut v = vec![bf16::from_f32(0.0); 4];
     let (mut wp, mut wm, mut wv) = (p.clone(), m.clone(), v.clone());
-    // SAFETY: stated lengths.
-    let rc = unsafe {
-        adamant_host_adam_mini(
-            ptr(&mut p),
-            16,
-            g.as_ptr() as *const c_void,
-            16,
-            ptr(&mut m),
-            ptr(&mut v),
-            16,
-            n,
-            4,
-            1e-3,
-            0,
-            1.0,
-            0.9,
-            0.95,
-            1e-8,
-            0.1,
-            2,
-            1024,
-            core::ptr::null(),
-            0,
-            msg.as_mut_ptr(),
-            msg.len(),
-        )
-    };
+    let rc = host_mini(
+        &mut p,
+        &g,
+        &mut m,
+        &mut v,
+        16,
+        0,
+        1.0,
+        2,
+        1024,
+        &[],
+        &mut msg,
+    );
     assert_eq!(rc, 0, "{}", msg_of(&msg));
     let mut opt = AdamMini::new(CFG).unwrap();
     opt.step_tensor(
@@ -324,32 +315,19 @@ fn conformance_host_adam_mini_bf16_and_errors_write_nothing() {
     assert_eq!(bits(&v), bits(&wv));
     // A state of the wrong length: an error naming it, nothing written.
     let before = (bits(&p), bits(&m));
-    let rc = unsafe {
-        adamant_host_adam_mini(
-            ptr(&mut p),
-            16,
-            g.as_ptr() as *const c_void,
-            16,
-            ptr(&mut m),
-            ptr(&mut v),
-            16,
-            n,
-            3,
-            1e-3,
-            1,
-            1.0,
-            0.9,
-            0.95,
-            1e-8,
-            0.1,
-            2,
-            1024,
-            core::ptr::null(),
-            0,
-            msg.as_mut_ptr(),
-            msg.len(),
-        )
-    };
+    let rc = host_mini(
+        &mut p,
+        &g,
+        &mut m,
+        &mut v[..3],
+        16,
+        1,
+        1.0,
+        2,
+        1024,
+        &[],
+        &mut msg,
+    );
     assert_eq!(rc, 1);
     assert!(
         msg_of(&msg).contains("`exp_avg_sq` has 3 elements, expected 4"),
