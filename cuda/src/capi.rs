@@ -9,6 +9,7 @@ use crate::args::{
 };
 use crate::driver::StreamLauncher;
 use crate::ops::{self, ClipInputs, MiniLaunch, OpError, ReduceInputs, StepRefs, Tensors};
+use adamant_core::quant::QuantLayout;
 use adamant_core::Dtype;
 use std::ffi::c_void;
 
@@ -55,83 +56,42 @@ pub unsafe fn step_on_stream(
     )
 }
 
-/// Adam/AdamW step on `stream` (see [`step_on_stream`]).
-///
-/// # Safety
-/// As [`step_on_stream`].
-pub unsafe fn adam_step_on_stream(
-    stream: *mut c_void,
-    dtype_codes: [u32; 3],
-    tensors: &Tensors,
-    refs: &StepRefs,
-    hyper: &AdamHyper,
-    check_finite: bool,
-) -> Result<(), OpError> {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        step_on_stream(
-            stream,
-            Rule::Adam,
-            dtype_codes,
-            tensors,
-            refs,
-            &hyper.to_bytes(),
-            check_finite,
-        )
-    }
+/// A rule's typed step on `stream`: [`step_on_stream`] with the hyper-parameters' bytes.
+macro_rules! rule_step_on_stream {
+    ($(#[$doc:meta])* $name:ident, $rule:expr, $hyper:ty) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As [`step_on_stream`].
+        pub unsafe fn $name(
+            stream: *mut c_void,
+            dtype_codes: [u32; 3],
+            tensors: &Tensors,
+            refs: &StepRefs,
+            hyper: &$hyper,
+            check_finite: bool,
+        ) -> Result<(), OpError> {
+            let hyper = hyper.to_bytes();
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                step_on_stream(stream, $rule, dtype_codes, tensors, refs, &hyper, check_finite)
+            }
+        }
+    };
 }
 
-/// SGD step on `stream` (see [`step_on_stream`]).
-///
-/// # Safety
-/// As [`step_on_stream`].
-pub unsafe fn sgd_step_on_stream(
-    stream: *mut c_void,
-    dtype_codes: [u32; 3],
-    tensors: &Tensors,
-    refs: &StepRefs,
-    hyper: &SgdHyper,
-    check_finite: bool,
-) -> Result<(), OpError> {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        step_on_stream(
-            stream,
-            Rule::Sgd,
-            dtype_codes,
-            tensors,
-            refs,
-            &hyper.to_bytes(),
-            check_finite,
-        )
-    }
-}
-
-/// Lion step on `stream` (see [`step_on_stream`]).
-///
-/// # Safety
-/// As [`step_on_stream`].
-pub unsafe fn lion_step_on_stream(
-    stream: *mut c_void,
-    dtype_codes: [u32; 3],
-    tensors: &Tensors,
-    refs: &StepRefs,
-    hyper: &LionHyper,
-    check_finite: bool,
-) -> Result<(), OpError> {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        step_on_stream(
-            stream,
-            Rule::Lion,
-            dtype_codes,
-            tensors,
-            refs,
-            &hyper.to_bytes(),
-            check_finite,
-        )
-    }
-}
+rule_step_on_stream!(
+    /// Adam/AdamW step on `stream` (see [`step_on_stream`]).
+    adam_step_on_stream, Rule::Adam, AdamHyper
+);
+rule_step_on_stream!(
+    /// SGD step on `stream` (see [`step_on_stream`]).
+    sgd_step_on_stream, Rule::Sgd, SgdHyper
+);
+rule_step_on_stream!(
+    /// Lion step on `stream` (see [`step_on_stream`]).
+    lion_step_on_stream, Rule::Lion, LionHyper
+);
 
 /// Per-tile partials of a reduction on `stream` (see [`ops::partials`]).
 ///
@@ -230,6 +190,15 @@ fn quant_bits(b: u32) -> Result<adamant_core::quant::Bits, OpError> {
         .ok_or_else(|| OpError::InvalidArgument(format!("{b}-bit codes (4 or 8)")))
 }
 
+fn quant_layout(len: usize, group_len: usize, bits: u32) -> Result<QuantLayout, OpError> {
+    let bits = quant_bits(bits)?;
+    Ok(QuantLayout {
+        len,
+        group_len,
+        bits,
+    })
+}
+
 fn error_storage(code: u32) -> Result<adamant_core::feedback::ErrorStorage, OpError> {
     use adamant_core::feedback::ErrorStorage;
     match code {
@@ -257,11 +226,7 @@ pub unsafe fn quantize_on_stream(
 ) -> Result<(), OpError> {
     // SAFETY: forwarded from the caller.
     let mut l = unsafe { launcher(stream) }?;
-    let layout = adamant_core::quant::QuantLayout {
-        len,
-        group_len,
-        bits: quant_bits(bits)?,
-    };
+    let layout = quant_layout(len, group_len, bits)?;
     ops::quantize(&mut l, dtype(dtype_code)?, &layout, x, packed, status)
 }
 
@@ -280,11 +245,7 @@ pub unsafe fn dequantize_on_stream(
 ) -> Result<(), OpError> {
     // SAFETY: forwarded from the caller.
     let mut l = unsafe { launcher(stream) }?;
-    let layout = adamant_core::quant::QuantLayout {
-        len,
-        group_len,
-        bits: quant_bits(bits)?,
-    };
+    let layout = quant_layout(len, group_len, bits)?;
     ops::dequantize(&mut l, &layout, packed, out, status)
 }
 

@@ -146,6 +146,64 @@ pub fn shape_for(units: u64) -> LaunchShape {
     }
 }
 
+/// The first four parameters of every table launch: the table's device address (0 = one
+/// entry), the entry passed by value, the entries, the launch's chunks or tiles.
+fn table_params<const M: usize>(
+    table: u64,
+    one: [u8; M],
+    count: u32,
+    total: u64,
+) -> [ParamValue; 4] {
+    [
+        ParamValue::U64(table),
+        ParamValue::from_struct(8, one),
+        ParamValue::U32(count),
+        ParamValue::U64(total),
+    ]
+}
+
+/// The nine parameters of an update launch (rule kernels and Adam-mini's three launches):
+/// the table parameters, the per-step references, the hyper-parameters.
+fn update_params<const M: usize>(
+    (table, one, count, total): (u64, [u8; M], u32, u64),
+    refs: &StepRefs,
+    hyper: ParamValue,
+) -> [ParamValue; 9] {
+    let [p0, p1, p2, p3] = table_params(table, one, count, total);
+    [
+        p0,
+        p1,
+        p2,
+        p3,
+        ParamValue::U64(refs.lr),
+        ParamValue::U64(refs.step),
+        ParamValue::U64(refs.grad_scale),
+        ParamValue::U64(refs.found_inf),
+        hyper,
+    ]
+}
+
+fn check_lr_step(refs: &StepRefs) -> Result<(), OpError> {
+    if refs.lr == 0 || refs.step == 0 {
+        return Err(OpError::InvalidArgument(
+            "lr and step must be device addresses".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a step runs the finite scan (asked for, or a loss scale given, as core does); it
+/// needs a `found_inf` flag.
+fn scan_needed(refs: &StepRefs, check_finite: bool) -> Result<bool, OpError> {
+    let scan = check_finite || refs.grad_scale != 0;
+    if scan && refs.found_inf == 0 {
+        return Err(OpError::InvalidArgument(
+            "finite checking needs a found_inf flag".into(),
+        ));
+    }
+    Ok(scan)
+}
+
 fn dtypes_for(rule: Rule, p: Dtype, g: Dtype, s: Dtype) -> Result<&'static str, OpError> {
     args::update_entry(rule, p, g, s).ok_or_else(|| {
         OpError::UnsupportedDtype(format!("state dtype {s} (states are f32 or bf16)"))
@@ -175,26 +233,12 @@ pub fn update<L: Launcher + ?Sized>(
 ) -> Result<(), OpError> {
     let entry = dtypes_for(rule, dtypes.0, dtypes.1, dtypes.2)?;
     let hyper = hyper_param(hyper)?;
-    if refs.lr == 0 || refs.step == 0 {
-        return Err(OpError::InvalidArgument(
-            "lr and step must be device addresses".into(),
-        ));
-    }
+    check_lr_step(refs)?;
     let (table, one, count, total) = tensors.params()?;
     if total == 0 {
         return Ok(());
     }
-    let params = [
-        ParamValue::U64(table),
-        ParamValue::from_struct(8, one.to_bytes()),
-        ParamValue::U32(count),
-        ParamValue::U64(total),
-        ParamValue::U64(refs.lr),
-        ParamValue::U64(refs.step),
-        ParamValue::U64(refs.grad_scale),
-        ParamValue::U64(refs.found_inf),
-        hyper,
-    ];
+    let params = update_params((table, one.to_bytes(), count, total), refs, hyper);
     l.launch_kernel(rule.name(), entry, shape_for(total), &params)?;
     Ok(())
 }
@@ -215,13 +259,8 @@ pub fn nonfinite_scan<L: Launcher + ?Sized>(
     if total == 0 {
         return Ok(());
     }
-    let params = [
-        ParamValue::U64(table),
-        ParamValue::from_struct(8, one.to_bytes()),
-        ParamValue::U32(count),
-        ParamValue::U64(total),
-        ParamValue::U64(found_inf),
-    ];
+    let [p0, p1, p2, p3] = table_params(table, one.to_bytes(), count, total);
+    let params = [p0, p1, p2, p3, ParamValue::U64(found_inf)];
     l.launch_kernel(
         "step",
         args::nonfinite_entry(grad),
@@ -263,17 +302,8 @@ pub fn step<L: Launcher + ?Sized>(
     dtypes_for(rule, dtypes.0, dtypes.1, dtypes.2)?;
     hyper_param(hyper)?;
     tensors.params()?;
-    let scan = check_finite || refs.grad_scale != 0;
-    if scan && refs.found_inf == 0 {
-        return Err(OpError::InvalidArgument(
-            "finite checking needs a found_inf flag".into(),
-        ));
-    }
-    if refs.lr == 0 || refs.step == 0 {
-        return Err(OpError::InvalidArgument(
-            "lr and step must be device addresses".into(),
-        ));
-    }
+    let scan = scan_needed(refs, check_finite)?;
+    check_lr_step(refs)?;
     if scan {
         nonfinite_scan(l, dtypes.1, tensors, refs.found_inf)?;
     }
@@ -281,65 +311,36 @@ pub fn step<L: Launcher + ?Sized>(
     commit(l, refs)
 }
 
-/// Adam/AdamW step (see [`step`]).
-pub fn adam_step<L: Launcher + ?Sized>(
-    l: &mut L,
-    dtypes: (Dtype, Dtype, Dtype),
-    tensors: &Tensors,
-    refs: &StepRefs,
-    hyper: &AdamHyper,
-    check_finite: bool,
-) -> Result<(), OpError> {
-    step(
-        l,
-        Rule::Adam,
-        dtypes,
-        tensors,
-        refs,
-        &hyper.to_bytes(),
-        check_finite,
-    )
+/// A rule's typed step: [`step`] with the hyper-parameters' bytes.
+macro_rules! rule_step {
+    ($(#[$doc:meta])* $name:ident, $rule:expr, $hyper:ty) => {
+        $(#[$doc])*
+        pub fn $name<L: Launcher + ?Sized>(
+            l: &mut L,
+            dtypes: (Dtype, Dtype, Dtype),
+            tensors: &Tensors,
+            refs: &StepRefs,
+            hyper: &$hyper,
+            check_finite: bool,
+        ) -> Result<(), OpError> {
+            let hyper = hyper.to_bytes();
+            step(l, $rule, dtypes, tensors, refs, &hyper, check_finite)
+        }
+    };
 }
 
-/// SGD step (see [`step`]). Without momentum `state0` is not touched.
-pub fn sgd_step<L: Launcher + ?Sized>(
-    l: &mut L,
-    dtypes: (Dtype, Dtype, Dtype),
-    tensors: &Tensors,
-    refs: &StepRefs,
-    hyper: &SgdHyper,
-    check_finite: bool,
-) -> Result<(), OpError> {
-    step(
-        l,
-        Rule::Sgd,
-        dtypes,
-        tensors,
-        refs,
-        &hyper.to_bytes(),
-        check_finite,
-    )
-}
-
-/// Lion step (see [`step`]).
-pub fn lion_step<L: Launcher + ?Sized>(
-    l: &mut L,
-    dtypes: (Dtype, Dtype, Dtype),
-    tensors: &Tensors,
-    refs: &StepRefs,
-    hyper: &LionHyper,
-    check_finite: bool,
-) -> Result<(), OpError> {
-    step(
-        l,
-        Rule::Lion,
-        dtypes,
-        tensors,
-        refs,
-        &hyper.to_bytes(),
-        check_finite,
-    )
-}
+rule_step!(
+    /// Adam/AdamW step (see [`step`]).
+    adam_step, Rule::Adam, AdamHyper
+);
+rule_step!(
+    /// SGD step (see [`step`]). Without momentum `state0` is not touched.
+    sgd_step, Rule::Sgd, SgdHyper
+);
+rule_step!(
+    /// Lion step (see [`step`]).
+    lion_step, Rule::Lion, LionHyper
+);
 
 /// The inputs of a reduction launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -357,6 +358,32 @@ pub enum ReduceInputs {
     },
 }
 
+impl ReduceInputs {
+    /// (table, entry by value, entries, total tiles); `bad_table` names a bad table.
+    fn params(&self, bad_table: &str) -> Result<(u64, ReduceEntry, u32, u64), OpError> {
+        match *self {
+            ReduceInputs::One(e) => {
+                if e.tile_start != 0 {
+                    return Err(OpError::InvalidArgument(
+                        "a single input starts at tile 0".into(),
+                    ));
+                }
+                Ok((0, e, 1, e.tiles()))
+            }
+            ReduceInputs::Table {
+                addr,
+                count,
+                total_tiles,
+            } => {
+                if addr == 0 || addr % 8 != 0 || count == 0 {
+                    return Err(OpError::InvalidArgument(bad_table.into()));
+                }
+                Ok((addr, ReduceEntry::default(), count, total_tiles))
+            }
+        }
+    }
+}
+
 /// Per-tile partials (one f32 per 4096 values, in order, into each entry's `out`):
 /// `adamant_core::reduce::partials_by` with `f = v` (Sum), `v*v` (SumSq), or per-tile max-abs.
 pub fn partials<L: Launcher + ?Sized>(
@@ -365,35 +392,11 @@ pub fn partials<L: Launcher + ?Sized>(
     dtype: Dtype,
     inputs: &ReduceInputs,
 ) -> Result<(), OpError> {
-    let (table, one, count, total) = match *inputs {
-        ReduceInputs::One(e) => {
-            if e.tile_start != 0 {
-                return Err(OpError::InvalidArgument(
-                    "a single input starts at tile 0".into(),
-                ));
-            }
-            (0, e, 1, e.tiles())
-        }
-        ReduceInputs::Table {
-            addr,
-            count,
-            total_tiles,
-        } => {
-            if addr == 0 || addr % 8 != 0 || count == 0 {
-                return Err(OpError::InvalidArgument("bad reduction table".into()));
-            }
-            (addr, ReduceEntry::default(), count, total_tiles)
-        }
-    };
+    let (table, one, count, total) = inputs.params("bad reduction table")?;
     if total == 0 {
         return Ok(());
     }
-    let params = [
-        ParamValue::U64(table),
-        ParamValue::from_struct(8, one.to_bytes()),
-        ParamValue::U32(count),
-        ParamValue::U64(total),
-    ];
+    let params = table_params(table, one.to_bytes(), count, total);
     l.launch_kernel(
         "reduce",
         args::reduce_entry(kind, dtype),
@@ -535,19 +538,27 @@ pub fn quant_compress<L: Launcher + ?Sized>(
         QuantSource::Packed => 4,
     };
     check_quant_args(args, src == QuantSource::Packed, elem)?;
+    let entries = [
+        args::quant_check_entry(src),
+        args::quant_compress_entry(src),
+    ];
+    quant_launch(l, entries, args)
+}
+
+/// Launch the pre-scan then the main kernel of a checked quant launch, one thread per group.
+fn quant_launch<L: Launcher + ?Sized>(
+    l: &mut L,
+    entries: [&str; 2],
+    args: &QuantArgs,
+) -> Result<(), OpError> {
     let total = quant_groups(args);
     if total == 0 {
         return Ok(());
     }
     let params = [ParamValue::from_struct(8, args.to_bytes())];
-    let shape = shape_for(total);
-    l.launch_kernel(QUANT_MODULE, args::quant_check_entry(src), shape, &params)?;
-    l.launch_kernel(
-        QUANT_MODULE,
-        args::quant_compress_entry(src),
-        shape,
-        &params,
-    )?;
+    for entry in entries {
+        l.launch_kernel(QUANT_MODULE, entry, shape_for(total), &params)?;
+    }
     Ok(())
 }
 
@@ -557,29 +568,28 @@ pub fn quant_decompress<L: Launcher + ?Sized>(l: &mut L, args: &QuantArgs) -> Re
     if !(args.divisor == 0.0 || (args.divisor > 0.0 && args.divisor <= f32::MAX)) {
         return Err(invalid("the divisor must be finite and positive"));
     }
-    let total = quant_groups(args);
-    if total == 0 {
-        return Ok(());
-    }
-    let params = [ParamValue::from_struct(8, args.to_bytes())];
-    let shape = shape_for(total);
-    l.launch_kernel(
-        QUANT_MODULE,
+    let entries = [
         args::QUANT_DECOMPRESS_CHECK_ENTRY,
-        shape,
-        &params,
-    )?;
-    l.launch_kernel(QUANT_MODULE, args::QUANT_DECOMPRESS_ENTRY, shape, &params)?;
-    Ok(())
+        args::QUANT_DECOMPRESS_ENTRY,
+    ];
+    quant_launch(l, entries, args)
 }
 
 fn u32_of(v: usize, what: &str) -> Result<u32, OpError> {
     u32::try_from(v).map_err(|_| OpError::InvalidArgument(format!("{what} exceeds 2^32 - 1")))
 }
 
+/// A core layout error as an argument error.
+fn layout_error<E: fmt::Debug>(e: E) -> OpError {
+    OpError::InvalidArgument(format!("{e:?}"))
+}
+
 fn quant_layout(layout: &QuantLayout) -> Result<QuantLayout, OpError> {
-    QuantLayout::new(layout.len, layout.group_len, layout.bits)
-        .map_err(|e| OpError::InvalidArgument(format!("{e:?}")))
+    QuantLayout::new(layout.len, layout.group_len, layout.bits).map_err(layout_error)
+}
+
+fn shard_layout(layout: &ShardLayout) -> Result<ShardLayout, OpError> {
+    ShardLayout::new(layout.len, layout.shards, layout.group_len, layout.bits).map_err(layout_error)
 }
 
 fn base_args(len: usize, group_len: usize, bits: Bits, status: u64) -> Result<QuantArgs, OpError> {
@@ -633,13 +643,22 @@ pub fn dequantize<L: Launcher + ?Sized>(
     quant_decompress(l, &a)
 }
 
-fn rule_fields(rule: ErrorRule) -> (u32, f32, f32) {
-    match rule {
+/// `a` with the error feedback of a LoCo plan: its storage, reset and rule.
+fn with_plan(plan: &LocoPlan, a: QuantArgs) -> QuantArgs {
+    let (rule, err_beta, one_minus_err_beta) = match plan.rule {
         ErrorRule::Plain => (0, 0.0, 1.0),
         ErrorRule::Ema {
             err_beta,
             one_minus_err_beta,
         } => (1, err_beta, one_minus_err_beta),
+    };
+    QuantArgs {
+        err_storage: storage_code(Some(plan.error_storage)),
+        reset: plan.reset as u32,
+        rule,
+        err_beta,
+        one_minus_err_beta,
+        ..a
     }
 }
 
@@ -651,7 +670,7 @@ fn loco_layout(layout: &LocoLayout) -> Result<LocoLayout, OpError> {
         layout.group_len,
         layout.bits,
     )
-    .map_err(|e| OpError::InvalidArgument(format!("{e:?}")))
+    .map_err(layout_error)
 }
 
 /// `adamant_core::loco::compress`: this rank's gradient (`grad`, dtype `dtype`) plus the intra
@@ -668,21 +687,15 @@ pub fn loco_compress<L: Launcher + ?Sized>(
     status: u64,
 ) -> Result<(), OpError> {
     let lay = loco_layout(layout)?;
-    let (rule, err_beta, one_minus_err_beta) = rule_fields(plan.rule);
     let a = QuantArgs {
         src: grad,
         err,
         out: packed,
         chunks: u32_of(lay.world, "world")?,
         nodes: u32_of(lay.nodes, "nodes")?,
-        err_storage: storage_code(Some(plan.error_storage)),
-        reset: plan.reset as u32,
-        rule,
-        err_beta,
-        one_minus_err_beta,
         ..base_args(lay.shard_len(), lay.group_len, lay.bits, status)?
     };
-    quant_compress(l, QuantSource::Grad(dtype), &a)
+    quant_compress(l, QuantSource::Grad(dtype), &with_plan(plan, a))
 }
 
 /// `adamant_core::loco::reduce_hop` (two-hop layouts): the intra-node all-to-all output at
@@ -697,7 +710,6 @@ pub fn loco_reduce_hop<L: Launcher + ?Sized>(
     status: u64,
 ) -> Result<(), OpError> {
     let lay = loco_layout(layout)?;
-    let (rule, err_beta, one_minus_err_beta) = rule_fields(plan.rule);
     let cl = lay.chunk_len() as u64;
     let a = QuantArgs {
         src: received,
@@ -707,14 +719,9 @@ pub fn loco_reduce_hop<L: Launcher + ?Sized>(
         src_chunk_stride: cl,
         chunks: u32_of(lay.nodes, "nodes")?,
         peers: u32_of(lay.local(), "local ranks")?,
-        err_storage: storage_code(Some(plan.error_storage)),
-        reset: plan.reset as u32,
-        rule,
-        err_beta,
-        one_minus_err_beta,
         ..base_args(lay.shard_len(), lay.group_len, lay.bits, status)?
     };
-    quant_compress(l, QuantSource::Packed, &a)
+    quant_compress(l, QuantSource::Packed, &with_plan(plan, a))
 }
 
 /// `adamant_core::loco::decompress_reduce` (`average = true`: divided by the world size) or
@@ -755,8 +762,7 @@ pub fn ef_worker_compress<L: Launcher + ?Sized>(
     packed: u64,
     status: u64,
 ) -> Result<(), OpError> {
-    let lay = ShardLayout::new(layout.len, layout.shards, layout.group_len, layout.bits)
-        .map_err(|e| OpError::InvalidArgument(format!("{e:?}")))?;
+    let lay = shard_layout(layout)?;
     let a = QuantArgs {
         src: x,
         err,
@@ -811,8 +817,7 @@ pub fn ef_decompress<L: Launcher + ?Sized>(
     out: u64,
     status: u64,
 ) -> Result<(), OpError> {
-    let lay = ShardLayout::new(layout.len, layout.shards, layout.group_len, layout.bits)
-        .map_err(|e| OpError::InvalidArgument(format!("{e:?}")))?;
+    let lay = shard_layout(layout)?;
     let a = QuantArgs {
         src: packed,
         out,
@@ -923,17 +928,11 @@ fn mini_launch<L: Launcher + ?Sized>(
     if m.count == 0 || total == 0 {
         return Ok(());
     }
-    let params = [
-        ParamValue::U64(m.segments),
-        ParamValue::from_struct(8, m.one.to_bytes()),
-        ParamValue::U32(m.count),
-        ParamValue::U64(total),
-        ParamValue::U64(refs.lr),
-        ParamValue::U64(refs.step),
-        ParamValue::U64(refs.grad_scale),
-        ParamValue::U64(refs.found_inf),
+    let params = update_params(
+        (m.segments, m.one.to_bytes(), m.count, total),
+        refs,
         ParamValue::from_struct(8, hyper.to_bytes()),
-    ];
+    );
     l.launch_kernel("adam_mini", entry, shape_for(total), &params)?;
     Ok(())
 }
@@ -957,18 +956,8 @@ pub fn mini_step<L: Launcher + ?Sized>(
     })?;
     let block = args::mini_block_entry(s).unwrap_or_default();
     m.check()?;
-    if refs.lr == 0 || refs.step == 0 {
-        return Err(OpError::InvalidArgument(
-            "lr and step must be device addresses".into(),
-        ));
-    }
-    let scan = check_finite || refs.grad_scale != 0;
-    if scan && refs.found_inf == 0 {
-        return Err(OpError::InvalidArgument(
-            "finite checking needs a found_inf flag".into(),
-        ));
-    }
-    if scan {
+    check_lr_step(refs)?;
+    if scan_needed(refs, check_finite)? {
         if let Some(t) = &m.scan {
             nonfinite_scan(l, g, t, refs.found_inf)?;
         }
@@ -1002,26 +991,7 @@ pub fn clip_coefficients<L: Launcher + ?Sized>(
     buffers: &ClipBuffers,
     hyper: &ClipHyper,
 ) -> Result<(), OpError> {
-    let (table, one, count, total) = match *inputs {
-        ReduceInputs::One(e) => {
-            if e.tile_start != 0 {
-                return Err(OpError::InvalidArgument(
-                    "a single input starts at tile 0".into(),
-                ));
-            }
-            (0, e, 1u32, e.tiles())
-        }
-        ReduceInputs::Table {
-            addr,
-            count,
-            total_tiles,
-        } => {
-            if addr == 0 || addr % 8 != 0 || count == 0 {
-                return Err(OpError::InvalidArgument("bad clip table".into()));
-            }
-            (addr, ReduceEntry::default(), count, total_tiles)
-        }
-    };
+    let (table, one, count, total) = inputs.params("bad clip table")?;
     if buffers.count != count as u64 {
         return Err(OpError::InvalidArgument(
             "clip buffers and inputs name different tensor counts".into(),
@@ -1039,23 +1009,13 @@ pub fn clip_coefficients<L: Launcher + ?Sized>(
             "clip buffers missing for this mode".into(),
         ));
     }
-    let one = ParamValue::from_struct(8, one.to_bytes());
     if total > 0 {
-        let p = [
-            ParamValue::U64(table),
-            one.clone(),
-            ParamValue::U32(count),
-            ParamValue::U64(total),
-            ParamValue::U64(grad_scale),
-        ];
+        let [p0, p1, p2, p3] = table_params(table, one.to_bytes(), count, total);
+        let p = [p0, p1, p2, p3, ParamValue::U64(grad_scale)];
         l.launch_kernel("clip", args::clip_sumsq_entry(grad), shape_for(total), &p)?;
     }
-    let p = [
-        ParamValue::U64(table),
-        one,
-        ParamValue::U32(count),
-        ParamValue::U64(buffers.sums),
-    ];
+    // The tensor sums take the table parameters with the sums' address for the total.
+    let p = table_params(table, one.to_bytes(), count, buffers.sums);
     l.launch_kernel(
         "clip",
         args::CLIP_TENSOR_SUMS_ENTRY,
