@@ -74,8 +74,7 @@ impl TensorEntry {
 
     /// Little-endian bytes, as the kernel reads them.
     pub fn to_bytes(&self) -> [u8; 64] {
-        let mut b = [0u8; 64];
-        let f = [
+        words_to_bytes([
             self.param,
             self.grad,
             self.state0,
@@ -84,11 +83,7 @@ impl TensorEntry {
             self.sr_index_offset,
             self.clip_coef,
             self.chunk_start,
-        ];
-        for (k, v) in f.iter().enumerate() {
-            b[8 * k..8 * k + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        b
+        ])
     }
 
     /// Chunks this tensor spans: `ceil(n / CHUNK)`.
@@ -99,10 +94,15 @@ impl TensorEntry {
 
 /// Fill `chunk_start` of every entry (prefix sums) and return the launch's total chunks.
 pub fn assign_chunks(entries: &mut [TensorEntry]) -> u64 {
+    assign_starts(entries, TensorEntry::chunks, |e| &mut e.chunk_start)
+}
+
+/// Set each entry's `start` to the sum of the earlier entries' `units`; returns the total.
+fn assign_starts<E>(entries: &mut [E], units: fn(&E) -> u64, start: fn(&mut E) -> &mut u64) -> u64 {
     let mut c = 0u64;
     for e in entries.iter_mut() {
-        e.chunk_start = c;
-        c += e.chunks();
+        *start(e) = c;
+        c += units(e);
     }
     c
 }
@@ -131,14 +131,7 @@ impl ReduceEntry {
     pub const SIZE: usize = 32;
     /// Little-endian bytes.
     pub fn to_bytes(&self) -> [u8; 32] {
-        let mut b = [0u8; 32];
-        for (k, v) in [self.x, self.n, self.out, self.tile_start]
-            .iter()
-            .enumerate()
-        {
-            b[8 * k..8 * k + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        b
+        words_to_bytes([self.x, self.n, self.out, self.tile_start])
     }
     /// Tiles of this entry: `ceil(n / 4096)`.
     pub fn tiles(&self) -> u64 {
@@ -148,22 +141,56 @@ impl ReduceEntry {
 
 /// Fill `tile_start` of every entry and return the total tiles.
 pub fn assign_tiles(entries: &mut [ReduceEntry]) -> u64 {
-    let mut c = 0u64;
-    for e in entries.iter_mut() {
-        e.tile_start = c;
-        c += e.tiles();
-    }
-    c
+    assign_starts(entries, ReduceEntry::tiles, |e| &mut e.tile_start)
 }
 
-fn put_f64(b: &mut [u8], at: usize, v: f64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+/// One field of a kernel argument struct: 8 bytes (u64, f64 bits) or 4 bytes (u32, f32 bits).
+#[derive(Clone, Copy)]
+enum Field {
+    Word(u64),
+    Half(u32),
 }
-fn put_u64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+
+impl From<u64> for Field {
+    fn from(v: u64) -> Field {
+        Field::Word(v)
+    }
 }
-fn put_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+impl From<f64> for Field {
+    fn from(v: f64) -> Field {
+        Field::Word(v.to_bits())
+    }
+}
+impl From<u32> for Field {
+    fn from(v: u32) -> Field {
+        Field::Half(v)
+    }
+}
+impl From<f32> for Field {
+    fn from(v: f32) -> Field {
+        Field::Half(v.to_bits())
+    }
+}
+
+/// The fields one after the other, little-endian, filling exactly `N` bytes (the structs
+/// declare no padding: every 8-byte field sits at a multiple of 8).
+fn le_bytes<const N: usize>(fields: &[Field]) -> [u8; N] {
+    let mut b = [0u8; N];
+    let mut at = 0;
+    for f in fields {
+        match *f {
+            Field::Word(v) => {
+                b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                at += 8;
+            }
+            Field::Half(v) => {
+                b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                at += 4;
+            }
+        }
+    }
+    assert_eq!(at, N, "argument fields fill the struct");
+    b
 }
 
 /// Adam/AdamW hyper-parameters as the kernel reads them (48 bytes, align 8). The device
@@ -204,15 +231,15 @@ impl AdamHyper {
     }
     /// Little-endian bytes.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        put_f64(&mut b, 0, self.beta1);
-        put_f64(&mut b, 8, self.beta2);
-        put_f64(&mut b, 16, self.eps);
-        put_f64(&mut b, 24, self.weight_decay);
-        put_u64(&mut b, 32, self.sr_seed);
-        put_u32(&mut b, 40, self.decoupled);
-        put_u32(&mut b, 44, self.stochastic);
-        b
+        le_bytes(&[
+            self.beta1.into(),
+            self.beta2.into(),
+            self.eps.into(),
+            self.weight_decay.into(),
+            self.sr_seed.into(),
+            self.decoupled.into(),
+            self.stochastic.into(),
+        ])
     }
 }
 
@@ -250,14 +277,14 @@ impl SgdHyper {
     }
     /// Little-endian bytes.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        put_f64(&mut b, 0, self.momentum);
-        put_f64(&mut b, 8, self.dampening);
-        put_f64(&mut b, 16, self.weight_decay);
-        put_u64(&mut b, 24, self.sr_seed);
-        put_u32(&mut b, 32, self.nesterov);
-        put_u32(&mut b, 36, self.stochastic);
-        b
+        le_bytes(&[
+            self.momentum.into(),
+            self.dampening.into(),
+            self.weight_decay.into(),
+            self.sr_seed.into(),
+            self.nesterov.into(),
+            self.stochastic.into(),
+        ])
     }
 }
 
@@ -295,13 +322,15 @@ impl LionHyper {
     }
     /// Little-endian bytes.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        put_f64(&mut b, 0, self.beta1);
-        put_f64(&mut b, 8, self.beta2);
-        put_f64(&mut b, 16, self.weight_decay);
-        put_u64(&mut b, 24, self.sr_seed);
-        put_u32(&mut b, 32, self.stochastic);
-        b
+        le_bytes(&[
+            self.beta1.into(),
+            self.beta2.into(),
+            self.weight_decay.into(),
+            self.sr_seed.into(),
+            self.stochastic.into(),
+            // `reserved` goes to the device as 0 whatever the field holds.
+            0u32.into(),
+        ])
     }
 }
 
@@ -500,27 +529,27 @@ impl QuantArgs {
     pub const SIZE: usize = 104;
     /// Little-endian bytes, as the kernels read them.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        put_u64(&mut b, 0, self.src);
-        put_u64(&mut b, 8, self.err);
-        put_u64(&mut b, 16, self.out);
-        put_u64(&mut b, 24, self.status);
-        put_u64(&mut b, 32, self.len);
-        put_u64(&mut b, 40, self.peer_stride);
-        put_u64(&mut b, 48, self.src_chunk_stride);
-        put_u32(&mut b, 56, self.chunks);
-        put_u32(&mut b, 60, self.nodes);
-        put_u32(&mut b, 64, self.peers);
-        put_u32(&mut b, 68, self.group_len);
-        put_u32(&mut b, 72, self.bits);
-        put_u32(&mut b, 76, self.src_bits);
-        put_u32(&mut b, 80, self.err_storage);
-        put_u32(&mut b, 84, self.reset);
-        put_u32(&mut b, 88, self.rule);
-        put_u32(&mut b, 92, self.err_beta.to_bits());
-        put_u32(&mut b, 96, self.one_minus_err_beta.to_bits());
-        put_u32(&mut b, 100, self.divisor.to_bits());
-        b
+        le_bytes(&[
+            self.src.into(),
+            self.err.into(),
+            self.out.into(),
+            self.status.into(),
+            self.len.into(),
+            self.peer_stride.into(),
+            self.src_chunk_stride.into(),
+            self.chunks.into(),
+            self.nodes.into(),
+            self.peers.into(),
+            self.group_len.into(),
+            self.bits.into(),
+            self.src_bits.into(),
+            self.err_storage.into(),
+            self.reset.into(),
+            self.rule.into(),
+            self.err_beta.into(),
+            self.one_minus_err_beta.into(),
+            self.divisor.into(),
+        ])
     }
 }
 
@@ -532,7 +561,7 @@ fn words_to_bytes<const W: usize, const B: usize>(words: [u64; W]) -> [u8; B] {
     const { assert!(B == 8 * W) };
     let mut b = [0u8; B];
     for (k, w) in words.iter().enumerate() {
-        put_u64(&mut b, 8 * k, *w);
+        b[8 * k..8 * k + 8].copy_from_slice(&w.to_le_bytes());
     }
     b
 }
@@ -665,15 +694,15 @@ impl MiniHyper {
     }
     /// Little-endian bytes.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        put_f64(&mut b, 0, self.beta1);
-        put_f64(&mut b, 8, self.beta2);
-        put_f64(&mut b, 16, self.eps);
-        put_f64(&mut b, 24, self.weight_decay);
-        put_u64(&mut b, 32, self.sr_seed);
-        put_u32(&mut b, 40, self.stochastic);
-        put_u32(&mut b, 44, self.reserved);
-        b
+        le_bytes(&[
+            self.beta1.into(),
+            self.beta2.into(),
+            self.eps.into(),
+            self.weight_decay.into(),
+            self.sr_seed.into(),
+            self.stochastic.into(),
+            self.reserved.into(),
+        ])
     }
 }
 
@@ -985,15 +1014,15 @@ impl ClipHyper {
     }
     /// Little-endian bytes.
     pub fn to_bytes(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        put_f64(&mut b, 0, self.lambda_rel);
-        put_f64(&mut b, 8, self.beta);
-        put_f64(&mut b, 16, self.eps);
-        put_f64(&mut b, 24, self.max_norm);
-        put_u64(&mut b, 32, self.t_start);
-        put_u32(&mut b, 40, self.mode);
-        put_u32(&mut b, 44, self.reserved);
-        b
+        le_bytes(&[
+            self.lambda_rel.into(),
+            self.beta.into(),
+            self.eps.into(),
+            self.max_norm.into(),
+            self.t_start.into(),
+            self.mode.into(),
+            self.reserved.into(),
+        ])
     }
 }
 
@@ -1087,6 +1116,32 @@ mod tests {
         assert_eq!(a[32..40], 0x0102_0304_0506_0708u64.to_le_bytes());
         assert_eq!(a[40..44], 1u32.to_le_bytes());
         assert_eq!(a[44..48], 7u32.to_le_bytes());
+        let lion = LionHyper {
+            beta1: 0.9,
+            beta2: 0.99,
+            weight_decay: -0.0,
+            sr_seed: 3,
+            stochastic: 1,
+            reserved: 0xFFFF_FFFF,
+        }
+        .to_bytes();
+        assert_eq!(lion[16..24], (-0.0f64).to_le_bytes());
+        assert_eq!(
+            lion[32..40],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            "reserved is sent as 0"
+        );
+        let q = QuantArgs {
+            chunks: 5,
+            divisor: -2.5,
+            ..QuantArgs::default()
+        }
+        .to_bytes();
+        assert_eq!((q[56], q[60], q[68], q[72], q[76]), (5, 1, 1, 4, 4));
+        assert_eq!(
+            q[96..104],
+            [1.0f32.to_le_bytes(), (-2.5f32).to_le_bytes()].concat()
+        );
         let c = ClipBuffers {
             sums: 1,
             count: 2,

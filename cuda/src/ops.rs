@@ -94,17 +94,18 @@ pub enum Tensors {
     },
 }
 
+/// The table parameters of one entry passed by value (no table): it must start at unit 0.
+fn single<E>(e: E, start: u64, units: u64, what: &str) -> Result<(u64, E, u32, u64), OpError> {
+    if start != 0 {
+        return Err(OpError::InvalidArgument(format!("a single {what} 0")));
+    }
+    Ok((0, e, 1, units))
+}
+
 impl Tensors {
     fn params(&self) -> Result<(u64, TensorEntry, u32, u64), OpError> {
         match *self {
-            Tensors::One(e) => {
-                if e.chunk_start != 0 {
-                    return Err(OpError::InvalidArgument(
-                        "a single tensor starts at chunk 0".into(),
-                    ));
-                }
-                Ok((0, e, 1, e.chunks()))
-            }
+            Tensors::One(e) => single(e, e.chunk_start, e.chunks(), "tensor starts at chunk"),
             Tensors::Table {
                 addr,
                 count,
@@ -362,14 +363,7 @@ impl ReduceInputs {
     /// (table, entry by value, entries, total tiles); `bad_table` names a bad table.
     fn params(&self, bad_table: &str) -> Result<(u64, ReduceEntry, u32, u64), OpError> {
         match *self {
-            ReduceInputs::One(e) => {
-                if e.tile_start != 0 {
-                    return Err(OpError::InvalidArgument(
-                        "a single input starts at tile 0".into(),
-                    ));
-                }
-                Ok((0, e, 1, e.tiles()))
-            }
+            ReduceInputs::One(e) => single(e, e.tile_start, e.tiles(), "input starts at tile"),
             ReduceInputs::Table {
                 addr,
                 count,
