@@ -122,7 +122,22 @@ struct Call<'a> {
     preset: bool,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    fn new(
+        what: String,
+        inputs: Vec<(&'a [u8], u64)>,
+        outputs: Vec<Vec<u8>>,
+        want: Result<Vec<Vec<u8>>, QuantError>,
+    ) -> Self {
+        Call {
+            what,
+            inputs,
+            outputs,
+            want,
+            preset: false,
+        }
+    }
+
     /// The same call with the status word already set (the step's `found_inf`): the device
     /// must write nothing, as when core refuses.
     fn preset(mut self) -> Self {
@@ -190,6 +205,37 @@ fn run<B: Backend + ?Sized>(
     Ok((n, refused))
 }
 
+/// Compare a call that writes `out_len` bytes (output 0) and updates an error buffer (output 1,
+/// initially `err`, bytes of `storage`): core runs on copies, the device from the same bytes.
+/// Returns core's new error bytes when core accepted the call.
+#[allow(clippy::too_many_arguments)]
+fn run_with_error<B: Backend + ?Sized, R>(
+    b: &mut B,
+    counts: &mut QuantCounts,
+    what: String,
+    input: (&[u8], u64),
+    out_len: usize,
+    storage: ErrorStorage,
+    err: &[u8],
+    core: impl FnOnce(ErrorBuf<'_>, &mut [u8]) -> Result<R, QuantError>,
+    launch: impl FnOnce(&mut B, &[u64], &[u64], u64) -> Result<(), OpError>,
+) -> Result<Option<Vec<u8>>, String> {
+    let mut out = sentinel(out_len);
+    let mut e = err.to_vec();
+    let mut ef = Vec::new();
+    let want = core(err_buf(storage, &mut e, &mut ef), &mut out)
+        .map(|_| vec![out, err_bytes(storage, &e, &ef)]);
+    let next = want.as_ref().ok().map(|w| w[1].clone());
+    let call = Call::new(
+        what,
+        vec![input],
+        vec![sentinel(out_len), err.to_vec()],
+        want,
+    );
+    counts.add(run(b, call, launch)?);
+    Ok(next)
+}
+
 /// Case counter: launches compared, bytes compared, refusals compared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QuantCounts {
@@ -234,43 +280,39 @@ pub fn quantize_case<B: Backend + ?Sized, T: Element>(
     let mut packed = sentinel(pl);
     let want = quant::quantize(&x, &layout, &mut packed).map(|_| vec![packed.clone()]);
     let w = T::DTYPE.size() as u64;
-    let call = Call {
-        what: what.clone(),
-        inputs: vec![(&xb, misalign * w)],
-        outputs: vec![sentinel(pl)],
-        want,
-        preset: false,
-    };
-    if layout.len > 0 && seed % 2 == 0 {
-        let again = Call {
-            what: what.clone(),
-            inputs: call.inputs.clone(),
-            outputs: call.outputs.clone(),
-            want: Ok(Vec::new()),
-            preset: false,
-        }
-        .preset();
-        counts.add(run(b, again, |b, i, o, s| {
-            ops::quantize(b, T::DTYPE, &layout, i[0], o[0], s)
-        })?);
-    }
-    counts.add(run(b, call, |b, i, o, s| {
+    let quantize = |b: &mut B, i: &[u64], o: &[u64], s: u64| {
         ops::quantize(b, T::DTYPE, &layout, i[0], o[0], s)
-    })?);
+    };
+    let dequantize =
+        |b: &mut B, i: &[u64], o: &[u64], s: u64| ops::dequantize(b, &layout, i[0], o[0], s);
+    let call = Call::new(
+        what.clone(),
+        vec![(&xb, misalign * w)],
+        vec![sentinel(pl)],
+        want,
+    );
+    if layout.len > 0 && seed % 2 == 0 {
+        let again = Call::new(
+            what.clone(),
+            call.inputs.clone(),
+            call.outputs.clone(),
+            Ok(Vec::new()),
+        )
+        .preset();
+        counts.add(run(b, again, quantize)?);
+    }
+    counts.add(run(b, call, quantize)?);
 
     // Dequantize core's bytes.
     let mut out = vec![0f32; layout.len];
     let want = quant::dequantize(&packed, &layout, &mut out).map(|_| vec![f32_bytes(&out)]);
-    let call = Call {
-        what: format!("de{what}"),
-        inputs: vec![(&packed, 0)],
-        outputs: vec![sentinel(4 * layout.len)],
+    let call = Call::new(
+        format!("de{what}"),
+        vec![(&packed, 0)],
+        vec![sentinel(4 * layout.len)],
         want,
-        preset: false,
-    };
-    counts.add(run(b, call, |b, i, o, s| {
-        ops::dequantize(b, &layout, i[0], o[0], s)
-    })?);
+    );
+    counts.add(run(b, call, dequantize)?);
 
     if layout.len > 0 {
         // A non-finite input element: nothing written.
@@ -288,16 +330,13 @@ pub fn quantize_case<B: Backend + ?Sized, T: Element>(
         let bb = elem_bytes(&bad);
         let mut p2 = sentinel(pl);
         let want = quant::quantize(&bad, &layout, &mut p2).map(|_| vec![p2.clone()]);
-        let call = Call {
-            what: format!("{what} non-finite at {k}"),
-            inputs: vec![(&bb, 0)],
-            outputs: vec![sentinel(pl)],
+        let call = Call::new(
+            format!("{what} non-finite at {k}"),
+            vec![(&bb, 0)],
+            vec![sentinel(pl)],
             want,
-            preset: false,
-        };
-        counts.add(run(b, call, |b, i, o, s| {
-            ops::quantize(b, T::DTYPE, &layout, i[0], o[0], s)
-        })?);
+        );
+        counts.add(run(b, call, quantize)?);
         // A bad scale (zero, negative, infinite or NaN) in one group.
         let g = (rng.next() as usize) % layout.groups();
         let mut corrupt = packed.clone();
@@ -305,16 +344,13 @@ pub fn quantize_case<B: Backend + ?Sized, T: Element>(
         set_f32(&mut corrupt, layout.scales_offset() + 4 * g, v);
         let mut out = vec![0f32; layout.len];
         let want = quant::dequantize(&corrupt, &layout, &mut out).map(|_| vec![f32_bytes(&out)]);
-        let call = Call {
-            what: format!("de{what} bad scale {v} in group {g}"),
-            inputs: vec![(&corrupt, 0)],
-            outputs: vec![sentinel(4 * layout.len)],
+        let call = Call::new(
+            format!("de{what} bad scale {v} in group {g}"),
+            vec![(&corrupt, 0)],
+            vec![sentinel(4 * layout.len)],
             want,
-            preset: false,
-        };
-        counts.add(run(b, call, |b, i, o, s| {
-            ops::dequantize(b, &layout, i[0], o[0], s)
-        })?);
+        );
+        counts.add(run(b, call, dequantize)?);
     }
     Ok(())
 }
@@ -453,59 +489,35 @@ pub fn loco_case<B: Backend + ?Sized, T: Element>(
             "loco compress {} {layout:?} {storage:?} step {step}",
             T::DTYPE
         );
-        let mut packed = sentinel(layout.compress_len());
-        let mut e = err.clone();
-        let mut ef = Vec::new();
-        let r = loco::compress(
-            &plan,
-            &layout,
-            &g,
-            err_buf(storage, &mut e, &mut ef),
-            &mut packed,
-        );
-        let want = r.map(|_| vec![packed.clone(), err_bytes(storage, &e, &ef)]);
-        let ok = want.is_ok();
-        let call = Call {
+        if let Some(e) = run_with_error(
+            b,
+            counts,
             what,
-            inputs: vec![(&gb, (step % 2) * T::DTYPE.size() as u64)],
-            outputs: vec![sentinel(layout.compress_len()), err.clone()],
-            want,
-            preset: false,
-        };
-        counts.add(run(b, call, |b, i, o, s| {
-            ops::loco_compress(b, &plan, &layout, T::DTYPE, i[0], o[1], o[0], s)
-        })?);
-        if ok {
-            err = err_bytes(storage, &e, &ef);
+            (&gb, (step % 2) * T::DTYPE.size() as u64),
+            layout.compress_len(),
+            storage,
+            &err,
+            |e, out| loco::compress(&plan, &layout, &g, e, out),
+            |b, i, o, s| ops::loco_compress(b, &plan, &layout, T::DTYPE, i[0], o[1], o[0], s),
+        )? {
+            err = e;
         }
 
         if layout.nodes > 1 {
             // Second hop over received chunks from `local` ranks.
             let received = packed_chunks(&mut rng, &chunk, layout.world, 1.0)?;
-            let mut out = sentinel(layout.hop_len());
-            let mut e = inter.clone();
-            let mut ef = Vec::new();
-            let r = loco::reduce_hop(
-                &plan,
-                &layout,
-                &received,
-                err_buf(storage, &mut e, &mut ef),
-                &mut out,
-            );
-            let want = r.map(|_| vec![out.clone(), err_bytes(storage, &e, &ef)]);
-            let ok = want.is_ok();
-            let call = Call {
-                what: format!("loco reduce_hop {layout:?} {storage:?} step {step}"),
-                inputs: vec![(&received, 0)],
-                outputs: vec![sentinel(layout.hop_len()), inter.clone()],
-                want,
-                preset: false,
-            };
-            counts.add(run(b, call, |b, i, o, s| {
-                ops::loco_reduce_hop(b, &plan, &layout, i[0], o[1], o[0], s)
-            })?);
-            if ok {
-                inter = err_bytes(storage, &e, &ef);
+            if let Some(e) = run_with_error(
+                b,
+                counts,
+                format!("loco reduce_hop {layout:?} {storage:?} step {step}"),
+                (&received, 0),
+                layout.hop_len(),
+                storage,
+                &inter,
+                |e, out| loco::reduce_hop(&plan, &layout, &received, e, out),
+                |b, i, o, s| ops::loco_reduce_hop(b, &plan, &layout, i[0], o[1], o[0], s),
+            )? {
+                inter = e;
             }
         }
     }
@@ -519,13 +531,12 @@ pub fn loco_case<B: Backend + ?Sized, T: Element>(
             loco::decompress_sum(&layout, &received, &mut out)
         };
         let want = r.map(|_| vec![f32_bytes(&out)]);
-        let call = Call {
-            what: format!("loco decompress {layout:?} average {average} x{scale_by}"),
-            inputs: vec![(&received, 0)],
-            outputs: vec![sentinel(4 * layout.shard_len())],
+        let call = Call::new(
+            format!("loco decompress {layout:?} average {average} x{scale_by}"),
+            vec![(&received, 0)],
+            vec![sentinel(4 * layout.shard_len())],
             want,
-            preset: false,
-        };
+        );
         counts.add(run(b, call, |b, i, o, s| {
             ops::loco_decompress(b, &layout, i[0], o[0], average, s)
         })?);
@@ -555,29 +566,20 @@ pub fn ef_case<B: Backend + ?Sized, T: Element>(
             let n = e0.len();
             set_f32(&mut e0, n - 4, 0.0);
         }
-        let mut packed = sentinel(layout.packed_len());
-        let mut e = e0.clone();
-        let mut ef = Vec::new();
-        let r = feedback::ef_worker_compress(
-            &layout,
-            &x,
-            err_buf(storage, &mut e, &mut ef),
-            &mut packed,
-        );
-        let want = r.map(|_| vec![packed.clone(), err_bytes(storage, &e, &ef)]);
-        let ok = want.is_ok();
-        let call = Call {
-            what: format!("ef worker {} {layout:?} {storage:?} step {step}", T::DTYPE),
-            inputs: vec![(&xb, T::DTYPE.size() as u64)],
-            outputs: vec![sentinel(layout.packed_len()), e0.clone()],
-            want,
-            preset: false,
-        };
-        counts.add(run(b, call, |b, i, o, s| {
-            ops::ef_worker_compress(b, &layout, T::DTYPE, i[0], o[1], storage, o[0], s)
-        })?);
-        if ok {
-            err = err_bytes(storage, &e, &ef);
+        if let Some(e) = run_with_error(
+            b,
+            counts,
+            format!("ef worker {} {layout:?} {storage:?} step {step}", T::DTYPE),
+            (&xb, T::DTYPE.size() as u64),
+            layout.packed_len(),
+            storage,
+            &e0,
+            |e, out| feedback::ef_worker_compress(&layout, &x, e, out),
+            |b, i, o, s| {
+                ops::ef_worker_compress(b, &layout, T::DTYPE, i[0], o[1], storage, o[0], s)
+            },
+        )? {
+            err = e;
         }
     }
     // Server: `workers` chunks of one shard.
@@ -589,54 +591,33 @@ pub fn ef_case<B: Backend + ?Sized, T: Element>(
         ..chunk
     };
     for step in 0..2 {
-        let mut out = sentinel(out_layout.packed_len());
-        let mut e = server_err.clone();
-        let mut ef = Vec::new();
-        let r = feedback::ef_server_compress(
-            &chunk,
-            server_bits,
-            &received,
-            workers,
-            err_buf(storage, &mut e, &mut ef),
-            &mut out,
-        );
-        let want = r.map(|_| vec![out.clone(), err_bytes(storage, &e, &ef)]);
-        let ok = want.is_ok();
-        let call = Call {
-            what: format!("ef server {chunk:?} -> {server_bits:?} {storage:?} step {step}"),
-            inputs: vec![(&received, 0)],
-            outputs: vec![sentinel(out_layout.packed_len()), server_err.clone()],
-            want,
-            preset: false,
-        };
-        counts.add(run(b, call, |b, i, o, s| {
-            ops::ef_server_compress(
-                b,
-                &chunk,
-                server_bits,
-                i[0],
-                workers,
-                o[1],
-                storage,
-                o[0],
-                s,
-            )
-        })?);
-        if ok {
-            server_err = err_bytes(storage, &e, &ef);
+        if let Some(e) = run_with_error(
+            b,
+            counts,
+            format!("ef server {chunk:?} -> {server_bits:?} {storage:?} step {step}"),
+            (&received, 0),
+            out_layout.packed_len(),
+            storage,
+            &server_err,
+            |e, out| feedback::ef_server_compress(&chunk, server_bits, &received, workers, e, out),
+            |b, i, o, s| {
+                let (w, bits) = (workers, server_bits);
+                ops::ef_server_compress(b, &chunk, bits, i[0], w, o[1], storage, o[0], s)
+            },
+        )? {
+            server_err = e;
         }
     }
     // Decompress the all-gathered server chunks.
     let gathered = packed_chunks(&mut rng, &chunk, layout.shards, 1.0)?;
     let mut out = vec![0f32; layout.len];
     let want = feedback::ef_decompress(&layout, &gathered, &mut out).map(|_| vec![f32_bytes(&out)]);
-    let call = Call {
-        what: format!("ef decompress {layout:?}"),
-        inputs: vec![(&gathered, 0)],
-        outputs: vec![sentinel(4 * layout.len)],
+    let call = Call::new(
+        format!("ef decompress {layout:?}"),
+        vec![(&gathered, 0)],
+        vec![sentinel(4 * layout.len)],
         want,
-        preset: false,
-    };
+    );
     counts.add(run(b, call, |b, i, o, s| {
         ops::ef_decompress(b, &layout, i[0], o[0], s)
     })?);
