@@ -235,6 +235,66 @@ pub struct UpdateCase {
     pub data_seed: u64,
 }
 
+/// An infinity (`negative`: -inf) in the middle of the last non-empty gradient.
+fn plant_infinity<'a, G: Element + 'a>(
+    grads: impl DoubleEndedIterator<Item = &'a mut Vec<G>>,
+    negative: bool,
+) {
+    if let Some(g) = grads.rev().find(|g| !g.is_empty()) {
+        let k = g.len() / 2;
+        let sign = negative as u32;
+        g[k] = G::from_bits_u32(match G::DTYPE {
+            Dtype::F32 => 0x7F80_0000 | sign << 31,
+            Dtype::Bf16 => 0x7F80 | sign << 15,
+            Dtype::F16 => 0x7C00 | sign << 15,
+        });
+    }
+}
+
+/// Core's decision for a step over `grads` (no clip; `flags` = (found_inf, check_finite)):
+/// whether it skips, and whether the finite scan sets `found_inf`.
+fn core_skip<G: Element>(
+    lr: f64,
+    grad_scale: Option<f32>,
+    (found_inf, check_finite): (bool, bool),
+    grads: &[&[G]],
+) -> (bool, bool) {
+    let opts = StepOptions {
+        lr,
+        grad_scale,
+        clip_coef: None,
+        found_inf,
+        check_finite,
+    };
+    let skip = skip_reason(&opts, grads.iter().copied()).is_some();
+    let scan_flag = !found_inf
+        && opts.checks_finite()
+        && grads.iter().any(|g| g.iter().any(|x| !x.is_finite_bits()));
+    (skip, scan_flag)
+}
+
+/// The device's step counter and `found_inf` flag (set: f32 1.0) after a step, against core's.
+fn check_step_and_flag<B: Backend + ?Sized>(
+    b: &mut B,
+    what: &str,
+    (step, want_step): (u64, u64),
+    (found_inf, want_set): (u64, bool),
+) -> Result<(), String> {
+    let bytes: Vec<u8> = get(b, step, 8, 1)?.iter().map(|&x| x as u8).collect();
+    let step_after = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "step bytes")?);
+    if step_after != want_step {
+        return Err(format!("{what}: step {step_after}, core {want_step}"));
+    }
+    let flag = get(b, found_inf, 1, 4)?[0];
+    let want_flag = if want_set { args::FOUND_INF_SET } else { 0 };
+    if flag != want_flag {
+        return Err(format!(
+            "{what}: found_inf {flag:#x}, expected {want_flag:#x}"
+        ));
+    }
+    Ok(())
+}
+
 fn sr_key(seed: Option<u64>, t: u64, off: u64) -> Option<StochasticRounding> {
     seed.map(|seed| StochasticRounding {
         seed,
@@ -284,14 +344,7 @@ pub fn update_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>
     }
     // A case with check_finite and data_seed odd plants one infinity in the last tensor.
     if case.check_finite && case.data_seed % 2 == 1 {
-        if let Some(h) = host.iter_mut().rev().find(|h| !h.g.is_empty()) {
-            let k = h.g.len() / 2;
-            h.g[k] = G::from_bits_u32(match G::DTYPE {
-                Dtype::F32 => 0xFF80_0000,
-                Dtype::Bf16 => 0xFF80,
-                Dtype::F16 => 0xFC00,
-            });
-        }
+        plant_infinity(host.iter_mut().map(|h| &mut h.g), true);
     }
 
     // Device side.
@@ -370,20 +423,11 @@ pub fn update_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>
     // Core side.
     let t = case.step0 + 1;
     let lr = case.lr as f64;
-    let opts = StepOptions {
-        lr,
-        grad_scale: case.grad_scale,
-        clip_coef: None,
-        found_inf: case.found_inf,
-        check_finite: case.check_finite,
-    };
     let grads: Vec<&[G]> = host.iter().map(|h| &h.g[..]).collect();
-    let skip = skip_reason(&opts, grads.iter().copied());
-    let scan_flag = !case.found_inf
-        && opts.checks_finite()
-        && grads.iter().any(|g| g.iter().any(|x| !x.is_finite_bits()));
+    let flags = (case.found_inf, case.check_finite);
+    let (skip, scan_flag) = core_skip(lr, case.grad_scale, flags, &grads);
     let mut want = host;
-    if skip.is_none() {
+    if !skip {
         for (spec, h) in case.tensors.iter().zip(want.iter_mut()) {
             let prep = GradPrep {
                 grad_scale: case.grad_scale.unwrap_or(1.0),
@@ -455,29 +499,14 @@ pub fn update_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>
             compared += spec.n;
         }
     }
-    let step_after = u64::from_le_bytes(
-        get(b, refs.step, 8, 1)?
-            .iter()
-            .map(|&x| x as u8)
-            .collect::<Vec<_>>()[..8]
-            .try_into()
-            .map_err(|_| "step bytes")?,
-    );
-    let want_step = if skip.is_some() { case.step0 } else { t };
-    if step_after != want_step {
-        return Err(format!("{what}: step {step_after}, core {want_step}"));
-    }
-    let flag = get(b, refs.found_inf, 1, 4)?[0];
-    let want_flag = if case.found_inf || scan_flag {
-        0x3F80_0000
-    } else {
-        0
-    };
-    if flag != want_flag {
-        return Err(format!(
-            "{what}: found_inf {flag:#x}, expected {want_flag:#x}"
-        ));
-    }
+    let want_step = if skip { case.step0 } else { t };
+    let want_flag = case.found_inf || scan_flag;
+    check_step_and_flag(
+        b,
+        &what,
+        (refs.step, want_step),
+        (refs.found_inf, want_flag),
+    )?;
     Ok(compared)
 }
 
@@ -940,14 +969,7 @@ pub fn mini_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>(
         host.push(Host { p, g, m, v });
     }
     if case.check_finite && case.data_seed % 2 == 1 {
-        if let Some(h) = host.iter_mut().rev().find(|h| !h.g.is_empty()) {
-            let k = h.g.len() / 2;
-            h.g[k] = G::from_bits_u32(match G::DTYPE {
-                Dtype::F32 => 0x7F80_0000,
-                Dtype::Bf16 => 0x7F80,
-                Dtype::F16 => 0x7C00,
-            });
-        }
+        plant_infinity(host.iter_mut().map(|h| &mut h.g), false);
     }
     let (pw, gw, sw) = (P::DTYPE.size(), G::DTYPE.size(), S::DTYPE.size());
     let mut addrs = Vec::new();
@@ -1081,18 +1103,9 @@ pub fn mini_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>(
     // Core.
     let t = case.step0 + 1;
     let lr = case.lr as f64;
-    let opts = StepOptions {
-        lr,
-        grad_scale: case.grad_scale,
-        clip_coef: None,
-        found_inf: case.found_inf,
-        check_finite: case.check_finite,
-    };
     let grads: Vec<&[G]> = host.iter().map(|h| &h.g[..]).collect();
-    let skip = skip_reason(&opts, grads.iter().copied());
-    let scan_flag = !case.found_inf
-        && opts.checks_finite()
-        && grads.iter().any(|g| g.iter().any(|x| !x.is_finite_bits()));
+    let flags = (case.found_inf, case.check_finite);
+    let (skip, scan_flag) = core_skip(lr, case.grad_scale, flags, &grads);
     let what = format!(
         "adam_mini {}/{}/{} on {}",
         P::DTYPE,
@@ -1113,7 +1126,7 @@ pub fn mini_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>(
         let cp = clip
             .plan(&sums, &gamma, &mut coefs)
             .map_err(|e| format!("{e:?}"))?;
-        if skip.is_none() {
+        if !skip {
             clip.commit(&sums, &mut gamma, &cp)
                 .map_err(|e| format!("{e:?}"))?;
         }
@@ -1156,7 +1169,7 @@ pub fn mini_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>(
         }
     }
     let mut want = host;
-    if skip.is_none() {
+    if !skip {
         for (k, (spec, h)) in case.tensors.iter().zip(want.iter_mut()).enumerate() {
             let clip = if case.adagc.is_some() {
                 coefs[k]
@@ -1207,27 +1220,9 @@ pub fn mini_case<B: Backend + ?Sized, P: Element, G: Element, S: StateElement>(
             compared += want_bits.len();
         }
     }
-    let step_after = get(b, refs.step, 8, 1)?;
-    let step_after = u64::from_le_bytes(
-        step_after.iter().map(|&x| x as u8).collect::<Vec<_>>()[..8]
-            .try_into()
-            .map_err(|_| "step bytes")?,
-    );
-    let want_step = if skip.is_some() { case.step0 } else { t };
-    if step_after != want_step {
-        return Err(format!("{what}: step {step_after}, core {want_step}"));
-    }
-    let flag = get(b, found_inf, 1, 4)?[0];
-    let want_flag = if case.found_inf || scan_flag {
-        0x3F80_0000
-    } else {
-        0
-    };
-    if flag != want_flag {
-        return Err(format!(
-            "{what}: found_inf {flag:#x}, expected {want_flag:#x}"
-        ));
-    }
+    let want_step = if skip { case.step0 } else { t };
+    let want_flag = case.found_inf || scan_flag;
+    check_step_and_flag(b, &what, (refs.step, want_step), (found_inf, want_flag))?;
     Ok(compared)
 }
 
