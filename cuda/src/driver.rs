@@ -93,14 +93,25 @@ fn load_module_functions(
         .map_err(|e| failed(&format!("cuModuleLoadData({})", m.name), e))?;
     let mut functions = HashMap::new();
     for entry in ptx::entries(m.ptx) {
-        let name =
-            CString::new(entry).map_err(|_| BackendError::Failed("bad entry name".into()))?;
         // SAFETY: `handle` is a module just loaded in the current context, never unloaded.
-        let f = unsafe { result::module::get_function(handle, name) }
-            .map_err(|e| failed(&format!("cuModuleGetFunction({entry})"), e))?;
+        let f = unsafe { get_function(handle, entry) }?;
         functions.insert(entry, f as usize);
     }
     Ok(functions)
+}
+
+/// The function `entry` of `module`.
+///
+/// # Safety
+/// `module` must be a loaded module of the current context.
+unsafe fn get_function(
+    module: sys::CUmodule,
+    entry: &str,
+) -> Result<sys::CUfunction, BackendError> {
+    let name = CString::new(entry).map_err(|_| BackendError::Failed("bad entry name".into()))?;
+    // SAFETY: forwarded from the caller.
+    unsafe { result::module::get_function(module, name) }
+        .map_err(|e| failed(&format!("cuModuleGetFunction({entry})"), e))
 }
 
 /// The function `entry` of module `module` in context `ctx` (current on this thread),
@@ -374,6 +385,18 @@ impl CudaBackend {
         // SAFETY: `self.ctx` stays retained for the life of `self`.
         unsafe { result::ctx::set_current(self.ctx) }.map_err(|e| failed("cuCtxSetCurrent", e))
     }
+
+    /// Run `f` with this backend's context current, guarded against loader panics.
+    fn in_context<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut Self) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        guarded(what, || {
+            self.make_current()?;
+            f(self)
+        })
+    }
 }
 
 impl Drop for CudaBackend {
@@ -403,12 +426,11 @@ impl Backend for CudaBackend {
     }
 
     fn alloc(&mut self, bytes: usize) -> Result<u64, BackendError> {
-        guarded("alloc", || {
-            self.make_current()?;
+        self.in_context("alloc", |this| {
             // SAFETY: plain allocation in the current context; cuMemAlloc aligns to >= 256.
             let a = unsafe { result::malloc_sync(bytes.max(1)) }
                 .map_err(|e| failed("cuMemAlloc", e))?;
-            self.allocations.push(a);
+            this.allocations.push(a);
             // SAFETY: `a` holds at least `bytes` bytes.
             unsafe { result::memset_d8_sync(a, 0, bytes.max(1)) }
                 .map_err(|e| failed("cuMemsetD8", e))?;
@@ -417,16 +439,14 @@ impl Backend for CudaBackend {
     }
 
     fn upload(&mut self, dst: u64, src: &[u8]) -> Result<(), BackendError> {
-        guarded("upload", || {
-            self.make_current()?;
+        self.in_context("upload", |_| {
             // SAFETY: the caller passes an address of at least `src.len()` bytes it allocated.
             unsafe { result::memcpy_htod_sync(dst, src) }.map_err(|e| failed("cuMemcpyHtoD", e))
         })
     }
 
     fn download(&mut self, src: u64, dst: &mut [u8]) -> Result<(), BackendError> {
-        guarded("download", || {
-            self.make_current()?;
+        self.in_context("download", |_| {
             // SAFETY: the stream's work is finished (launch waits); `src` holds `dst.len()` bytes.
             unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(|e| failed("cuMemcpyDtoH", e))
         })
@@ -439,20 +459,16 @@ impl Backend for CudaBackend {
         shape: LaunchShape,
         params: &[ParamValue],
     ) -> Result<(), BackendError> {
-        guarded("launch", || {
-            self.make_current()?;
-            if let Some(&m) = self.custom.get(module) {
-                let name = CString::new(entry)
-                    .map_err(|_| BackendError::Failed("bad entry name".into()))?;
+        self.in_context("launch", |this| {
+            if let Some(&m) = this.custom.get(module) {
                 // SAFETY: `m` is a module this backend loaded in its context, not unloaded.
-                let f = unsafe { result::module::get_function(m as sys::CUmodule, name) }
-                    .map_err(|e| failed(&format!("cuModuleGetFunction({entry})"), e))?;
-                launch_function(f, self.stream, entry, shape, params)?;
+                let f = unsafe { get_function(m as sys::CUmodule, entry) }?;
+                launch_function(f, this.stream, entry, shape, params)?;
             } else {
-                launch_raw(self.ctx, self.stream, module, entry, shape, params)?;
+                launch_raw(this.ctx, this.stream, module, entry, shape, params)?;
             }
             // SAFETY: our own live stream.
-            unsafe { result::stream::synchronize(self.stream) }
+            unsafe { result::stream::synchronize(this.stream) }
                 .map_err(|e| failed(&format!("kernel {entry}"), e))
         })
     }
@@ -460,13 +476,12 @@ impl Backend for CudaBackend {
     fn load_module(&mut self, name: &str, ptx: &str) -> Result<(), BackendError> {
         let text = CString::new(ptx)
             .map_err(|_| BackendError::Failed(format!("module {name}: NUL byte in PTX")))?;
-        guarded("load module", || {
-            self.make_current()?;
+        self.in_context("load module", |this| {
             // SAFETY: `text` is a NUL-terminated PTX image alive for the call (the driver
             // copies it).
             let h = unsafe { result::module::load_data(text.as_ptr() as *const c_void) }
                 .map_err(|e| failed(&format!("cuModuleLoadData({name})"), e))?;
-            if let Some(old) = self.custom.insert(name.to_string(), h as usize) {
+            if let Some(old) = this.custom.insert(name.to_string(), h as usize) {
                 // SAFETY: an earlier module of this backend, no launch of it is pending
                 // (launch waits).
                 let _ = unsafe { result::module::unload(old as sys::CUmodule) };
@@ -476,9 +491,8 @@ impl Backend for CudaBackend {
     }
 
     fn free_all(&mut self) -> Result<(), BackendError> {
-        guarded("free", || {
-            self.make_current()?;
-            for a in self.allocations.drain(..) {
+        self.in_context("free", |this| {
+            for a in this.allocations.drain(..) {
                 // SAFETY: allocated by this backend with cuMemAlloc, not freed before; no
                 // launch is pending (launch waits).
                 unsafe { result::free_sync(a) }.map_err(|e| failed("cuMemFree", e))?;
