@@ -13,6 +13,13 @@ use common::{cview, view};
 use core::ffi::c_void;
 use core::ptr::{null, null_mut};
 
+/// `call` returns `status` (one line per checked call).
+macro_rules! returns {
+    ($call:expr => $status:expr) => {
+        assert_eq!($call, $status, "{}", stringify!($call))
+    };
+}
+
 const NO_DEVICE: adamant_status = adamant_status::NoCudaDriver;
 
 /// Device-side scalars of a step, as host memory the tests can watch.
@@ -102,75 +109,19 @@ fn spec_every_step_entry_point_returns_no_device_and_writes_nothing() {
         // SAFETY: valid host views standing in for device memory; nothing dereferences them
         // without a driver (checked below).
         unsafe {
-            assert_eq!(
-                adamant_cuda_adamw_step(&adam, &args, pv, gv, mv, vv, stream()),
-                NO_DEVICE
-            );
-            assert_eq!(
-                adamant_cuda_adam_step(&adam, &args, pv, gv, mv, vv, stream()),
-                NO_DEVICE
-            );
-            assert_eq!(
-                adamant_cuda_sgd_step(&sgd, &args, pv, gv, mv, stream()),
-                NO_DEVICE
-            );
-            assert_eq!(
-                adamant_cuda_lion_step(&lion, &args, pv, gv, mv, stream()),
-                NO_DEVICE
-            );
+            returns!(adamant_cuda_adamw_step(&adam, &args, pv, gv, mv, vv, stream()) => NO_DEVICE);
+            returns!(adamant_cuda_adam_step(&adam, &args, pv, gv, mv, vv, stream()) => NO_DEVICE);
+            returns!(adamant_cuda_sgd_step(&sgd, &args, pv, gv, mv, stream()) => NO_DEVICE);
+            returns!(adamant_cuda_lion_step(&lion, &args, pv, gv, mv, stream()) => NO_DEVICE);
             let (ps, gs, ms, vs) = ([pv], [gv], [mv], [vv]);
-            for count in [0usize, 1] {
-                assert_eq!(
-                    adamant_cuda_adamw_step_multi(
-                        &adam,
-                        &args,
-                        ps.as_ptr(),
-                        gs.as_ptr(),
-                        ms.as_ptr(),
-                        vs.as_ptr(),
-                        count,
-                        stream()
-                    ),
-                    NO_DEVICE,
-                    "count {count}"
-                );
-                assert_eq!(
-                    adamant_cuda_adam_step_multi(
-                        &adam,
-                        &args,
-                        ps.as_ptr(),
-                        gs.as_ptr(),
-                        ms.as_ptr(),
-                        vs.as_ptr(),
-                        count,
-                        stream()
-                    ),
-                    NO_DEVICE
-                );
-                assert_eq!(
-                    adamant_cuda_sgd_step_multi(
-                        &sgd,
-                        &args,
-                        ps.as_ptr(),
-                        gs.as_ptr(),
-                        ms.as_ptr(),
-                        count,
-                        stream()
-                    ),
-                    NO_DEVICE
-                );
-                assert_eq!(
-                    adamant_cuda_lion_step_multi(
-                        &lion,
-                        &args,
-                        ps.as_ptr(),
-                        gs.as_ptr(),
-                        ms.as_ptr(),
-                        count,
-                        stream()
-                    ),
-                    NO_DEVICE
-                );
+            let (ps, gs, ms, vs) = (ps.as_ptr(), gs.as_ptr(), ms.as_ptr(), vs.as_ptr());
+            let st = stream();
+            for n in [0usize, 1] {
+                let adamw = adamant_cuda_adamw_step_multi(&adam, &args, ps, gs, ms, vs, n, st);
+                let adam_l2 = adamant_cuda_adam_step_multi(&adam, &args, ps, gs, ms, vs, n, st);
+                let sgd_s = adamant_cuda_sgd_step_multi(&sgd, &args, ps, gs, ms, n, st);
+                let lion_s = adamant_cuda_lion_step_multi(&lion, &args, ps, gs, ms, n, st);
+                assert_eq!([adamw, adam_l2, sgd_s, lion_s], [NO_DEVICE; 4], "count {n}");
             }
         }
     }
@@ -224,18 +175,9 @@ fn spec_scan_commit_and_reductions_return_no_device() {
             adamant_cuda_nonfinite_check(grads.as_ptr(), 2, &mut sc.found_inf, stream()),
             NO_DEVICE
         );
-        assert_eq!(
-            adamant_cuda_nonfinite_check(null(), 0, &mut sc.found_inf, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_step_commit(&mut sc.step, &sc.found_inf, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_step_commit(&mut sc.step, null(), stream()),
-            NO_DEVICE
-        );
+        returns!(adamant_cuda_nonfinite_check(null(), 0, &mut sc.found_inf, stream()) => NO_DEVICE);
+        returns!(adamant_cuda_step_commit(&mut sc.step, &sc.found_inf, stream()) => NO_DEVICE);
+        returns!(adamant_cuda_step_commit(&mut sc.step, null(), stream()) => NO_DEVICE);
         for op in [0u32, 1] {
             assert_eq!(
                 adamant_cuda_reduce_partials(op, cview(g), view(&mut parts), stream()),
@@ -337,10 +279,7 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
     let bad_enum = adamant_tensor { dtype: 9, ..pv };
     assert_eq!(call(&adam, &good, bad_enum, gv, mv, vv), S::InvalidEnum);
     let f16_state = adamant_tensor { dtype: 2, ..mv };
-    assert_eq!(
-        call(&adam, &good, pv, gv, f16_state, vv),
-        S::UnsupportedDtype
-    );
+    returns!(call(&adam, &good, pv, gv, f16_state, vv) => S::UnsupportedDtype);
     let bf16_sq = adamant_tensor { dtype: 1, ..vv };
     assert_eq!(call(&adam, &good, pv, gv, mv, bf16_sq), S::UnsupportedDtype);
     let null_param = adamant_tensor {
@@ -374,49 +313,17 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
     assert_eq!(call(&adam, &good, pv, gv, alias, vv), S::Overlap);
     // List forms: NULL arrays with count > 0; a bad view in the second tensor.
     let (ps, gs, ms, vs) = ([pv, bad_enum], [gv, gv], [mv, mv], [vv, vv]);
+    let (gs, ms, vs) = (gs.as_ptr(), ms.as_ptr(), vs.as_ptr());
     // SAFETY: arrays of two views each (or NULL, checked first).
+    let multi =
+        |ps, n| unsafe { adamant_cuda_adamw_step_multi(&adam, &good, ps, gs, ms, vs, n, stream()) };
+    assert_eq!(multi(null(), 1), S::NullPointer);
+    assert_eq!(multi(ps.as_ptr(), 2), S::InvalidEnum);
+    // The same buffers in two tensors overlap.
+    let ps2 = [pv, pv];
+    assert_eq!(multi(ps2.as_ptr(), 2), S::Overlap);
+    // SAFETY: valid host views (or NULL, checked first) standing in for device memory.
     unsafe {
-        assert_eq!(
-            adamant_cuda_adamw_step_multi(
-                &adam,
-                &good,
-                null(),
-                gs.as_ptr(),
-                ms.as_ptr(),
-                vs.as_ptr(),
-                1,
-                stream()
-            ),
-            S::NullPointer
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_multi(
-                &adam,
-                &good,
-                ps.as_ptr(),
-                gs.as_ptr(),
-                ms.as_ptr(),
-                vs.as_ptr(),
-                2,
-                stream()
-            ),
-            S::InvalidEnum
-        );
-        // The same buffers in two tensors overlap.
-        let ps2 = [pv, pv];
-        assert_eq!(
-            adamant_cuda_adamw_step_multi(
-                &adam,
-                &good,
-                ps2.as_ptr(),
-                gs.as_ptr(),
-                ms.as_ptr(),
-                vs.as_ptr(),
-                2,
-                stream()
-            ),
-            S::Overlap
-        );
         // SGD: with momentum the buffer must be as long as the parameters; without it, empty.
         let sgd = adamant_sgd_config {
             momentum: 0.9,
@@ -424,18 +331,9 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
         };
         let plain = adamant_sgd_config_default();
         let empty = adamant_tensor { len: 0, ..mv };
-        assert_eq!(
-            adamant_cuda_sgd_step(&sgd, &good, pv, gv, empty, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step(&plain, &good, pv, gv, mv, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step(&plain, &good, pv, gv, empty, stream()),
-            NO_DEVICE
-        );
+        returns!(adamant_cuda_sgd_step(&sgd, &good, pv, gv, empty, stream()) => S::LengthMismatch);
+        returns!(adamant_cuda_sgd_step(&plain, &good, pv, gv, mv, stream()) => S::LengthMismatch);
+        returns!(adamant_cuda_sgd_step(&plain, &good, pv, gv, empty, stream()) => NO_DEVICE);
         let bad_lion = adamant_lion_config {
             beta2: -0.5,
             ..adamant_lion_config_default()
@@ -459,23 +357,14 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
             adamant_cuda_nonfinite_check(bad_g.as_ptr(), 1, &mut sc.found_inf, stream()),
             S::InvalidEnum
         );
-        assert_eq!(
-            adamant_cuda_step_commit(null_mut(), null(), stream()),
-            S::NullPointer
-        );
+        returns!(adamant_cuda_step_commit(null_mut(), null(), stream()) => S::NullPointer);
         let mut parts = vec![0.0f32; 1];
-        assert_eq!(
-            adamant_cuda_reduce_partials(2, gv, view(&mut parts), stream()),
-            S::InvalidEnum
-        );
+        returns!(adamant_cuda_reduce_partials(2, gv, view(&mut parts), stream()) => S::InvalidEnum);
         let bf_parts = adamant_tensor {
             dtype: 1,
             ..view(&mut parts)
         };
-        assert_eq!(
-            adamant_cuda_reduce_partials(0, gv, bf_parts, stream()),
-            S::UnsupportedDtype
-        );
+        returns!(adamant_cuda_reduce_partials(0, gv, bf_parts, stream()) => S::UnsupportedDtype);
         let mut two = vec![0.0f32; 2];
         assert_eq!(
             adamant_cuda_reduce_partials(0, gv, view(&mut two), stream()),
@@ -486,10 +375,7 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
             dtype: 0,
             len: 1,
         };
-        assert_eq!(
-            adamant_cuda_reduce_partials(0, gv, in_place, stream()),
-            S::Overlap
-        );
+        returns!(adamant_cuda_reduce_partials(0, gv, in_place, stream()) => S::Overlap);
         let mut out: *const f32 = null();
         let many = vec![0.0f32; 5000];
         let mut small = vec![0.0f32; 1];
@@ -602,86 +488,44 @@ fn spec_table_entry_points_encode_here_and_steps_return_no_device() {
     let lion_cfg = adamant_lion_config_default();
     let clip_args = sc.args(true, true, 1);
     let args = sc.args(true, false, 1);
+    use adamant_cuda_adam_step_table as adam_t;
+    use adamant_cuda_adamw_step_table as adamw_t;
+    use adamant_cuda_lion_step_table as lion_t;
+    use adamant_cuda_sgd_step_table as sgd_t;
+    let st = stream();
     // SAFETY: host structs; the "device" pointers are host memory nothing dereferences
     // without a driver (checked below).
     unsafe {
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &clip_args, &adam, t, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_adam_step_table(&adamw, &clip_args, &adam, t, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_lion_step_table(&lion_cfg, &args, &lion, t, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step_table(&sgd, &args, &sgd_m, t, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step_table(&plain, &args, &sgd_plain, t, stream()),
-            NO_DEVICE
-        );
+        assert_eq!(adamw_t(&adamw, &clip_args, &adam, t, st), NO_DEVICE);
+        assert_eq!(adam_t(&adamw, &clip_args, &adam, t, st), NO_DEVICE);
+        assert_eq!(lion_t(&lion_cfg, &args, &lion, t, st), NO_DEVICE);
+        assert_eq!(sgd_t(&sgd, &args, &sgd_m, t, st), NO_DEVICE);
+        assert_eq!(sgd_t(&plain, &args, &sgd_plain, t, st), NO_DEVICE);
         // Argument errors first, in the documented order.
-        assert_eq!(
-            adamant_cuda_adamw_step_table(null(), &clip_args, &adam, t, stream()),
-            S::NullPointer
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, null(), &adam, t, stream()),
-            S::NullPointer
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &clip_args, null(), t, stream()),
-            S::NullPointer
-        );
+        assert_eq!(adamw_t(null(), &clip_args, &adam, t, st), S::NullPointer);
+        assert_eq!(adamw_t(&adamw, null(), &adam, t, st), S::NullPointer);
+        assert_eq!(adamw_t(&adamw, &clip_args, null(), t, st), S::NullPointer);
         let bad_beta = adamant_adam_config {
             beta2: 1.0,
             ..adamw
         };
         assert_eq!(
-            adamant_cuda_adamw_step_table(&bad_beta, &clip_args, &adam, t, stream()),
+            adamw_t(&bad_beta, &clip_args, &adam, t, st),
             S::InvalidConfig
         );
         // A descriptor of another rule, or a clip address the table was not encoded with.
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &clip_args, &lion, t, stream()),
-            S::InvalidConfig
-        );
-        assert_eq!(
-            adamant_cuda_lion_step_table(&lion_cfg, &args, &adam, t, stream()),
-            S::InvalidConfig
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &args, &adam, t, stream()),
-            S::InvalidConfig
-        );
+        assert_eq!(adamw_t(&adamw, &clip_args, &lion, t, st), S::InvalidConfig);
+        assert_eq!(lion_t(&lion_cfg, &args, &adam, t, st), S::InvalidConfig);
+        assert_eq!(adamw_t(&adamw, &args, &adam, t, st), S::InvalidConfig);
         // SGD: momentum step over a table without buffers and the other way round.
+        assert_eq!(sgd_t(&sgd, &args, &sgd_plain, t, st), S::LengthMismatch);
+        assert_eq!(sgd_t(&plain, &args, &sgd_m, t, st), S::LengthMismatch);
         assert_eq!(
-            adamant_cuda_sgd_step_table(&sgd, &args, &sgd_plain, t, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step_table(&plain, &args, &sgd_m, t, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &clip_args, &adam, null(), stream()),
+            adamw_t(&adamw, &clip_args, &adam, null(), st),
             S::NullPointer
         );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(
-                &adamw,
-                &clip_args,
-                &adam,
-                t.wrapping_byte_add(4),
-                stream()
-            ),
-            S::Misaligned
-        );
+        let odd = t.wrapping_byte_add(4);
+        assert_eq!(adamw_t(&adamw, &clip_args, &adam, odd, st), S::Misaligned);
     }
     // Encoding errors write nothing: mixed state dtypes, a short buffer.
     let mut mixed = ms;
@@ -843,10 +687,7 @@ fn clip_encode(g: &[Vec<f32>]) -> (Vec<u64>, adamant_cuda_clip_table, Vec<f32>) 
     let (mut tb, mut sl) = (0usize, 0usize);
     // SAFETY: live host arrays; the views' data are never dereferenced.
     unsafe {
-        assert_eq!(
-            adamant_cuda_clip_table_bytes(views.len(), &mut tb),
-            adamant_status::Ok
-        );
+        returns!(adamant_cuda_clip_table_bytes(views.len(), &mut tb) => adamant_status::Ok);
         assert_eq!(
             adamant_cuda_clip_scratch_len(views.as_ptr(), views.len(), &mut sl),
             adamant_status::Ok
@@ -966,10 +807,7 @@ fn spec_mini_clip_and_compression_entry_points_return_no_device_and_write_nothin
     let pl = |n: usize, g: usize, bits: u32| {
         let mut l = 0usize;
         // SAFETY: a live out pointer.
-        assert_eq!(
-            unsafe { adamant_quant_packed_len(n, g, bits, &mut l) },
-            adamant_status::Ok
-        );
+        returns!(unsafe { adamant_quant_packed_len(n, g, bits, &mut l) } => adamant_status::Ok);
         l
     };
     let lcfg = adamant_loco_config {
@@ -979,10 +817,7 @@ fn spec_mini_clip_and_compression_entry_points_return_no_device_and_write_nothin
     };
     let mut z = adamant_loco_sizes::default();
     // SAFETY: live pointers.
-    assert_eq!(
-        unsafe { adamant_loco_layout_sizes(&lcfg, 1000, 4, 2, &mut z) },
-        adamant_status::Ok
-    );
+    returns!(unsafe { adamant_loco_layout_sizes(&lcfg, 1000, 4, 2, &mut z) } => adamant_status::Ok);
     let pk = packed.as_mut_ptr().cast::<u8>();
     // SAFETY: host stand-ins for device memory; nothing is dereferenced without a driver.
     unsafe {
@@ -1362,10 +1197,7 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
     let bad_cfg = adamant_adam_mini_config { beta1: 1.5, ..cfg };
     assert_eq!(step(&bad_cfg, &args, &good, tp), S::InvalidConfig);
     assert_eq!(step(&cfg, &args, &good, null()), S::NullPointer);
-    assert_eq!(
-        step(&cfg, &args, &good, tp.wrapping_byte_add(4)),
-        S::Misaligned
-    );
+    returns!(step(&cfg, &args, &good, tp.wrapping_byte_add(4)) => S::Misaligned);
     let f16_state = adamant_cuda_adam_mini_table {
         state_dtype: 2,
         ..good
@@ -1421,28 +1253,13 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         }
     };
     let (cp, rp) = (coefs.as_mut_ptr(), record.as_mut_ptr());
-    assert_eq!(
-        coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 1, cp, rp),
-        S::LengthMismatch
-    );
+    returns!(coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 1, cp, rp) => S::LengthMismatch);
     let bad_mode = adamant_adagc_config { mode: 5, ..acfg };
-    assert_eq!(
-        coefs_call(&bad_mode, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp),
-        S::InvalidEnum
-    );
+    returns!(coefs_call(&bad_mode, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp) => S::InvalidEnum);
     let bad_beta = adamant_adagc_config { beta: 1.0, ..acfg };
-    assert_eq!(
-        coefs_call(&bad_beta, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp),
-        S::InvalidConfig
-    );
-    assert_eq!(
-        coefs_call(&acfg, &cdesc, null(), gamma.as_ptr(), 2, cp, rp),
-        S::NullPointer
-    );
-    assert_eq!(
-        coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 2, cp, null_mut()),
-        S::NullPointer
-    );
+    returns!(coefs_call(&bad_beta, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp) => S::InvalidConfig);
+    returns!(coefs_call(&acfg, &cdesc, null(), gamma.as_ptr(), 2, cp, rp) => S::NullPointer);
+    returns!(coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 2, cp, null_mut()) => S::NullPointer);
     assert_eq!(
         coefs_call(
             &acfg,
@@ -1459,18 +1276,12 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         grad_dtype: 8,
         ..cdesc
     };
-    assert_eq!(
-        coefs_call(&acfg, &bad_desc, ctp, gamma.as_ptr(), 2, cp, rp),
-        S::InvalidEnum
-    );
+    returns!(coefs_call(&acfg, &bad_desc, ctp, gamma.as_ptr(), 2, cp, rp) => S::InvalidEnum);
     let short = adamant_cuda_clip_table {
         scratch_len: 3,
         ..cdesc
     };
-    assert_eq!(
-        coefs_call(&acfg, &short, ctp, gamma.as_ptr(), 2, cp, rp),
-        S::LengthMismatch
-    );
+    returns!(coefs_call(&acfg, &short, ctp, gamma.as_ptr(), 2, cp, rp) => S::LengthMismatch);
     // SAFETY: host stand-ins.
     unsafe {
         assert_eq!(
@@ -1587,10 +1398,7 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         assert_eq!(q(cview(&x), 0, 4, pk, ok_len, st), S::InvalidConfig);
         assert_eq!(q(cview(&x), 64, 4, pk, ok_len + 4, st), S::LengthMismatch);
         assert_eq!(q(cview(&x), 64, 4, pk, ok_len, null_mut()), S::NullPointer);
-        assert_eq!(
-            q(cview(&x), 64, 4, pk.wrapping_add(2), ok_len, st),
-            S::Misaligned
-        );
+        returns!(q(cview(&x), 64, 4, pk.wrapping_add(2), ok_len, st) => S::Misaligned);
         assert_eq!(
             q(
                 adamant_const_tensor {
@@ -1605,10 +1413,7 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
             ),
             S::InvalidEnum
         );
-        assert_eq!(
-            q(cview(&x), 64, 4, x.as_ptr().cast_mut().cast(), ok_len, st),
-            S::Overlap
-        );
+        returns!(q(cview(&x), 64, 4, x.as_ptr().cast_mut().cast(), ok_len, st) => S::Overlap);
         assert_eq!(
             adamant_cuda_dequantize(pk, ok_len, 64, 4, pk.cast(), 1000, st, stream()),
             S::Overlap
