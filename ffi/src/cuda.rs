@@ -152,18 +152,10 @@ where
     let args = *try_ref!(args);
     args.refs()?;
     let (hyper, lens) = prepare(config)?;
+    let hyper = hyper.as_ref();
     // SAFETY: the caller's contract: `stream` is NULL or a live stream of the current context.
     let launcher = unsafe { on_stream(stream) };
-    checked_step(
-        rule,
-        hyper.as_ref(),
-        &args,
-        count,
-        specs,
-        raw,
-        lens,
-        launcher,
-    )
+    checked_step(rule, hyper, &args, count, specs, raw, lens, launcher)
 }
 
 /// Validate a whole step (device scalars, every view), then get the launcher from `launcher`

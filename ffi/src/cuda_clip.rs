@@ -301,8 +301,7 @@ pub(crate) fn checked_adagc_coefs<L: Launcher>(
     if a.gamma_len(t.count) != gamma_len {
         return Err(adamant_status::LengthMismatch);
     }
-    let ranges = [sr, tr, gr, csr, cr, rr, gsr];
-    no_overlap(&ranges)?;
+    no_overlap(&[sr, tr, gr, csr, cr, rr, gsr])?;
     let hyper = ClipHyper::adagc(&a.config);
     let bufs = buffers(&t, sa, ca, ga, csa, ra);
     launch(launcher, |l| {
@@ -336,8 +335,7 @@ pub(crate) fn checked_adagc_commit<L: Launcher>(
         written: false,
         ..sr
     };
-    let ranges = [sr, gr, csr, rr, fr];
-    no_overlap(&ranges)?;
+    no_overlap(&[sr, gr, csr, rr, fr])?;
     let hyper = ClipHyper::adagc(&a.config);
     let bufs = buffers(&t, sa, 0, ga, csa, ra);
     launch(launcher, |l| ops::clip_commit(l, &bufs, fa, &hyper))
@@ -367,8 +365,7 @@ pub(crate) fn checked_global_norm<L: Launcher>(
     let (d, sa, sr) = check_desc(&t)?;
     let (ta, tr) = check_table_device(&t, table_device)?;
     let (gsa, gsr) = dev_scalar(grad_scale, true, false)?;
-    let ranges = [sr, tr, cr, rr, gsr];
-    no_overlap(&ranges)?;
+    no_overlap(&[sr, tr, cr, rr, gsr])?;
     let hyper = ClipHyper::global_norm(&clip);
     let bufs = buffers(&t, sa, ca, 0, 0, ra);
     launch(launcher, |l| {

@@ -958,8 +958,8 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
     // --- Adam-mini encode.
     let mut mm = Mini::new();
     let before = mm.snapshot();
-    let mut l = mm.layouts();
-    let (mut p, mut g, m, mut v) = mm.views();
+    let l = mm.layouts();
+    let (p, g, m, v) = mm.views();
     let (mut tb, mut sl) = (0usize, 0usize);
     // SAFETY: live host arrays.
     unsafe {
@@ -972,207 +972,93 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         table_bytes: 77,
         ..Default::default()
     };
-    let enc = |l: &[adamant_block_layout],
-               p: &[adamant_tensor],
-               g: &[adamant_const_tensor],
-               v: &[adamant_tensor],
-               sl: usize,
-               tb: usize,
-               table: &mut [u64],
-               scratch: &mut [f32],
-               desc: *mut adamant_cuda_adam_mini_table| {
+    /// The arguments of one encode call that change between the cases.
+    #[derive(Clone)]
+    struct Enc {
+        l: [adamant_block_layout; 3],
+        p: Vec<adamant_tensor>,
+        g: Vec<adamant_const_tensor>,
+        v: Vec<adamant_tensor>,
+        sl: usize,
+        tb: usize,
+        desc: bool,
+    }
+    static G16: [u16; 7] = [0; 7];
+    type Edit = fn(&mut Enc);
+    let cases: [(&str, Edit, S); 13] = [
+        ("out_desc NULL", |e| e.desc = false, S::NullPointer),
+        ("scratch_len", |e| e.sl += 1, S::LengthMismatch),
+        ("table_bytes", |e| e.tb += 8, S::LengthMismatch),
+        ("exp_avg_sq length", |e| e.v[0].len = 4, S::LengthMismatch),
+        ("f16 state", |e| e.v[1].dtype = 2, S::UnsupportedDtype),
+        (
+            "mixed grad dtypes",
+            |e| {
+                e.g[1] = adamant_const_tensor {
+                    data: G16.as_ptr().cast(),
+                    dtype: 1,
+                    len: 7,
+                }
+            },
+            S::UnsupportedDtype,
+        ),
+        ("grad length", |e| e.g[2].len = 25, S::LengthMismatch),
+        ("layout kind", |e| e.l[0].kind = 9, S::InvalidEnum),
+        (
+            "rows that do not divide",
+            |e| e.l[0].block_len = 7,
+            S::LengthMismatch,
+        ),
+        (
+            "weight_decay flag",
+            |e| e.l[0].weight_decay = 2,
+            S::InvalidEnum,
+        ),
+        (
+            "overlapping params",
+            |e| e.p[1].data = e.p[0].data,
+            S::Overlap,
+        ),
+        ("NULL grad data", |e| e.g[0].data = null(), S::NullPointer),
+        (
+            "misaligned exp_avg_sq",
+            |e| e.v[0].data = e.v[0].data.wrapping_byte_add(2),
+            S::Misaligned,
+        ),
+    ];
+    let base = Enc {
+        l,
+        p: p.clone(),
+        g,
+        v,
+        sl,
+        tb,
+        desc: true,
+    };
+    for (what, edit, want) in cases {
+        let mut e = base.clone();
+        edit(&mut e);
+        let d: *mut adamant_cuda_adam_mini_table = if e.desc { &mut desc } else { null_mut() };
         // SAFETY: live host arrays and buffers.
-        unsafe {
+        let st = unsafe {
             adamant_cuda_adam_mini_table_encode(
-                l.as_ptr(),
-                p.as_ptr(),
-                g.as_ptr(),
+                e.l.as_ptr(),
+                e.p.as_ptr(),
+                e.g.as_ptr(),
                 m.as_ptr(),
-                v.as_ptr(),
+                e.v.as_ptr(),
                 null(),
                 3,
                 scratch.as_mut_ptr(),
-                sl,
+                e.sl,
                 table.as_mut_ptr().cast(),
-                tb,
-                desc,
+                e.tb,
+                d,
             )
-        }
-    };
-    let mut check = |l: &[adamant_block_layout],
-                     p: &[adamant_tensor],
-                     g: &[adamant_const_tensor],
-                     v: &[adamant_tensor],
-                     sl: usize,
-                     tb: usize,
-                     desc_p: bool,
-                     want: S,
-                     what: &str| {
-        let d: *mut adamant_cuda_adam_mini_table = if desc_p { &mut desc } else { null_mut() };
-        assert_eq!(
-            enc(l, p, g, v, sl, tb, &mut table, &mut scratch, d),
-            want,
-            "{what}"
-        );
+        };
+        assert_eq!(st, want, "{what}");
         assert!(table.iter().all(|&w| w == 0xEEEE_EEEE_EEEE_EEEE), "{what}");
-    };
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        false,
-        S::NullPointer,
-        "out_desc NULL",
-    );
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl + 1,
-        tb,
-        true,
-        S::LengthMismatch,
-        "scratch_len",
-    );
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb + 8,
-        true,
-        S::LengthMismatch,
-        "table_bytes",
-    );
-    let mut bad_v = v.clone();
-    bad_v[0].len = 4;
-    check(
-        &l,
-        &p,
-        &g,
-        &bad_v,
-        sl,
-        tb,
-        true,
-        S::LengthMismatch,
-        "exp_avg_sq length",
-    );
-    let mut f16_v = v.clone();
-    f16_v[1].dtype = 2;
-    check(
-        &l,
-        &p,
-        &g,
-        &f16_v,
-        sl,
-        tb,
-        true,
-        S::UnsupportedDtype,
-        "f16 state",
-    );
-    let g16: Vec<u16> = vec![0; 7];
-    let mut mixed = g.clone();
-    mixed[1] = adamant_const_tensor {
-        data: g16.as_ptr().cast(),
-        dtype: 1,
-        len: 7,
-    };
-    check(
-        &l,
-        &p,
-        &mixed,
-        &v,
-        sl,
-        tb,
-        true,
-        S::UnsupportedDtype,
-        "mixed grad dtypes",
-    );
-    let mut bad_g = g.clone();
-    bad_g[2].len = 25;
-    check(
-        &l,
-        &p,
-        &bad_g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::LengthMismatch,
-        "grad length",
-    );
-    l[0].kind = 9;
-    check(&l, &p, &g, &v, sl, tb, true, S::InvalidEnum, "layout kind");
-    l[0].kind = 1;
-    l[0].block_len = 7;
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::LengthMismatch,
-        "rows that do not divide",
-    );
-    l[0].block_len = 40;
-    l[0].weight_decay = 2;
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::InvalidEnum,
-        "weight_decay flag",
-    );
-    l[0].weight_decay = 1;
-    p[1].data = p[0].data;
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::Overlap,
-        "overlapping params",
-    );
-    p = mm_views_p(&mut mm);
-    g[0].data = null();
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::NullPointer,
-        "NULL grad data",
-    );
-    g[0] = cview(&mm.g[0]);
-    v[0].data = v[0].data.wrapping_byte_add(2);
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::Misaligned,
-        "misaligned exp_avg_sq",
-    );
+    }
     assert_eq!(desc.table_bytes, 77, "descriptor written on failure");
     // SAFETY: a NULL layout array with count 3.
     assert_eq!(
@@ -1399,20 +1285,11 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         assert_eq!(q(cview(&x), 64, 4, pk, ok_len + 4, st), S::LengthMismatch);
         assert_eq!(q(cview(&x), 64, 4, pk, ok_len, null_mut()), S::NullPointer);
         returns!(q(cview(&x), 64, 4, pk.wrapping_add(2), ok_len, st) => S::Misaligned);
-        assert_eq!(
-            q(
-                adamant_const_tensor {
-                    dtype: 7,
-                    ..cview(&x)
-                },
-                64,
-                4,
-                pk,
-                ok_len,
-                st
-            ),
-            S::InvalidEnum
-        );
+        let bad_enum = adamant_const_tensor {
+            dtype: 7,
+            ..cview(&x)
+        };
+        assert_eq!(q(bad_enum, 64, 4, pk, ok_len, st), S::InvalidEnum);
         returns!(q(cview(&x), 64, 4, x.as_ptr().cast_mut().cast(), ok_len, st) => S::Overlap);
         assert_eq!(
             adamant_cuda_dequantize(pk, ok_len, 64, 4, pk.cast(), 1000, st, stream()),
@@ -1483,38 +1360,23 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
             ),
             S::LengthMismatch
         );
-        assert_eq!(
+        let ew = |shards: usize, error_int8: u32| {
             adamant_cuda_ef_worker_compress(
                 cview(&x),
-                4,
+                shards,
                 32,
                 4,
-                2,
+                error_int8,
                 ep,
                 1000,
                 pk,
                 4096,
                 st,
-                stream()
-            ),
-            S::InvalidEnum
-        );
-        assert_eq!(
-            adamant_cuda_ef_worker_compress(
-                cview(&x),
-                3,
-                32,
-                4,
-                0,
-                ep,
-                1000,
-                pk,
-                4096,
-                st,
-                stream()
-            ),
-            S::LengthMismatch
-        );
+                stream(),
+            )
+        };
+        assert_eq!(ew(4, 2), S::InvalidEnum);
+        assert_eq!(ew(3, 0), S::LengthMismatch);
         assert_eq!(
             adamant_cuda_ef_server_compress(
                 250,
@@ -1534,31 +1396,15 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
             ),
             S::InvalidConfig
         );
-        assert_eq!(
-            adamant_cuda_ef_decompress(pk, 4096, 3, 32, 8, out.as_mut_ptr(), 1000, st, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_ef_decompress(
-                pk,
-                4096,
-                4,
-                32,
-                8,
-                out.as_mut_ptr(),
-                1000,
-                null_mut(),
-                stream()
-            ),
-            S::NullPointer
-        );
+        let o = out.as_mut_ptr();
+        let ed = |shards: usize, s: *mut f32| {
+            adamant_cuda_ef_decompress(pk, 4096, shards, 32, 8, o, 1000, s, stream())
+        };
+        assert_eq!(ed(3, st), S::LengthMismatch);
+        assert_eq!(ed(4, null_mut()), S::NullPointer);
     }
     assert_eq!((out_step, status.to_bits()), (99, 0));
     assert!(packed.iter().all(|&w| w == 0xA5A5_A5A5));
     assert!(out.iter().chain(&err).all(|x| x.to_bits() == 0));
     sc.untouched();
-}
-
-fn mm_views_p(mm: &mut Mini) -> Vec<adamant_tensor> {
-    mm.views().0
 }
