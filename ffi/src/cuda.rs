@@ -19,7 +19,8 @@
 //! counter alone) when `*found_inf` is nonzero, and the finite scan sets it to 1.0 when a
 //! gradient is NaN or infinite. `ADAMANT_STATUS_OK` means the work was queued.
 
-use crate::cuda_dev::on_stream;
+use crate::cuda_dev::{launch, on_stream};
+use crate::loco::no_overlap;
 use crate::multi::{check_all, views, Raw, Spec};
 use crate::options::flag;
 use crate::status::adamant_status;
@@ -126,22 +127,32 @@ pub(crate) fn entry<const B: usize>(v: &[View; B], clip: u64) -> TensorEntry {
     }
 }
 
-/// One step of `rule` over `count` device tensors: validate every argument, then queue the
-/// step on `stream` (see [`checked_step`]).
+/// One step of `rule` over `count` device tensors from its host `config`: the config and
+/// `args` checked (pointers and flags before values, as the CPU ABI), then `prepare` (the
+/// rule's validation, at learning rate 0 since the rate is on the device) gives the kernel
+/// hyperparameters and the length rule, then every view is checked and the step queued on
+/// `stream` (see [`checked_step`]).
 ///
 /// # Safety
 /// As the public entry points.
-unsafe fn device_step<const B: usize>(
+unsafe fn rule_step<C: Copy, H: AsRef<[u8]>, F, const B: usize>(
     rule: Rule,
-    hyper: &[u8],
+    config: *const C,
     args: *const adamant_cuda_step_args,
     count: usize,
     specs: &[Spec; B],
     raw: impl Fn(usize) -> [Raw; B],
-    lens: impl Fn(&[View; B]) -> Result<(), adamant_status>,
+    prepare: impl FnOnce(C) -> Result<(H, F), adamant_status>,
     stream: *mut c_void,
-) -> Result<(), adamant_status> {
+) -> Result<(), adamant_status>
+where
+    F: Fn(&[View; B]) -> Result<(), adamant_status>,
+{
+    let config = *try_ref!(config);
     let args = *try_ref!(args);
+    args.refs()?;
+    let (hyper, lens) = prepare(config)?;
+    let hyper = hyper.as_ref();
     // SAFETY: the caller's contract: `stream` is NULL or a live stream of the current context.
     let launcher = unsafe { on_stream(stream) };
     checked_step(rule, hyper, &args, count, specs, raw, lens, launcher)
@@ -247,23 +258,21 @@ unsafe fn adam_any(
     raw: impl Fn(usize) -> [Raw; 4],
     stream: *mut c_void,
 ) -> Result<(), adamant_status> {
-    let config = *try_ref!(config);
-    // Pointers and flags before values, as the CPU ABI.
-    try_ref!(args).refs()?;
-    // The learning rate is on the device: validate the rest at lr 0.
-    let cfg = config.to_core(decoupled, 0.0)?;
-    cfg.validate()?;
-    let hyper = AdamHyper::from_config(&cfg).to_bytes();
+    let prepare = |c: adamant_adam_config| -> Result<_, adamant_status> {
+        let cfg = c.to_core(decoupled, 0.0)?;
+        cfg.validate()?;
+        Ok((AdamHyper::from_config(&cfg).to_bytes(), adam_lens))
+    };
     // SAFETY: forwarded caller contract.
     unsafe {
-        device_step(
+        rule_step(
             Rule::Adam,
-            &hyper,
+            config,
             args,
             count,
             &ADAM_SPECS,
             raw,
-            adam_lens,
+            prepare,
             stream,
         )
     }
@@ -421,31 +430,30 @@ unsafe fn sgd_any(
     raw: impl Fn(usize) -> [Raw; 3],
     stream: *mut c_void,
 ) -> Result<(), adamant_status> {
-    let config = *try_ref!(config);
-    // Pointers and flags before values, as the CPU ABI.
-    try_ref!(args).refs()?;
-    let cfg = config.to_core(0.0)?;
-    cfg.validate()?;
-    let with_buf = cfg.has_momentum();
-    let lens = move |v: &[View; 3]| {
-        let n = v[0].len;
-        let want_buf = if with_buf { n } else { 0 };
-        if v[1].len != n || v[2].len != want_buf {
-            return Err(adamant_status::LengthMismatch);
-        }
-        Ok(())
+    let prepare = |c: adamant_sgd_config| -> Result<_, adamant_status> {
+        let cfg = c.to_core(0.0)?;
+        cfg.validate()?;
+        let with_buf = cfg.has_momentum();
+        let lens = move |v: &[View; 3]| {
+            let n = v[0].len;
+            let want_buf = if with_buf { n } else { 0 };
+            if v[1].len != n || v[2].len != want_buf {
+                return Err(adamant_status::LengthMismatch);
+            }
+            Ok(())
+        };
+        Ok((SgdHyper::from_config(&cfg).to_bytes(), lens))
     };
-    let hyper = SgdHyper::from_config(&cfg).to_bytes();
     // SAFETY: forwarded caller contract.
     unsafe {
-        device_step(
+        rule_step(
             Rule::Sgd,
-            &hyper,
+            config,
             args,
             count,
             &THREE_SPECS,
             raw,
-            lens,
+            prepare,
             stream,
         )
     }
@@ -505,22 +513,21 @@ unsafe fn lion_any(
     raw: impl Fn(usize) -> [Raw; 3],
     stream: *mut c_void,
 ) -> Result<(), adamant_status> {
-    let config = *try_ref!(config);
-    // Pointers and flags before values, as the CPU ABI.
-    try_ref!(args).refs()?;
-    let cfg = config.to_core(0.0)?;
-    cfg.validate()?;
-    let hyper = LionHyper::from_config(&cfg).to_bytes();
+    let prepare = |c: adamant_lion_config| -> Result<_, adamant_status> {
+        let cfg = c.to_core(0.0)?;
+        cfg.validate()?;
+        Ok((LionHyper::from_config(&cfg).to_bytes(), same_lens))
+    };
     // SAFETY: forwarded caller contract.
     unsafe {
-        device_step(
+        rule_step(
             Rule::Lion,
-            &hyper,
+            config,
             args,
             count,
             &THREE_SPECS,
             raw,
-            same_lens,
+            prepare,
             stream,
         )
     }
@@ -631,8 +638,7 @@ pub unsafe extern "C" fn adamant_cuda_step_commit(
             ..StepRefs::default()
         };
         // SAFETY: the caller's contract: `stream` is NULL or a live stream.
-        let mut l = unsafe { on_stream(stream) }()?;
-        ops::commit(&mut l, &refs).map_err(status_of)
+        launch(unsafe { on_stream(stream) }, |l| ops::commit(l, &refs))
     })
 }
 
@@ -667,7 +673,7 @@ pub unsafe extern "C" fn adamant_cuda_reduce_partials(
         if ov.len != adamant_core::reduce::tile_count(xv.len) {
             return Err(adamant_status::LengthMismatch);
         }
-        crate::tensor::check_overlap(2, |i| [xv.as_range(), ov.as_range()][i])?;
+        no_overlap(&[xv.as_range(), ov.as_range()])?;
         let e = ReduceEntry {
             x: if xv.len > 0 { xv.ptr.addr() as u64 } else { 0 },
             n: xv.len as u64,
@@ -712,7 +718,7 @@ pub unsafe extern "C" fn adamant_cuda_reduce_combine(
         if pv.len == 0 || sv.len < adamant_cuda_reduce_combine_scratch_len(pv.len) {
             return Err(adamant_status::LengthMismatch);
         }
-        crate::tensor::check_overlap(2, |i| [pv.as_range(), sv.as_range()][i])?;
+        no_overlap(&[pv.as_range(), sv.as_range()])?;
         let scratch_addr = if sv.len > 0 { sv.ptr.addr() as u64 } else { 0 };
         // SAFETY: the caller's contract above.
         let r = unsafe {

@@ -29,11 +29,11 @@
 //! (`check_finite = 1` or a loss scale) so its scan skips the update, as the CPU caller would.
 
 use crate::adagc::adamant_adagc_config;
-use crate::cuda::status_of;
-use crate::cuda_dev::{dev_array, dev_scalar, on_stream};
+use crate::cuda_dev::{dev_array, dev_scalar, launch, on_stream};
+use crate::loco::no_overlap;
 use crate::multi::{array_range, check_all, views, Raw, Spec};
 use crate::status::adamant_status;
-use crate::tensor::{adamant_const_tensor, check_out_array, check_overlap, Range, View, ANY_DTYPE};
+use crate::tensor::{adamant_const_tensor, check_out_array, Range, View, ANY_DTYPE};
 use adamant_core::clip::GlobalNormClip;
 use adamant_core::Dtype;
 use adamant_cuda::args::{ClipBuffers, ClipHyper, ReduceEntry, TILE};
@@ -301,12 +301,12 @@ pub(crate) fn checked_adagc_coefs<L: Launcher>(
     if a.gamma_len(t.count) != gamma_len {
         return Err(adamant_status::LengthMismatch);
     }
-    let ranges = [sr, tr, gr, csr, cr, rr, gsr];
-    check_overlap(ranges.len(), |k| ranges[k])?;
+    no_overlap(&[sr, tr, gr, csr, cr, rr, gsr])?;
     let hyper = ClipHyper::adagc(&a.config);
     let bufs = buffers(&t, sa, ca, ga, csa, ra);
-    let mut l = launcher()?;
-    ops::clip_coefficients(&mut l, d, &inputs(&t, ta), gsa, &bufs, &hyper).map_err(status_of)
+    launch(launcher, |l| {
+        ops::clip_coefficients(l, d, &inputs(&t, ta), gsa, &bufs, &hyper)
+    })
 }
 
 pub(crate) fn checked_adagc_commit<L: Launcher>(
@@ -335,12 +335,10 @@ pub(crate) fn checked_adagc_commit<L: Launcher>(
         written: false,
         ..sr
     };
-    let ranges = [sr, gr, csr, rr, fr];
-    check_overlap(ranges.len(), |k| ranges[k])?;
+    no_overlap(&[sr, gr, csr, rr, fr])?;
     let hyper = ClipHyper::adagc(&a.config);
     let bufs = buffers(&t, sa, 0, ga, csa, ra);
-    let mut l = launcher()?;
-    ops::clip_commit(&mut l, &bufs, fa, &hyper).map_err(status_of)
+    launch(launcher, |l| ops::clip_commit(l, &bufs, fa, &hyper))
 }
 
 pub(crate) fn checked_global_norm<L: Launcher>(
@@ -367,12 +365,12 @@ pub(crate) fn checked_global_norm<L: Launcher>(
     let (d, sa, sr) = check_desc(&t)?;
     let (ta, tr) = check_table_device(&t, table_device)?;
     let (gsa, gsr) = dev_scalar(grad_scale, true, false)?;
-    let ranges = [sr, tr, cr, rr, gsr];
-    check_overlap(ranges.len(), |k| ranges[k])?;
+    no_overlap(&[sr, tr, cr, rr, gsr])?;
     let hyper = ClipHyper::global_norm(&clip);
     let bufs = buffers(&t, sa, ca, 0, 0, ra);
-    let mut l = launcher()?;
-    ops::clip_coefficients(&mut l, d, &inputs(&t, ta), gsa, &bufs, &hyper).map_err(status_of)
+    launch(launcher, |l| {
+        ops::clip_coefficients(l, d, &inputs(&t, ta), gsa, &bufs, &hyper)
+    })
 }
 
 /// AdaGC phase one on the device: from the gradients of the encoded table (`table`, its

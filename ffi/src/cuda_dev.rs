@@ -10,7 +10,7 @@ use crate::cuda::status_of;
 use crate::status::adamant_status;
 use crate::tensor::Range;
 use adamant_cuda::driver::StreamLauncher;
-use adamant_cuda::ops::OpError;
+use adamant_cuda::ops::{Launcher, OpError};
 use core::ffi::c_void;
 
 /// The launcher of a caller's stream, made only when called (after the argument checks).
@@ -23,6 +23,26 @@ pub(crate) unsafe fn on_stream(
     move || {
         // SAFETY: the caller's contract above.
         unsafe { StreamLauncher::new(stream) }.map_err(|e| status_of(OpError::from(e)))
+    }
+}
+
+/// Get the launcher (the driver check, after every argument check) and queue `queue` on it;
+/// a launch error becomes its status.
+pub(crate) fn launch<L: Launcher>(
+    launcher: impl FnOnce() -> Result<L, adamant_status>,
+    queue: impl FnOnce(&mut L) -> Result<(), OpError>,
+) -> Result<(), adamant_status> {
+    let mut l = launcher()?;
+    queue(&mut l).map_err(status_of)
+}
+
+/// The kernels take group lengths, chunk and tensor counts as 32-bit values
+/// (`ADAMANT_STATUS_INVALID_CONFIG` when one does not fit).
+pub(crate) fn fits_u32(values: &[usize]) -> Result<(), adamant_status> {
+    if values.iter().all(|&v| u32::try_from(v).is_ok()) {
+        Ok(())
+    } else {
+        Err(adamant_status::InvalidConfig)
     }
 }
 

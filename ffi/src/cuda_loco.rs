@@ -25,29 +25,17 @@
 //! error buffers and the status word (`ADAMANT_STATUS_MISALIGNED` otherwise).
 
 use crate::adamant_loco_config;
-use crate::cuda::status_of;
-use crate::cuda_dev::{dev_array, on_stream, status_word};
-use crate::loco::{bits_from, layout_of, storage_from};
-use crate::multi::{check_all, views, Raw, Spec};
+use crate::cuda_dev::{dev_array, fits_u32, launch, on_stream, status_word};
+use crate::loco::{
+    bits_from, input_view, layout_of, no_overlap, plan_after, quant_layout, shard_layout,
+    storage_from,
+};
 use crate::status::adamant_status;
-use crate::tensor::{adamant_const_tensor, check_overlap, Range, View, ANY_DTYPE};
-use adamant_core::feedback::{ErrorStorage, ShardLayout};
-use adamant_core::loco::Loco;
+use crate::tensor::{adamant_const_tensor, Range, View};
+use adamant_core::feedback::ErrorStorage;
 use adamant_core::quant::QuantLayout;
 use adamant_cuda::ops::{self, Launcher};
 use core::ffi::c_void;
-
-const IN: [Spec; 1] = [Spec {
-    written: false,
-    allowed: ANY_DTYPE,
-}];
-
-/// The kernels take group lengths and chunk counts as 32-bit values.
-fn fits_u32(v: usize) -> Result<(), adamant_status> {
-    u32::try_from(v)
-        .map(|_| ())
-        .map_err(|_| adamant_status::InvalidConfig)
-}
 
 /// A read-only device view's address (0 when empty).
 fn view_addr(v: &View) -> u64 {
@@ -101,16 +89,13 @@ pub(crate) fn checked_quantize<L: Launcher>(
 ) -> Result<(), adamant_status> {
     let (pa, pr) = packed_array(out_packed.cast_const(), packed_len, true)?;
     let (sa, sr) = status_word(status)?;
-    let b = bits_from(bits)?;
-    let layout =
-        QuantLayout::new(x.len, group_len, b).map_err(|_| adamant_status::InvalidConfig)?;
-    fits_u32(group_len)?;
-    let raw = |_| [Raw::from(x)];
-    check_all(1, &IN, raw, |_: &[View; 1]| Ok(()), &[pr, sr])?;
+    let layout = quant_layout(x.len, group_len, bits_from(bits)?)?;
+    fits_u32(&[group_len])?;
+    let v = input_view(x, &[pr, sr])?;
     len_is(layout.packed_len(), packed_len)?;
-    let v = views(&IN, &raw(0))?[0];
-    let mut l = launcher()?;
-    ops::quantize(&mut l, v.dtype, &layout, view_addr(&v), pa, sa).map_err(status_of)
+    launch(launcher, |l| {
+        ops::quantize(l, v.dtype, &layout, view_addr(&v), pa, sa)
+    })
 }
 
 pub(crate) fn checked_dequantize<L: Launcher>(
@@ -126,14 +111,11 @@ pub(crate) fn checked_dequantize<L: Launcher>(
     let (pa, pr) = packed_array(packed, packed_len, false)?;
     let (oa, or) = f32_array(out.cast_const(), len, true)?;
     let (sa, sr) = status_word(status)?;
-    let b = bits_from(bits)?;
-    let layout = QuantLayout::new(len, group_len, b).map_err(|_| adamant_status::InvalidConfig)?;
-    fits_u32(group_len)?;
-    let ranges = [pr, or, sr];
-    check_overlap(3, |k| ranges[k])?;
+    let layout = quant_layout(len, group_len, bits_from(bits)?)?;
+    fits_u32(&[group_len])?;
+    no_overlap(&[pr, or, sr])?;
     len_is(layout.packed_len(), packed_len)?;
-    let mut l = launcher()?;
-    ops::dequantize(&mut l, &layout, pa, oa, sa).map_err(status_of)
+    launch(launcher, |l| ops::dequantize(l, &layout, pa, oa, sa))
 }
 
 pub(crate) fn checked_loco_compress<L: Launcher>(
@@ -155,26 +137,15 @@ pub(crate) fn checked_loco_compress<L: Launcher>(
     let (pa, pr) = packed_array(out_packed.cast_const(), packed_len, true)?;
     let (ea, er) = err_array(c.error_storage, err, err_len)?;
     let (sa, sr) = status_word(status)?;
-    let raw = |_| [Raw::from(grad)];
-    check_all(
-        1,
-        &IN,
-        raw,
-        |_: &[View; 1]| Ok(()),
-        &[er, pr, sr, View::out_range(os)],
-    )?;
+    let v = input_view(grad, &[er, pr, sr, View::out_range(os)])?;
     let lay = layout_of(&c, grad.len, world, nodes)?;
-    fits_u32(c.group_len)?;
-    fits_u32(world)?;
+    fits_u32(&[c.group_len, world])?;
     len_is(lay.compress_len(), packed_len)?;
     len_is(lay.error_len(c.error_storage), err_len)?;
-    let mut lc = Loco::new(c)?;
-    lc.state.step = step;
-    let plan = lc.begin()?;
-    let v = views(&IN, &raw(0))?[0];
-    let mut l = launcher()?;
-    ops::loco_compress(&mut l, &plan, &lay, v.dtype, view_addr(&v), ea, pa, sa)
-        .map_err(status_of)?;
+    let plan = plan_after(c, step)?;
+    launch(launcher, |l| {
+        ops::loco_compress(l, &plan, &lay, v.dtype, view_addr(&v), ea, pa, sa)
+    })?;
     // SAFETY: non-NULL, aligned (try_out!), overlapping no other buffer of the call.
     unsafe { os.write(plan.step) };
     Ok(())
@@ -200,22 +171,19 @@ pub(crate) fn checked_loco_reduce_hop<L: Launcher>(
     let (pa, pr) = packed_array(out_packed.cast_const(), packed_len, true)?;
     let (ea, er) = err_array(c.error_storage, err_inter, err_len)?;
     let (sa, sr) = status_word(status)?;
-    let ranges = [rr, er, pr, sr];
-    check_overlap(4, |k| ranges[k])?;
+    no_overlap(&[rr, er, pr, sr])?;
     let lay = layout_of(&c, len, world, nodes)?;
     if nodes < 2 {
         return Err(adamant_status::LengthMismatch);
     }
-    fits_u32(c.group_len)?;
-    fits_u32(world)?;
+    fits_u32(&[c.group_len, world])?;
     len_is(lay.compress_len(), received_len)?;
     len_is(lay.hop_len(), packed_len)?;
     len_is(lay.inter_error_len(c.error_storage), err_len)?;
-    let mut lc = Loco::new(c)?;
-    lc.state.step = step;
-    let plan = lc.begin()?;
-    let mut l = launcher()?;
-    ops::loco_reduce_hop(&mut l, &plan, &lay, ra, ea, pa, sa).map_err(status_of)
+    let plan = plan_after(c, step)?;
+    launch(launcher, |l| {
+        ops::loco_reduce_hop(l, &plan, &lay, ra, ea, pa, sa)
+    })
 }
 
 pub(crate) fn checked_loco_decompress_reduce<L: Launcher>(
@@ -234,15 +202,14 @@ pub(crate) fn checked_loco_decompress_reduce<L: Launcher>(
     let (ra, rr) = packed_array(received, received_len, false)?;
     let (oa, or) = f32_array(out.cast_const(), out_len, true)?;
     let (sa, sr) = status_word(status)?;
-    let ranges = [rr, or, sr];
-    check_overlap(3, |k| ranges[k])?;
+    no_overlap(&[rr, or, sr])?;
     let lay = layout_of(&c, len, world, nodes)?;
-    fits_u32(c.group_len)?;
-    fits_u32(world)?;
+    fits_u32(&[c.group_len, world])?;
     len_is(lay.received_len(), received_len)?;
     len_is(lay.shard_len(), out_len)?;
-    let mut l = launcher()?;
-    ops::loco_decompress(&mut l, &lay, ra, oa, true, sa).map_err(status_of)
+    launch(launcher, |l| {
+        ops::loco_decompress(l, &lay, ra, oa, true, sa)
+    })
 }
 
 pub(crate) fn checked_ef_worker_compress<L: Launcher>(
@@ -263,17 +230,14 @@ pub(crate) fn checked_ef_worker_compress<L: Launcher>(
     let (pa, pr) = packed_array(out_packed.cast_const(), packed_len, true)?;
     let (ea, er) = err_array(st, err, err_len)?;
     let (sa, sr) = status_word(status)?;
-    let raw = |_| [Raw::from(x)];
-    check_all(1, &IN, raw, |_: &[View; 1]| Ok(()), &[er, pr, sr])?;
-    let lay = ShardLayout::new(x.len, shards, group_len, b)
-        .map_err(|_| adamant_status::LengthMismatch)?;
-    fits_u32(group_len)?;
-    fits_u32(shards)?;
+    let v = input_view(x, &[er, pr, sr])?;
+    let lay = shard_layout(x.len, shards, group_len, b)?;
+    fits_u32(&[group_len, shards])?;
     len_is(lay.packed_len(), packed_len)?;
     len_is(lay.error_len(st), err_len)?;
-    let v = views(&IN, &raw(0))?[0];
-    let mut l = launcher()?;
-    ops::ef_worker_compress(&mut l, &lay, v.dtype, view_addr(&v), ea, st, pa, sa).map_err(status_of)
+    launch(launcher, |l| {
+        ops::ef_worker_compress(l, &lay, v.dtype, view_addr(&v), ea, st, pa, sa)
+    })
 }
 
 pub(crate) fn checked_ef_server_compress<L: Launcher>(
@@ -299,26 +263,23 @@ pub(crate) fn checked_ef_server_compress<L: Launcher>(
     let (pa, pr) = packed_array(out_packed.cast_const(), packed_len, true)?;
     let (ea, er) = err_array(st, err, err_len)?;
     let (sa, sr) = status_word(status)?;
-    let ranges = [rr, er, pr, sr];
-    check_overlap(4, |k| ranges[k])?;
-    let worker =
-        QuantLayout::new(shard_len, group_len, wb).map_err(|_| adamant_status::InvalidConfig)?;
+    no_overlap(&[rr, er, pr, sr])?;
+    let worker = quant_layout(shard_len, group_len, wb)?;
     if workers == 0 {
         return Err(adamant_status::InvalidConfig);
     }
-    fits_u32(group_len)?;
-    fits_u32(workers)?;
+    fits_u32(&[group_len, workers])?;
     let want_received = workers
         .checked_mul(worker.packed_len())
         .ok_or(adamant_status::LengthTooLarge)?;
     len_is(want_received, received_len)?;
     let server = QuantLayout { bits: sb, ..worker };
     len_is(server.packed_len(), packed_len)?;
-    let one = ShardLayout::new(shard_len, 1, group_len, wb)
-        .map_err(|_| adamant_status::LengthMismatch)?;
+    let one = shard_layout(shard_len, 1, group_len, wb)?;
     len_is(one.error_len(st), err_len)?;
-    let mut l = launcher()?;
-    ops::ef_server_compress(&mut l, &worker, sb, ra, workers, ea, st, pa, sa).map_err(status_of)
+    launch(launcher, |l| {
+        ops::ef_server_compress(l, &worker, sb, ra, workers, ea, st, pa, sa)
+    })
 }
 
 pub(crate) fn checked_ef_decompress<L: Launcher>(
@@ -336,15 +297,11 @@ pub(crate) fn checked_ef_decompress<L: Launcher>(
     let (oa, or) = f32_array(out.cast_const(), len, true)?;
     let (sa, sr) = status_word(status)?;
     let b = bits_from(bits)?;
-    let ranges = [pr, or, sr];
-    check_overlap(3, |k| ranges[k])?;
-    let lay =
-        ShardLayout::new(len, shards, group_len, b).map_err(|_| adamant_status::LengthMismatch)?;
-    fits_u32(group_len)?;
-    fits_u32(shards)?;
+    no_overlap(&[pr, or, sr])?;
+    let lay = shard_layout(len, shards, group_len, b)?;
+    fits_u32(&[group_len, shards])?;
     len_is(lay.packed_len(), packed_len)?;
-    let mut l = launcher()?;
-    ops::ef_decompress(&mut l, &lay, pa, oa, sa).map_err(status_of)
+    launch(launcher, |l| ops::ef_decompress(l, &lay, pa, oa, sa))
 }
 
 /// `adamant_quantize` on the device: `x` (a device view, f32/bf16/f16) into `out_packed`
@@ -636,6 +593,19 @@ mod sim_tests {
         get_words(s, a, 1)[0]
     }
 
+    /// The CPU call returned `failure` and the device set its status word at `sa`, or (no
+    /// failure) the CPU call succeeded and the word stayed clear.
+    fn same_outcome(
+        s: &mut Simulator,
+        sa: u64,
+        st: adamant_status,
+        failure: Option<adamant_status>,
+        what: &str,
+    ) {
+        let want = failure.map_or((OK, 0), |f| (f, SET));
+        assert_eq!((st, word(s, sa)), want, "{what}");
+    }
+
     fn cview(w: &[u32], d: u32, n: usize) -> adamant_const_tensor {
         adamant_const_tensor {
             data: w.as_ptr().cast(),
@@ -697,14 +667,12 @@ mod sim_tests {
                     assert_eq!(r, Ok(()));
                     let dev = get_bytes(&mut s, pa, plen);
                     let what = format!("dtype {d} bits {bits} poison {poison:?}");
+                    let failure = poison.map(|_| adamant_status::SkippedNonFinite);
+                    same_outcome(&mut s, sa, st, failure, &what);
                     if poison.is_some() {
-                        assert_eq!(st, adamant_status::SkippedNonFinite, "{what}");
-                        assert_eq!(word(&mut s, sa), SET, "{what}");
                         assert!(dev.iter().all(|&b| b == 0xA5), "{what}: packed written");
                         continue;
                     }
-                    assert_eq!(st, OK, "{what}");
-                    assert_eq!(word(&mut s, sa), 0, "{what}");
                     assert_eq!(dev, cpu, "{what}: packed bytes");
                     // Dequantize the same bytes, then a copy with a NaN scale.
                     let mut bad = cpu.clone();
@@ -737,13 +705,11 @@ mod sim_tests {
                         );
                         assert_eq!(r, Ok(()));
                         let got = get_words(&mut s, oa, n);
+                        let failure = corrupt.then_some(adamant_status::InvalidConfig);
+                        same_outcome(&mut s, sa, st, failure, &what);
                         if corrupt {
-                            assert_eq!(st, adamant_status::InvalidConfig, "{what}");
-                            assert_eq!(word(&mut s, sa), SET, "{what}");
                             assert!(got.iter().all(|&w| w == 0x5A5A_5A5A), "{what}: out written");
                         } else {
-                            assert_eq!(st, OK, "{what}");
-                            assert_eq!(word(&mut s, sa), 0, "{what}");
                             assert_eq!(got, out, "{what}: dequantized bits");
                         }
                     }
@@ -838,13 +804,12 @@ mod sim_tests {
                     step + 1,
                     "{what}: out_step is written when queued"
                 );
+                let failure = poison.then_some(adamant_status::SkippedNonFinite);
+                same_outcome(&mut s, sa, st, failure, &what);
                 if poison {
-                    assert_eq!(st, adamant_status::SkippedNonFinite, "{what}");
                     assert_eq!((&packed, &err), (&packed0, &err0), "{what}: CPU wrote");
-                    assert_eq!(word(&mut s, sa), SET, "{what}");
                 } else {
-                    assert_eq!((st, cpu_step), (OK, step + 1), "{what}");
-                    assert_eq!(word(&mut s, sa), 0, "{what}");
+                    assert_eq!(cpu_step, step + 1, "{what}");
                 }
                 assert_eq!(
                     get_bytes(&mut s, pa, z.compress_len),
@@ -1022,13 +987,10 @@ mod sim_tests {
                     || Ok(Borrowed(&mut s)),
                 );
                 assert_eq!(r, Ok(()), "{what}");
+                let failure = poison.then_some(adamant_status::SkippedNonFinite);
+                same_outcome(&mut s, sa, st, failure, &what);
                 if poison {
-                    assert_eq!(st, adamant_status::SkippedNonFinite, "{what}");
                     assert_eq!((&packed, &err), (&packed0, &err0), "{what}");
-                    assert_eq!(word(&mut s, sa), SET, "{what}");
-                } else {
-                    assert_eq!(st, OK, "{what}");
-                    assert_eq!(word(&mut s, sa), 0, "{what}");
                 }
                 assert_eq!(
                     get_bytes(&mut s, pa, packed.len()),

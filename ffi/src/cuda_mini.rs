@@ -31,8 +31,7 @@ use crate::cuda_dev::{dev_array, on_stream};
 use crate::multi::{array_range, check_all, views, Raw, Spec};
 use crate::status::adamant_status;
 use crate::tensor::{
-    adamant_const_tensor, adamant_tensor, check_out_array, dtype_from, Range, View, ANY_DTYPE,
-    STATE_DTYPES,
+    adamant_const_tensor, adamant_tensor, check_out_array, dtype_from, Range, View, STATE_DTYPES,
 };
 use adamant_core::rules::adam_mini::Block;
 use adamant_core::{BlockLayout, Dtype};
@@ -76,24 +75,8 @@ pub struct adamant_cuda_adam_mini_table {
     pub state_dtype: u32,
 }
 
-const SPECS: [Spec; 4] = [
-    Spec {
-        written: true,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: false,
-        allowed: ANY_DTYPE,
-    },
-    Spec {
-        written: true,
-        allowed: STATE_DTYPES,
-    },
-    Spec {
-        written: true,
-        allowed: STATE_DTYPES,
-    },
-];
+/// `[param, grad, exp_avg, exp_avg_sq]`, as the dense Adam call.
+const SPECS: [Spec; 4] = crate::cuda::ADAM_SPECS;
 
 fn lens(v: &[View; 4]) -> Result<(), adamant_status> {
     let n = v[0].len;

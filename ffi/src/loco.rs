@@ -30,8 +30,8 @@ use crate::options::flag;
 use crate::status::adamant_status;
 use crate::tensor::{adamant_const_tensor, check_out_array, check_overlap, Range, View, ANY_DTYPE};
 use adamant_core::error::QuantError;
-use adamant_core::feedback::{ErrorBuf, ErrorStorage};
-use adamant_core::loco::{self, Loco, LocoConfig, LocoLayout};
+use adamant_core::feedback::{ErrorBuf, ErrorStorage, ShardLayout};
+use adamant_core::loco::{self, Loco, LocoConfig, LocoLayout, LocoPlan};
 use adamant_core::quant::{self, Bits, QuantLayout};
 use adamant_core::{bf16, f16, Dtype};
 use core::ffi::c_void;
@@ -219,6 +219,72 @@ fn written(p: *const u8, n: usize) -> Range {
     }
 }
 
+/// No two of `ranges` overlap (`ADAMANT_STATUS_OVERLAP` otherwise).
+pub(crate) fn no_overlap(ranges: &[Range]) -> Result<(), adamant_status> {
+    check_overlap(ranges.len(), |k| ranges[k])
+}
+
+/// The one input view `x` of a call, checked (dtype, pointer, no overlap with `others`).
+pub(crate) fn input_view(
+    x: adamant_const_tensor,
+    others: &[Range],
+) -> Result<View, adamant_status> {
+    let raw = |_| [Raw::from(x)];
+    check_all(1, &IN, raw, |_: &[View; 1]| Ok(()), others)?;
+    Ok(views(&IN, &raw(0))?[0])
+}
+
+/// The quantizer layout of `len` elements (`ADAMANT_STATUS_INVALID_CONFIG` when invalid).
+pub(crate) fn quant_layout(
+    len: usize,
+    group_len: usize,
+    bits: Bits,
+) -> Result<QuantLayout, adamant_status> {
+    QuantLayout::new(len, group_len, bits).map_err(|_| adamant_status::InvalidConfig)
+}
+
+/// The error-feedback layout of `len` elements in `shards` shards
+/// (`ADAMANT_STATUS_LENGTH_MISMATCH` when invalid).
+pub(crate) fn shard_layout(
+    len: usize,
+    shards: usize,
+    group_len: usize,
+    bits: Bits,
+) -> Result<ShardLayout, adamant_status> {
+    ShardLayout::new(len, shards, group_len, bits).map_err(|_| adamant_status::LengthMismatch)
+}
+
+/// The LoCo plan of the step after `step` (`Loco::begin` from that counter).
+pub(crate) fn plan_after(c: LocoConfig, step: u64) -> Result<LocoPlan, adamant_status> {
+    let mut lc = Loco::new(c)?;
+    lc.state.step = step;
+    Ok(lc.begin()?)
+}
+
+/// `n` writable values at `p` (empty when `n` is 0).
+///
+/// # Safety
+/// `p` passed `check_out_array` for `n` values and no other buffer of the call overlaps it.
+unsafe fn out_slice<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+    if n == 0 {
+        &mut []
+    } else {
+        // SAFETY: non-NULL, aligned, `n` values (checked); exclusive by the caller's promise.
+        unsafe { core::slice::from_raw_parts_mut(p, n) }
+    }
+}
+
+/// `f` on the elements of the checked view `v`, whatever its dtype.
+macro_rules! on_elems {
+    ($v:expr, |$x:ident| $body:expr) => {
+        with_elem($v, |e| match e {
+            Elems::F32($x) => $body,
+            Elems::Bf16($x) => $body,
+            Elems::F16($x) => $body,
+        })
+    };
+}
+
 /// Quantize `x` (f32, bf16 or f16) into `out_packed` (exactly `adamant_quant_packed_len`
 /// bytes; padding written as zero). A NaN or infinite element gives
 /// `ADAMANT_STATUS_SKIPPED_NON_FINITE` and writes nothing.
@@ -237,31 +303,14 @@ pub unsafe extern "C" fn adamant_quantize(
     ffi_boundary!({
         check_out_array(out_packed, packed_len)?;
         let b = bits_from(bits)?;
-        let layout =
-            QuantLayout::new(x.len, group_len, b).map_err(|_| adamant_status::InvalidConfig)?;
-        let raw = |_| [Raw::from(x)];
-        check_all(
-            1,
-            &IN,
-            raw,
-            |_: &[View; 1]| Ok(()),
-            &[written(out_packed, packed_len)],
-        )?;
+        let layout = quant_layout(x.len, group_len, b)?;
+        let v = input_view(x, &[written(out_packed, packed_len)])?;
         if layout.packed_len() != packed_len {
             return Err(adamant_status::LengthMismatch);
         }
-        let v = views(&IN, &raw(0))?[0];
-        let out: &mut [u8] = if packed_len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, aligned, `packed_len` bytes (checked), not overlapping `x`.
-            unsafe { core::slice::from_raw_parts_mut(out_packed, packed_len) }
-        };
-        with_elem(v, |x| match x {
-            Elems::F32(x) => quant::quantize(x, &layout, out),
-            Elems::Bf16(x) => quant::quantize(x, &layout, out),
-            Elems::F16(x) => quant::quantize(x, &layout, out),
-        })?;
+        // SAFETY: `packed_len` bytes (checked), not overlapping `x`.
+        let out = unsafe { out_slice(out_packed, packed_len) };
+        on_elems!(v, |x| quant::quantize(x, &layout, out))?;
         Ok(())
     })
 }
@@ -309,21 +358,13 @@ pub unsafe extern "C" fn adamant_dequantize(
         let p = bytes(packed, packed_len)?;
         check_out_array(out, len)?;
         let b = bits_from(bits)?;
-        let layout =
-            QuantLayout::new(len, group_len, b).map_err(|_| adamant_status::InvalidConfig)?;
-        check_overlap(2, |k| {
-            if k == 0 {
-                array_range(packed, packed_len)
-            } else {
-                written(out.cast(), len * 4)
-            }
-        })?;
-        let o: &mut [f32] = if len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, aligned, `len` floats (checked), not overlapping `packed`.
-            unsafe { core::slice::from_raw_parts_mut(out, len) }
-        };
+        let layout = quant_layout(len, group_len, b)?;
+        no_overlap(&[
+            array_range(packed, packed_len),
+            written(out.cast(), len * 4),
+        ])?;
+        // SAFETY: `len` floats (checked), not overlapping `packed`.
+        let o = unsafe { out_slice(out, len) };
         quant::dequantize(p, &layout, o)?;
         Ok(())
     })
@@ -347,23 +388,12 @@ unsafe fn err_buf<'a>(
         ErrorStorage::Int8 => check_out_array(err.cast::<u8>(), err_len)?,
     }
     let range = written(err.cast(), err_len * size);
-    let buf = if err_len == 0 {
+    // SAFETY: non-NULL, aligned, in range (checked); exclusive by the overlap check that
+    // every caller runs before using the buffer.
+    let buf = unsafe {
         match storage {
-            ErrorStorage::F32 => ErrorBuf::F32(&mut []),
-            ErrorStorage::Int8 => ErrorBuf::Int8(&mut []),
-        }
-    } else {
-        // SAFETY: non-NULL, aligned, in range (checked); exclusive by the overlap check that
-        // every caller runs before using the buffer.
-        unsafe {
-            match storage {
-                ErrorStorage::F32 => {
-                    ErrorBuf::F32(core::slice::from_raw_parts_mut(err.cast(), err_len))
-                }
-                ErrorStorage::Int8 => {
-                    ErrorBuf::Int8(core::slice::from_raw_parts_mut(err.cast(), err_len))
-                }
-            }
+            ErrorStorage::F32 => ErrorBuf::F32(out_slice(err.cast(), err_len)),
+            ErrorStorage::Int8 => ErrorBuf::Int8(out_slice(err.cast(), err_len)),
         }
     };
     Ok((buf, range))
@@ -400,30 +430,13 @@ pub unsafe extern "C" fn adamant_loco_compress(
         check_out_array(out_packed, packed_len)?;
         // SAFETY: the caller's contract above.
         let (e, er) = unsafe { err_buf(c.error_storage, err, err_len) }?;
-        let raw = |_| [Raw::from(grad)];
-        check_all(
-            1,
-            &IN,
-            raw,
-            |_: &[View; 1]| Ok(()),
-            &[er, written(out_packed, packed_len), View::out_range(os)],
-        )?;
+        let others = [er, written(out_packed, packed_len), View::out_range(os)];
+        let v = input_view(grad, &others)?;
         let l = layout_of(&c, grad.len, world, nodes)?;
-        let mut lc = Loco::new(c)?;
-        lc.state.step = step;
-        let plan = lc.begin()?;
-        let out: &mut [u8] = if packed_len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, aligned, `packed_len` bytes, overlapping nothing else.
-            unsafe { core::slice::from_raw_parts_mut(out_packed, packed_len) }
-        };
-        let v = views(&IN, &raw(0))?[0];
-        with_elem(v, |g| match g {
-            Elems::F32(g) => loco::compress(&plan, &l, g, e, out),
-            Elems::Bf16(g) => loco::compress(&plan, &l, g, e, out),
-            Elems::F16(g) => loco::compress(&plan, &l, g, e, out),
-        })?;
+        let plan = plan_after(c, step)?;
+        // SAFETY: `packed_len` bytes (checked), overlapping nothing else.
+        let out = unsafe { out_slice(out_packed, packed_len) };
+        on_elems!(v, |g| loco::compress(&plan, &l, g, e, out))?;
         // SAFETY: non-NULL, aligned, overlapping nothing else.
         unsafe { os.write(plan.step) };
         Ok(())
@@ -458,25 +471,18 @@ pub unsafe extern "C" fn adamant_loco_reduce_hop(
         check_out_array(out_packed, packed_len)?;
         // SAFETY: the caller's contract above.
         let (e, er) = unsafe { err_buf(c.error_storage, err_inter, err_len) }?;
-        let ranges = [
+        no_overlap(&[
             array_range(received, received_len),
             er,
             written(out_packed, packed_len),
-        ];
-        check_overlap(3, |k| ranges[k])?;
+        ])?;
         let l = layout_of(&c, len, world, nodes)?;
         if nodes < 2 {
             return Err(adamant_status::LengthMismatch);
         }
-        let mut lc = Loco::new(c)?;
-        lc.state.step = step;
-        let plan = lc.begin()?;
-        let out: &mut [u8] = if packed_len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, aligned, `packed_len` bytes, overlapping nothing else.
-            unsafe { core::slice::from_raw_parts_mut(out_packed, packed_len) }
-        };
+        let plan = plan_after(c, step)?;
+        // SAFETY: `packed_len` bytes (checked), overlapping nothing else.
+        let out = unsafe { out_slice(out_packed, packed_len) };
         loco::reduce_hop(&plan, &l, r, e, out)?;
         Ok(())
     })
@@ -505,20 +511,13 @@ pub unsafe extern "C" fn adamant_loco_decompress_reduce(
         let c = try_ref!(config).to_core()?;
         let r = bytes(received, received_len)?;
         check_out_array(out, out_len)?;
-        check_overlap(2, |k| {
-            if k == 0 {
-                array_range(received, received_len)
-            } else {
-                written(out.cast(), out_len * 4)
-            }
-        })?;
+        no_overlap(&[
+            array_range(received, received_len),
+            written(out.cast(), out_len * 4),
+        ])?;
         let l = layout_of(&c, len, world, nodes)?;
-        let o: &mut [f32] = if out_len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, aligned, `out_len` floats, not overlapping `received`.
-            unsafe { core::slice::from_raw_parts_mut(out, out_len) }
-        };
+        // SAFETY: `out_len` floats (checked), not overlapping `received`.
+        let o = unsafe { out_slice(out, out_len) };
         loco::decompress_reduce(&l, r, o)?;
         Ok(())
     })
@@ -562,28 +561,13 @@ pub unsafe extern "C" fn adamant_ef_worker_compress(
         check_out_array(out_packed, packed_len)?;
         // SAFETY: the caller's contract above.
         let (e, er) = unsafe { err_buf(st, err, err_len) }?;
-        let raw = |_| [Raw::from(x)];
-        check_all(
-            1,
-            &IN,
-            raw,
-            |_: &[View; 1]| Ok(()),
-            &[er, written(out_packed, packed_len)],
-        )?;
-        let l = adamant_core::feedback::ShardLayout::new(x.len, shards, group_len, b)
-            .map_err(|_| adamant_status::LengthMismatch)?;
-        let out: &mut [u8] = if packed_len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, aligned, `packed_len` bytes, overlapping nothing else.
-            unsafe { core::slice::from_raw_parts_mut(out_packed, packed_len) }
-        };
-        let v = views(&IN, &raw(0))?[0];
-        with_elem(v, |g| match g {
-            Elems::F32(g) => adamant_core::feedback::ef_worker_compress(&l, g, e, out),
-            Elems::Bf16(g) => adamant_core::feedback::ef_worker_compress(&l, g, e, out),
-            Elems::F16(g) => adamant_core::feedback::ef_worker_compress(&l, g, e, out),
-        })?;
+        let v = input_view(x, &[er, written(out_packed, packed_len)])?;
+        let l = shard_layout(x.len, shards, group_len, b)?;
+        // SAFETY: `packed_len` bytes (checked), overlapping nothing else.
+        let out = unsafe { out_slice(out_packed, packed_len) };
+        on_elems!(v, |g| adamant_core::feedback::ef_worker_compress(
+            &l, g, e, out
+        ))?;
         Ok(())
     })
 }
@@ -621,23 +605,17 @@ pub unsafe extern "C" fn adamant_ef_server_compress(
         check_out_array(out_packed, packed_len)?;
         // SAFETY: the caller's contract above.
         let (e, er) = unsafe { err_buf(st, err, err_len) }?;
-        let ranges = [
+        no_overlap(&[
             array_range(received, received_len),
             er,
             written(out_packed, packed_len),
-        ];
-        check_overlap(3, |k| ranges[k])?;
-        let worker = QuantLayout::new(shard_len, group_len, wb)
-            .map_err(|_| adamant_status::InvalidConfig)?;
+        ])?;
+        let worker = quant_layout(shard_len, group_len, wb)?;
         if workers == 0 {
             return Err(adamant_status::InvalidConfig);
         }
-        let out: &mut [u8] = if packed_len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, aligned, `packed_len` bytes, overlapping nothing else.
-            unsafe { core::slice::from_raw_parts_mut(out_packed, packed_len) }
-        };
+        // SAFETY: `packed_len` bytes (checked), overlapping nothing else.
+        let out = unsafe { out_slice(out_packed, packed_len) };
         adamant_core::feedback::ef_server_compress(&worker, sb, r, workers, e, out)?;
         Ok(())
     })
@@ -663,21 +641,13 @@ pub unsafe extern "C" fn adamant_ef_decompress(
         let p = bytes(packed, packed_len)?;
         check_out_array(out, len)?;
         let b = bits_from(bits)?;
-        check_overlap(2, |k| {
-            if k == 0 {
-                array_range(packed, packed_len)
-            } else {
-                written(out.cast(), len * 4)
-            }
-        })?;
-        let l = adamant_core::feedback::ShardLayout::new(len, shards, group_len, b)
-            .map_err(|_| adamant_status::LengthMismatch)?;
-        let o: &mut [f32] = if len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, aligned, `len` floats, not overlapping `packed`.
-            unsafe { core::slice::from_raw_parts_mut(out, len) }
-        };
+        no_overlap(&[
+            array_range(packed, packed_len),
+            written(out.cast(), len * 4),
+        ])?;
+        let l = shard_layout(len, shards, group_len, b)?;
+        // SAFETY: `len` floats (checked), not overlapping `packed`.
+        let o = unsafe { out_slice(out, len) };
         adamant_core::feedback::ef_decompress(&l, p, o)?;
         Ok(())
     })

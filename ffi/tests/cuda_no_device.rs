@@ -13,6 +13,13 @@ use common::{cview, view};
 use core::ffi::c_void;
 use core::ptr::{null, null_mut};
 
+/// `call` returns `status` (one line per checked call).
+macro_rules! returns {
+    ($call:expr => $status:expr) => {
+        assert_eq!($call, $status, "{}", stringify!($call))
+    };
+}
+
 const NO_DEVICE: adamant_status = adamant_status::NoCudaDriver;
 
 /// Device-side scalars of a step, as host memory the tests can watch.
@@ -102,75 +109,19 @@ fn spec_every_step_entry_point_returns_no_device_and_writes_nothing() {
         // SAFETY: valid host views standing in for device memory; nothing dereferences them
         // without a driver (checked below).
         unsafe {
-            assert_eq!(
-                adamant_cuda_adamw_step(&adam, &args, pv, gv, mv, vv, stream()),
-                NO_DEVICE
-            );
-            assert_eq!(
-                adamant_cuda_adam_step(&adam, &args, pv, gv, mv, vv, stream()),
-                NO_DEVICE
-            );
-            assert_eq!(
-                adamant_cuda_sgd_step(&sgd, &args, pv, gv, mv, stream()),
-                NO_DEVICE
-            );
-            assert_eq!(
-                adamant_cuda_lion_step(&lion, &args, pv, gv, mv, stream()),
-                NO_DEVICE
-            );
+            returns!(adamant_cuda_adamw_step(&adam, &args, pv, gv, mv, vv, stream()) => NO_DEVICE);
+            returns!(adamant_cuda_adam_step(&adam, &args, pv, gv, mv, vv, stream()) => NO_DEVICE);
+            returns!(adamant_cuda_sgd_step(&sgd, &args, pv, gv, mv, stream()) => NO_DEVICE);
+            returns!(adamant_cuda_lion_step(&lion, &args, pv, gv, mv, stream()) => NO_DEVICE);
             let (ps, gs, ms, vs) = ([pv], [gv], [mv], [vv]);
-            for count in [0usize, 1] {
-                assert_eq!(
-                    adamant_cuda_adamw_step_multi(
-                        &adam,
-                        &args,
-                        ps.as_ptr(),
-                        gs.as_ptr(),
-                        ms.as_ptr(),
-                        vs.as_ptr(),
-                        count,
-                        stream()
-                    ),
-                    NO_DEVICE,
-                    "count {count}"
-                );
-                assert_eq!(
-                    adamant_cuda_adam_step_multi(
-                        &adam,
-                        &args,
-                        ps.as_ptr(),
-                        gs.as_ptr(),
-                        ms.as_ptr(),
-                        vs.as_ptr(),
-                        count,
-                        stream()
-                    ),
-                    NO_DEVICE
-                );
-                assert_eq!(
-                    adamant_cuda_sgd_step_multi(
-                        &sgd,
-                        &args,
-                        ps.as_ptr(),
-                        gs.as_ptr(),
-                        ms.as_ptr(),
-                        count,
-                        stream()
-                    ),
-                    NO_DEVICE
-                );
-                assert_eq!(
-                    adamant_cuda_lion_step_multi(
-                        &lion,
-                        &args,
-                        ps.as_ptr(),
-                        gs.as_ptr(),
-                        ms.as_ptr(),
-                        count,
-                        stream()
-                    ),
-                    NO_DEVICE
-                );
+            let (ps, gs, ms, vs) = (ps.as_ptr(), gs.as_ptr(), ms.as_ptr(), vs.as_ptr());
+            let st = stream();
+            for n in [0usize, 1] {
+                let adamw = adamant_cuda_adamw_step_multi(&adam, &args, ps, gs, ms, vs, n, st);
+                let adam_l2 = adamant_cuda_adam_step_multi(&adam, &args, ps, gs, ms, vs, n, st);
+                let sgd_s = adamant_cuda_sgd_step_multi(&sgd, &args, ps, gs, ms, n, st);
+                let lion_s = adamant_cuda_lion_step_multi(&lion, &args, ps, gs, ms, n, st);
+                assert_eq!([adamw, adam_l2, sgd_s, lion_s], [NO_DEVICE; 4], "count {n}");
             }
         }
     }
@@ -224,18 +175,9 @@ fn spec_scan_commit_and_reductions_return_no_device() {
             adamant_cuda_nonfinite_check(grads.as_ptr(), 2, &mut sc.found_inf, stream()),
             NO_DEVICE
         );
-        assert_eq!(
-            adamant_cuda_nonfinite_check(null(), 0, &mut sc.found_inf, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_step_commit(&mut sc.step, &sc.found_inf, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_step_commit(&mut sc.step, null(), stream()),
-            NO_DEVICE
-        );
+        returns!(adamant_cuda_nonfinite_check(null(), 0, &mut sc.found_inf, stream()) => NO_DEVICE);
+        returns!(adamant_cuda_step_commit(&mut sc.step, &sc.found_inf, stream()) => NO_DEVICE);
+        returns!(adamant_cuda_step_commit(&mut sc.step, null(), stream()) => NO_DEVICE);
         for op in [0u32, 1] {
             assert_eq!(
                 adamant_cuda_reduce_partials(op, cview(g), view(&mut parts), stream()),
@@ -337,10 +279,7 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
     let bad_enum = adamant_tensor { dtype: 9, ..pv };
     assert_eq!(call(&adam, &good, bad_enum, gv, mv, vv), S::InvalidEnum);
     let f16_state = adamant_tensor { dtype: 2, ..mv };
-    assert_eq!(
-        call(&adam, &good, pv, gv, f16_state, vv),
-        S::UnsupportedDtype
-    );
+    returns!(call(&adam, &good, pv, gv, f16_state, vv) => S::UnsupportedDtype);
     let bf16_sq = adamant_tensor { dtype: 1, ..vv };
     assert_eq!(call(&adam, &good, pv, gv, mv, bf16_sq), S::UnsupportedDtype);
     let null_param = adamant_tensor {
@@ -374,49 +313,17 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
     assert_eq!(call(&adam, &good, pv, gv, alias, vv), S::Overlap);
     // List forms: NULL arrays with count > 0; a bad view in the second tensor.
     let (ps, gs, ms, vs) = ([pv, bad_enum], [gv, gv], [mv, mv], [vv, vv]);
+    let (gs, ms, vs) = (gs.as_ptr(), ms.as_ptr(), vs.as_ptr());
     // SAFETY: arrays of two views each (or NULL, checked first).
+    let multi =
+        |ps, n| unsafe { adamant_cuda_adamw_step_multi(&adam, &good, ps, gs, ms, vs, n, stream()) };
+    assert_eq!(multi(null(), 1), S::NullPointer);
+    assert_eq!(multi(ps.as_ptr(), 2), S::InvalidEnum);
+    // The same buffers in two tensors overlap.
+    let ps2 = [pv, pv];
+    assert_eq!(multi(ps2.as_ptr(), 2), S::Overlap);
+    // SAFETY: valid host views (or NULL, checked first) standing in for device memory.
     unsafe {
-        assert_eq!(
-            adamant_cuda_adamw_step_multi(
-                &adam,
-                &good,
-                null(),
-                gs.as_ptr(),
-                ms.as_ptr(),
-                vs.as_ptr(),
-                1,
-                stream()
-            ),
-            S::NullPointer
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_multi(
-                &adam,
-                &good,
-                ps.as_ptr(),
-                gs.as_ptr(),
-                ms.as_ptr(),
-                vs.as_ptr(),
-                2,
-                stream()
-            ),
-            S::InvalidEnum
-        );
-        // The same buffers in two tensors overlap.
-        let ps2 = [pv, pv];
-        assert_eq!(
-            adamant_cuda_adamw_step_multi(
-                &adam,
-                &good,
-                ps2.as_ptr(),
-                gs.as_ptr(),
-                ms.as_ptr(),
-                vs.as_ptr(),
-                2,
-                stream()
-            ),
-            S::Overlap
-        );
         // SGD: with momentum the buffer must be as long as the parameters; without it, empty.
         let sgd = adamant_sgd_config {
             momentum: 0.9,
@@ -424,18 +331,9 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
         };
         let plain = adamant_sgd_config_default();
         let empty = adamant_tensor { len: 0, ..mv };
-        assert_eq!(
-            adamant_cuda_sgd_step(&sgd, &good, pv, gv, empty, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step(&plain, &good, pv, gv, mv, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step(&plain, &good, pv, gv, empty, stream()),
-            NO_DEVICE
-        );
+        returns!(adamant_cuda_sgd_step(&sgd, &good, pv, gv, empty, stream()) => S::LengthMismatch);
+        returns!(adamant_cuda_sgd_step(&plain, &good, pv, gv, mv, stream()) => S::LengthMismatch);
+        returns!(adamant_cuda_sgd_step(&plain, &good, pv, gv, empty, stream()) => NO_DEVICE);
         let bad_lion = adamant_lion_config {
             beta2: -0.5,
             ..adamant_lion_config_default()
@@ -459,23 +357,14 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
             adamant_cuda_nonfinite_check(bad_g.as_ptr(), 1, &mut sc.found_inf, stream()),
             S::InvalidEnum
         );
-        assert_eq!(
-            adamant_cuda_step_commit(null_mut(), null(), stream()),
-            S::NullPointer
-        );
+        returns!(adamant_cuda_step_commit(null_mut(), null(), stream()) => S::NullPointer);
         let mut parts = vec![0.0f32; 1];
-        assert_eq!(
-            adamant_cuda_reduce_partials(2, gv, view(&mut parts), stream()),
-            S::InvalidEnum
-        );
+        returns!(adamant_cuda_reduce_partials(2, gv, view(&mut parts), stream()) => S::InvalidEnum);
         let bf_parts = adamant_tensor {
             dtype: 1,
             ..view(&mut parts)
         };
-        assert_eq!(
-            adamant_cuda_reduce_partials(0, gv, bf_parts, stream()),
-            S::UnsupportedDtype
-        );
+        returns!(adamant_cuda_reduce_partials(0, gv, bf_parts, stream()) => S::UnsupportedDtype);
         let mut two = vec![0.0f32; 2];
         assert_eq!(
             adamant_cuda_reduce_partials(0, gv, view(&mut two), stream()),
@@ -486,10 +375,7 @@ fn spec_invalid_arguments_return_their_own_status_before_the_driver_check() {
             dtype: 0,
             len: 1,
         };
-        assert_eq!(
-            adamant_cuda_reduce_partials(0, gv, in_place, stream()),
-            S::Overlap
-        );
+        returns!(adamant_cuda_reduce_partials(0, gv, in_place, stream()) => S::Overlap);
         let mut out: *const f32 = null();
         let many = vec![0.0f32; 5000];
         let mut small = vec![0.0f32; 1];
@@ -602,86 +488,44 @@ fn spec_table_entry_points_encode_here_and_steps_return_no_device() {
     let lion_cfg = adamant_lion_config_default();
     let clip_args = sc.args(true, true, 1);
     let args = sc.args(true, false, 1);
+    use adamant_cuda_adam_step_table as adam_t;
+    use adamant_cuda_adamw_step_table as adamw_t;
+    use adamant_cuda_lion_step_table as lion_t;
+    use adamant_cuda_sgd_step_table as sgd_t;
+    let st = stream();
     // SAFETY: host structs; the "device" pointers are host memory nothing dereferences
     // without a driver (checked below).
     unsafe {
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &clip_args, &adam, t, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_adam_step_table(&adamw, &clip_args, &adam, t, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_lion_step_table(&lion_cfg, &args, &lion, t, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step_table(&sgd, &args, &sgd_m, t, stream()),
-            NO_DEVICE
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step_table(&plain, &args, &sgd_plain, t, stream()),
-            NO_DEVICE
-        );
+        assert_eq!(adamw_t(&adamw, &clip_args, &adam, t, st), NO_DEVICE);
+        assert_eq!(adam_t(&adamw, &clip_args, &adam, t, st), NO_DEVICE);
+        assert_eq!(lion_t(&lion_cfg, &args, &lion, t, st), NO_DEVICE);
+        assert_eq!(sgd_t(&sgd, &args, &sgd_m, t, st), NO_DEVICE);
+        assert_eq!(sgd_t(&plain, &args, &sgd_plain, t, st), NO_DEVICE);
         // Argument errors first, in the documented order.
-        assert_eq!(
-            adamant_cuda_adamw_step_table(null(), &clip_args, &adam, t, stream()),
-            S::NullPointer
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, null(), &adam, t, stream()),
-            S::NullPointer
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &clip_args, null(), t, stream()),
-            S::NullPointer
-        );
+        assert_eq!(adamw_t(null(), &clip_args, &adam, t, st), S::NullPointer);
+        assert_eq!(adamw_t(&adamw, null(), &adam, t, st), S::NullPointer);
+        assert_eq!(adamw_t(&adamw, &clip_args, null(), t, st), S::NullPointer);
         let bad_beta = adamant_adam_config {
             beta2: 1.0,
             ..adamw
         };
         assert_eq!(
-            adamant_cuda_adamw_step_table(&bad_beta, &clip_args, &adam, t, stream()),
+            adamw_t(&bad_beta, &clip_args, &adam, t, st),
             S::InvalidConfig
         );
         // A descriptor of another rule, or a clip address the table was not encoded with.
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &clip_args, &lion, t, stream()),
-            S::InvalidConfig
-        );
-        assert_eq!(
-            adamant_cuda_lion_step_table(&lion_cfg, &args, &adam, t, stream()),
-            S::InvalidConfig
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &args, &adam, t, stream()),
-            S::InvalidConfig
-        );
+        assert_eq!(adamw_t(&adamw, &clip_args, &lion, t, st), S::InvalidConfig);
+        assert_eq!(lion_t(&lion_cfg, &args, &adam, t, st), S::InvalidConfig);
+        assert_eq!(adamw_t(&adamw, &args, &adam, t, st), S::InvalidConfig);
         // SGD: momentum step over a table without buffers and the other way round.
+        assert_eq!(sgd_t(&sgd, &args, &sgd_plain, t, st), S::LengthMismatch);
+        assert_eq!(sgd_t(&plain, &args, &sgd_m, t, st), S::LengthMismatch);
         assert_eq!(
-            adamant_cuda_sgd_step_table(&sgd, &args, &sgd_plain, t, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_sgd_step_table(&plain, &args, &sgd_m, t, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(&adamw, &clip_args, &adam, null(), stream()),
+            adamw_t(&adamw, &clip_args, &adam, null(), st),
             S::NullPointer
         );
-        assert_eq!(
-            adamant_cuda_adamw_step_table(
-                &adamw,
-                &clip_args,
-                &adam,
-                t.wrapping_byte_add(4),
-                stream()
-            ),
-            S::Misaligned
-        );
+        let odd = t.wrapping_byte_add(4);
+        assert_eq!(adamw_t(&adamw, &clip_args, &adam, odd, st), S::Misaligned);
     }
     // Encoding errors write nothing: mixed state dtypes, a short buffer.
     let mut mixed = ms;
@@ -843,10 +687,7 @@ fn clip_encode(g: &[Vec<f32>]) -> (Vec<u64>, adamant_cuda_clip_table, Vec<f32>) 
     let (mut tb, mut sl) = (0usize, 0usize);
     // SAFETY: live host arrays; the views' data are never dereferenced.
     unsafe {
-        assert_eq!(
-            adamant_cuda_clip_table_bytes(views.len(), &mut tb),
-            adamant_status::Ok
-        );
+        returns!(adamant_cuda_clip_table_bytes(views.len(), &mut tb) => adamant_status::Ok);
         assert_eq!(
             adamant_cuda_clip_scratch_len(views.as_ptr(), views.len(), &mut sl),
             adamant_status::Ok
@@ -966,10 +807,7 @@ fn spec_mini_clip_and_compression_entry_points_return_no_device_and_write_nothin
     let pl = |n: usize, g: usize, bits: u32| {
         let mut l = 0usize;
         // SAFETY: a live out pointer.
-        assert_eq!(
-            unsafe { adamant_quant_packed_len(n, g, bits, &mut l) },
-            adamant_status::Ok
-        );
+        returns!(unsafe { adamant_quant_packed_len(n, g, bits, &mut l) } => adamant_status::Ok);
         l
     };
     let lcfg = adamant_loco_config {
@@ -979,10 +817,7 @@ fn spec_mini_clip_and_compression_entry_points_return_no_device_and_write_nothin
     };
     let mut z = adamant_loco_sizes::default();
     // SAFETY: live pointers.
-    assert_eq!(
-        unsafe { adamant_loco_layout_sizes(&lcfg, 1000, 4, 2, &mut z) },
-        adamant_status::Ok
-    );
+    returns!(unsafe { adamant_loco_layout_sizes(&lcfg, 1000, 4, 2, &mut z) } => adamant_status::Ok);
     let pk = packed.as_mut_ptr().cast::<u8>();
     // SAFETY: host stand-ins for device memory; nothing is dereferenced without a driver.
     unsafe {
@@ -1123,8 +958,8 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
     // --- Adam-mini encode.
     let mut mm = Mini::new();
     let before = mm.snapshot();
-    let mut l = mm.layouts();
-    let (mut p, mut g, m, mut v) = mm.views();
+    let l = mm.layouts();
+    let (p, g, m, v) = mm.views();
     let (mut tb, mut sl) = (0usize, 0usize);
     // SAFETY: live host arrays.
     unsafe {
@@ -1137,207 +972,93 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         table_bytes: 77,
         ..Default::default()
     };
-    let enc = |l: &[adamant_block_layout],
-               p: &[adamant_tensor],
-               g: &[adamant_const_tensor],
-               v: &[adamant_tensor],
-               sl: usize,
-               tb: usize,
-               table: &mut [u64],
-               scratch: &mut [f32],
-               desc: *mut adamant_cuda_adam_mini_table| {
+    /// The arguments of one encode call that change between the cases.
+    #[derive(Clone)]
+    struct Enc {
+        l: [adamant_block_layout; 3],
+        p: Vec<adamant_tensor>,
+        g: Vec<adamant_const_tensor>,
+        v: Vec<adamant_tensor>,
+        sl: usize,
+        tb: usize,
+        desc: bool,
+    }
+    static G16: [u16; 7] = [0; 7];
+    type Edit = fn(&mut Enc);
+    let cases: [(&str, Edit, S); 13] = [
+        ("out_desc NULL", |e| e.desc = false, S::NullPointer),
+        ("scratch_len", |e| e.sl += 1, S::LengthMismatch),
+        ("table_bytes", |e| e.tb += 8, S::LengthMismatch),
+        ("exp_avg_sq length", |e| e.v[0].len = 4, S::LengthMismatch),
+        ("f16 state", |e| e.v[1].dtype = 2, S::UnsupportedDtype),
+        (
+            "mixed grad dtypes",
+            |e| {
+                e.g[1] = adamant_const_tensor {
+                    data: G16.as_ptr().cast(),
+                    dtype: 1,
+                    len: 7,
+                }
+            },
+            S::UnsupportedDtype,
+        ),
+        ("grad length", |e| e.g[2].len = 25, S::LengthMismatch),
+        ("layout kind", |e| e.l[0].kind = 9, S::InvalidEnum),
+        (
+            "rows that do not divide",
+            |e| e.l[0].block_len = 7,
+            S::LengthMismatch,
+        ),
+        (
+            "weight_decay flag",
+            |e| e.l[0].weight_decay = 2,
+            S::InvalidEnum,
+        ),
+        (
+            "overlapping params",
+            |e| e.p[1].data = e.p[0].data,
+            S::Overlap,
+        ),
+        ("NULL grad data", |e| e.g[0].data = null(), S::NullPointer),
+        (
+            "misaligned exp_avg_sq",
+            |e| e.v[0].data = e.v[0].data.wrapping_byte_add(2),
+            S::Misaligned,
+        ),
+    ];
+    let base = Enc {
+        l,
+        p: p.clone(),
+        g,
+        v,
+        sl,
+        tb,
+        desc: true,
+    };
+    for (what, edit, want) in cases {
+        let mut e = base.clone();
+        edit(&mut e);
+        let d: *mut adamant_cuda_adam_mini_table = if e.desc { &mut desc } else { null_mut() };
         // SAFETY: live host arrays and buffers.
-        unsafe {
+        let st = unsafe {
             adamant_cuda_adam_mini_table_encode(
-                l.as_ptr(),
-                p.as_ptr(),
-                g.as_ptr(),
+                e.l.as_ptr(),
+                e.p.as_ptr(),
+                e.g.as_ptr(),
                 m.as_ptr(),
-                v.as_ptr(),
+                e.v.as_ptr(),
                 null(),
                 3,
                 scratch.as_mut_ptr(),
-                sl,
+                e.sl,
                 table.as_mut_ptr().cast(),
-                tb,
-                desc,
+                e.tb,
+                d,
             )
-        }
-    };
-    let mut check = |l: &[adamant_block_layout],
-                     p: &[adamant_tensor],
-                     g: &[adamant_const_tensor],
-                     v: &[adamant_tensor],
-                     sl: usize,
-                     tb: usize,
-                     desc_p: bool,
-                     want: S,
-                     what: &str| {
-        let d: *mut adamant_cuda_adam_mini_table = if desc_p { &mut desc } else { null_mut() };
-        assert_eq!(
-            enc(l, p, g, v, sl, tb, &mut table, &mut scratch, d),
-            want,
-            "{what}"
-        );
+        };
+        assert_eq!(st, want, "{what}");
         assert!(table.iter().all(|&w| w == 0xEEEE_EEEE_EEEE_EEEE), "{what}");
-    };
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        false,
-        S::NullPointer,
-        "out_desc NULL",
-    );
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl + 1,
-        tb,
-        true,
-        S::LengthMismatch,
-        "scratch_len",
-    );
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb + 8,
-        true,
-        S::LengthMismatch,
-        "table_bytes",
-    );
-    let mut bad_v = v.clone();
-    bad_v[0].len = 4;
-    check(
-        &l,
-        &p,
-        &g,
-        &bad_v,
-        sl,
-        tb,
-        true,
-        S::LengthMismatch,
-        "exp_avg_sq length",
-    );
-    let mut f16_v = v.clone();
-    f16_v[1].dtype = 2;
-    check(
-        &l,
-        &p,
-        &g,
-        &f16_v,
-        sl,
-        tb,
-        true,
-        S::UnsupportedDtype,
-        "f16 state",
-    );
-    let g16: Vec<u16> = vec![0; 7];
-    let mut mixed = g.clone();
-    mixed[1] = adamant_const_tensor {
-        data: g16.as_ptr().cast(),
-        dtype: 1,
-        len: 7,
-    };
-    check(
-        &l,
-        &p,
-        &mixed,
-        &v,
-        sl,
-        tb,
-        true,
-        S::UnsupportedDtype,
-        "mixed grad dtypes",
-    );
-    let mut bad_g = g.clone();
-    bad_g[2].len = 25;
-    check(
-        &l,
-        &p,
-        &bad_g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::LengthMismatch,
-        "grad length",
-    );
-    l[0].kind = 9;
-    check(&l, &p, &g, &v, sl, tb, true, S::InvalidEnum, "layout kind");
-    l[0].kind = 1;
-    l[0].block_len = 7;
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::LengthMismatch,
-        "rows that do not divide",
-    );
-    l[0].block_len = 40;
-    l[0].weight_decay = 2;
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::InvalidEnum,
-        "weight_decay flag",
-    );
-    l[0].weight_decay = 1;
-    p[1].data = p[0].data;
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::Overlap,
-        "overlapping params",
-    );
-    p = mm_views_p(&mut mm);
-    g[0].data = null();
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::NullPointer,
-        "NULL grad data",
-    );
-    g[0] = cview(&mm.g[0]);
-    v[0].data = v[0].data.wrapping_byte_add(2);
-    check(
-        &l,
-        &p,
-        &g,
-        &v,
-        sl,
-        tb,
-        true,
-        S::Misaligned,
-        "misaligned exp_avg_sq",
-    );
+    }
     assert_eq!(desc.table_bytes, 77, "descriptor written on failure");
     // SAFETY: a NULL layout array with count 3.
     assert_eq!(
@@ -1362,10 +1083,7 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
     let bad_cfg = adamant_adam_mini_config { beta1: 1.5, ..cfg };
     assert_eq!(step(&bad_cfg, &args, &good, tp), S::InvalidConfig);
     assert_eq!(step(&cfg, &args, &good, null()), S::NullPointer);
-    assert_eq!(
-        step(&cfg, &args, &good, tp.wrapping_byte_add(4)),
-        S::Misaligned
-    );
+    returns!(step(&cfg, &args, &good, tp.wrapping_byte_add(4)) => S::Misaligned);
     let f16_state = adamant_cuda_adam_mini_table {
         state_dtype: 2,
         ..good
@@ -1421,28 +1139,13 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         }
     };
     let (cp, rp) = (coefs.as_mut_ptr(), record.as_mut_ptr());
-    assert_eq!(
-        coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 1, cp, rp),
-        S::LengthMismatch
-    );
+    returns!(coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 1, cp, rp) => S::LengthMismatch);
     let bad_mode = adamant_adagc_config { mode: 5, ..acfg };
-    assert_eq!(
-        coefs_call(&bad_mode, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp),
-        S::InvalidEnum
-    );
+    returns!(coefs_call(&bad_mode, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp) => S::InvalidEnum);
     let bad_beta = adamant_adagc_config { beta: 1.0, ..acfg };
-    assert_eq!(
-        coefs_call(&bad_beta, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp),
-        S::InvalidConfig
-    );
-    assert_eq!(
-        coefs_call(&acfg, &cdesc, null(), gamma.as_ptr(), 2, cp, rp),
-        S::NullPointer
-    );
-    assert_eq!(
-        coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 2, cp, null_mut()),
-        S::NullPointer
-    );
+    returns!(coefs_call(&bad_beta, &cdesc, ctp, gamma.as_ptr(), 2, cp, rp) => S::InvalidConfig);
+    returns!(coefs_call(&acfg, &cdesc, null(), gamma.as_ptr(), 2, cp, rp) => S::NullPointer);
+    returns!(coefs_call(&acfg, &cdesc, ctp, gamma.as_ptr(), 2, cp, null_mut()) => S::NullPointer);
     assert_eq!(
         coefs_call(
             &acfg,
@@ -1459,18 +1162,12 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         grad_dtype: 8,
         ..cdesc
     };
-    assert_eq!(
-        coefs_call(&acfg, &bad_desc, ctp, gamma.as_ptr(), 2, cp, rp),
-        S::InvalidEnum
-    );
+    returns!(coefs_call(&acfg, &bad_desc, ctp, gamma.as_ptr(), 2, cp, rp) => S::InvalidEnum);
     let short = adamant_cuda_clip_table {
         scratch_len: 3,
         ..cdesc
     };
-    assert_eq!(
-        coefs_call(&acfg, &short, ctp, gamma.as_ptr(), 2, cp, rp),
-        S::LengthMismatch
-    );
+    returns!(coefs_call(&acfg, &short, ctp, gamma.as_ptr(), 2, cp, rp) => S::LengthMismatch);
     // SAFETY: host stand-ins.
     unsafe {
         assert_eq!(
@@ -1587,28 +1284,13 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
         assert_eq!(q(cview(&x), 0, 4, pk, ok_len, st), S::InvalidConfig);
         assert_eq!(q(cview(&x), 64, 4, pk, ok_len + 4, st), S::LengthMismatch);
         assert_eq!(q(cview(&x), 64, 4, pk, ok_len, null_mut()), S::NullPointer);
-        assert_eq!(
-            q(cview(&x), 64, 4, pk.wrapping_add(2), ok_len, st),
-            S::Misaligned
-        );
-        assert_eq!(
-            q(
-                adamant_const_tensor {
-                    dtype: 7,
-                    ..cview(&x)
-                },
-                64,
-                4,
-                pk,
-                ok_len,
-                st
-            ),
-            S::InvalidEnum
-        );
-        assert_eq!(
-            q(cview(&x), 64, 4, x.as_ptr().cast_mut().cast(), ok_len, st),
-            S::Overlap
-        );
+        returns!(q(cview(&x), 64, 4, pk.wrapping_add(2), ok_len, st) => S::Misaligned);
+        let bad_enum = adamant_const_tensor {
+            dtype: 7,
+            ..cview(&x)
+        };
+        assert_eq!(q(bad_enum, 64, 4, pk, ok_len, st), S::InvalidEnum);
+        returns!(q(cview(&x), 64, 4, x.as_ptr().cast_mut().cast(), ok_len, st) => S::Overlap);
         assert_eq!(
             adamant_cuda_dequantize(pk, ok_len, 64, 4, pk.cast(), 1000, st, stream()),
             S::Overlap
@@ -1678,38 +1360,23 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
             ),
             S::LengthMismatch
         );
-        assert_eq!(
+        let ew = |shards: usize, error_int8: u32| {
             adamant_cuda_ef_worker_compress(
                 cview(&x),
-                4,
+                shards,
                 32,
                 4,
-                2,
+                error_int8,
                 ep,
                 1000,
                 pk,
                 4096,
                 st,
-                stream()
-            ),
-            S::InvalidEnum
-        );
-        assert_eq!(
-            adamant_cuda_ef_worker_compress(
-                cview(&x),
-                3,
-                32,
-                4,
-                0,
-                ep,
-                1000,
-                pk,
-                4096,
-                st,
-                stream()
-            ),
-            S::LengthMismatch
-        );
+                stream(),
+            )
+        };
+        assert_eq!(ew(4, 2), S::InvalidEnum);
+        assert_eq!(ew(3, 0), S::LengthMismatch);
         assert_eq!(
             adamant_cuda_ef_server_compress(
                 250,
@@ -1729,31 +1396,15 @@ fn spec_mini_clip_and_compression_argument_errors_come_first_and_write_nothing()
             ),
             S::InvalidConfig
         );
-        assert_eq!(
-            adamant_cuda_ef_decompress(pk, 4096, 3, 32, 8, out.as_mut_ptr(), 1000, st, stream()),
-            S::LengthMismatch
-        );
-        assert_eq!(
-            adamant_cuda_ef_decompress(
-                pk,
-                4096,
-                4,
-                32,
-                8,
-                out.as_mut_ptr(),
-                1000,
-                null_mut(),
-                stream()
-            ),
-            S::NullPointer
-        );
+        let o = out.as_mut_ptr();
+        let ed = |shards: usize, s: *mut f32| {
+            adamant_cuda_ef_decompress(pk, 4096, shards, 32, 8, o, 1000, s, stream())
+        };
+        assert_eq!(ed(3, st), S::LengthMismatch);
+        assert_eq!(ed(4, null_mut()), S::NullPointer);
     }
     assert_eq!((out_step, status.to_bits()), (99, 0));
     assert!(packed.iter().all(|&w| w == 0xA5A5_A5A5));
     assert!(out.iter().chain(&err).all(|x| x.to_bits() == 0));
     sc.untouched();
-}
-
-fn mm_views_p(mm: &mut Mini) -> Vec<adamant_tensor> {
-    mm.views().0
 }
