@@ -10,10 +10,14 @@
 //! driver reads row `j+1`'s gradient from memory for its statistic while it updates row `j`
 //! with row `j`'s gradient back from cache. Its ceiling, rw3x2+rr, has that access pattern
 //! with no arithmetic; the row also reports its ratio to rw3x2, the traffic alone
-//! (`traffic_ratio` in JSON). After a warm-up that has faulted every page in, rule and
-//! ceiling calls are timed as tightly interleaved pairs (ABBA order). `ratio` is the median
-//! over pairs of ceiling time / rule time, which cancels most of the drift a shared machine
-//! adds; `ratio_of_medians` (JSON) divides the two medians. A STREAM triad row (STREAM's 12
+//! (`traffic_ratio` in JSON). `adam-mini-heads` runs per-head blocks of 524288 elements
+//! (Llama-2-7B's query and key heads), too large for cache: the driver reads a head's
+//! gradient for its statistic, then reads it again with `p, m` for the update, so its ceiling
+//! is read1 then rw3x2 per head, whole heads per thread (24 bytes per f32 parameter).
+//! After a warm-up that has faulted every page in, rule and ceiling calls are timed as
+//! tightly interleaved pairs (ABBA order). `ratio` is the median over pairs of ceiling time /
+//! rule time, which cancels most of the drift a shared machine adds; `ratio_of_medians`
+//! (JSON) divides the two medians. A STREAM triad row (STREAM's 12
 //! bytes per element) is reported per thread count for reference.
 
 use adamant_core::store::{Element, StateElement};
@@ -27,7 +31,8 @@ use std::time::Instant;
 
 const USAGE: &str = "\
 usage: adamant bench [--json] [--quick] [--sizes 16M,64M] [--threads 1,all]
-                     [--rules adamw,adam,sgd,lion,adam-mini] [--dtypes f32,bf16,bf16-states]
+                     [--rules adamw,adam,sgd,lion,adam-mini,adam-mini-heads]
+                     [--dtypes f32,bf16,bf16-states]
                      [--rounds N] [--from-step N]
 
   --json     one JSON object per line instead of a table
@@ -35,7 +40,9 @@ usage: adamant bench [--json] [--quick] [--sizes 16M,64M] [--threads 1,all]
   --sizes    parameter counts; K/M/G suffixes are powers of 2 (16M = 16*2^20)
   --threads  thread counts; `all` is every core (default: 1 and all)
   --rules    adamw (decoupled decay), adam (L2 decay), sgd (momentum 0.9), lion,
-             adam-mini (per-row blocks of 4096: a 4096-wide weight matrix)
+             adam-mini (per-row blocks of 4096: a 4096-wide weight matrix),
+             adam-mini-heads (per-head blocks of 524288: Llama-2-7B's q and k heads;
+             too large for cache, so the gradient is read twice from memory)
   --dtypes   f32: everything f32; bf16: bf16 params and grads, f32 states;
              bf16-states: bf16 params, grads and states
   --rounds   rounds of interleaved rule/ceiling pairs per row (default 5, quick 2)
@@ -52,15 +59,17 @@ enum Rule {
     Sgd,
     Lion,
     AdamMini,
+    AdamMiniHeads,
 }
 
 impl Rule {
-    const ALL: [Rule; 5] = [
+    const ALL: [Rule; 6] = [
         Rule::AdamW,
         Rule::Adam,
         Rule::Sgd,
         Rule::Lion,
         Rule::AdamMini,
+        Rule::AdamMiniHeads,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -69,6 +78,7 @@ impl Rule {
             Rule::Sgd => "sgd",
             Rule::Lion => "lion",
             Rule::AdamMini => "adam-mini",
+            Rule::AdamMiniHeads => "adam-mini-heads",
         }
     }
     /// Whether the rule touches the second state buffer (4 read / 3 written).
@@ -81,6 +91,15 @@ impl Rule {
             Rule::AdamW | Rule::Adam => "rw4x3",
             Rule::Sgd | Rule::Lion => "rw3x2",
             Rule::AdamMini => "rw3x2+rr",
+            Rule::AdamMiniHeads => "r1,rw3x2",
+        }
+    }
+    /// How many times the gradient is read from memory (Adam-mini's large blocks read it
+    /// once for the statistic and once more for the update).
+    fn grad_reads(self) -> usize {
+        match self {
+            Rule::AdamMiniHeads => 2,
+            _ => 1,
         }
     }
     /// The kernel that moves the rule's memory traffic once, with no re-read.
@@ -348,6 +367,9 @@ fn median(v: &mut [f64]) -> f64 {
 /// Adam-mini's row length in the bench: a 4096-wide weight matrix (one row if `n` is not a
 /// multiple of it).
 const MINI_ROW: usize = 4096;
+/// Adam-mini's head size in the `adam-mini-heads` rows: Llama-2-7B's query and key heads,
+/// `dim*dim/n_heads = 4096*4096/32` (one block if `n` is not a multiple of it).
+const MINI_HEAD: usize = 4096 * 4096 / 32;
 
 /// Steps timed per round: about 1 GiB of f32 elements touched, between 3 and 10 steps.
 fn steps_per_round(n: usize, quick: bool) -> usize {
@@ -454,9 +476,16 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
     let mut mini_v: Vec<S> = filled(mini_layout.state_len(n).expect("rows tile n"), |i| {
         (i % 5) as f32 * 1e-6
     });
+    let mini_head = if n % MINI_HEAD == 0 { MINI_HEAD } else { n };
+    let heads_layout = BlockLayout::Heads {
+        head_numel: mini_head,
+    };
+    let mut heads_v: Vec<S> = filled(n / mini_head, |i| (i % 5) as f32 * 1e-6);
     for &rule in &c.rules {
         let states = if rule.two_states() { 2 } else { 1 };
-        let bytes_per_param = 2 * P::DTYPE.size() + G::DTYPE.size() + 2 * states * S::DTYPE.size();
+        let bytes_per_param = 2 * P::DTYPE.size()
+            + rule.grad_reads() * G::DTYPE.size()
+            + 2 * states * S::DTYPE.size();
         for &threads in &c.threads {
             let driver = Driver::new().with_threads(threads);
             let k = steps_per_round(n, c.quick);
@@ -516,6 +545,28 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                         }
                         Call::Ceiling => {
                             black_box(ceiling::rw3x2_reread(&driver, p, g, m, mini_row, mask));
+                        }
+                        Call::Traffic => ceiling::rw3x2(&driver, p, g, m, mask),
+                    })
+                }
+                Rule::AdamMiniHeads => {
+                    let config = AdamMiniConfig {
+                        weight_decay: 1e-2,
+                        ..AdamMiniConfig::default()
+                    };
+                    let mut opt = AdamMini::new(config).expect("valid config");
+                    opt.state.step = c.from_step;
+                    let v = &mut heads_v;
+                    interleaved(c.rounds, k, true, &mut |call| match call {
+                        Call::Rule => {
+                            driver
+                                .adam_mini_step(&mut opt, p, g, m, v, &heads_layout, true, &opts)
+                                .expect("valid step");
+                        }
+                        Call::Ceiling => {
+                            black_box(ceiling::read1_rw3x2_blocks(
+                                &driver, p, g, m, mini_head, mask,
+                            ));
                         }
                         Call::Traffic => ceiling::rw3x2(&driver, p, g, m, mask),
                     })
@@ -672,7 +723,7 @@ mod tests {
         let triad = bench_triad(&c, 1 << 16, &mut |r| rows.push(r));
         bench_dtype::<f32, f32, f32>(&c, Dtypes::F32, 1 << 16, &triad, &mut |r| rows.push(r));
         bench_dtype::<bf16, bf16, f32>(&c, Dtypes::Bf16, 1 << 16, &triad, &mut |r| rows.push(r));
-        assert_eq!(rows.len(), 2 + 2 * 5 * 2);
+        assert_eq!(rows.len(), 2 + 2 * 6 * 2);
         for r in &rows {
             let j = r.json();
             for field in [
@@ -713,5 +764,13 @@ mod tests {
         assert_eq!(mini.traffic_kernel, "rw3x2");
         assert!(mini.traffic_seconds > 0.0 && mini.traffic_ratio.is_finite());
         assert!(mini.json().contains("\"traffic_ratio\""));
+        let heads = rows
+            .iter()
+            .find(|r| r.rule == "adam-mini-heads" && r.dtype == "f32")
+            .unwrap();
+        assert_eq!(
+            (heads.bytes_per_param, heads.ceiling_kernel),
+            (24, "r1,rw3x2")
+        );
     }
 }

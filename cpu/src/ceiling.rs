@@ -138,6 +138,61 @@ impl<P: Element, G: Element, S: Element> Piece for RereadPiece<'_, P, G, S> {
     }
 }
 
+/// The traffic of Adam-mini over consecutive blocks of `block_len` elements too large for
+/// cache (per-head blocks of a large model, whole tensors): per block, read `g` once for the
+/// statistic ([`read1`]'s pattern), then read `a, g, b` and write `a, b` in place
+/// ([`rw3x2`]'s pattern). Each thread takes whole blocks, so the split costs one round of
+/// threads per call. Returns the wrapping sum of the statistic reads so none can be left out.
+/// `a.len()` should be a multiple of `block_len`.
+pub fn read1_rw3x2_blocks<P: Element, G: Element, S: Element>(
+    driver: &Driver,
+    a: &mut [P],
+    g: &[G],
+    b: &mut [S],
+    block_len: usize,
+    mask: u32,
+) -> u32 {
+    let n = a.len().min(g.len()).min(b.len());
+    let isa = detected_isa();
+    let block_len = block_len.max(1);
+    let piece = WholeBlocks(RereadPiece {
+        a: &mut a[..n],
+        g: &g[..n],
+        b: &mut b[..n],
+        block_len,
+    });
+    let groups = partition(vec![piece], driver.threads(), driver.grain());
+    run_groups(groups, &|group: Vec<WholeBlocks<'_, P, G, S>>| {
+        let mut sum = 0u32;
+        for WholeBlocks(p) in group {
+            let blocks = p.a.chunks_mut(block_len).zip(p.g.chunks(block_len));
+            for ((a, g), b) in blocks.zip(p.b.chunks_mut(block_len)) {
+                sum = sum.wrapping_add(kernels::read1(isa, g));
+                kernels::rw3x2(isa, a, g, b, mask);
+            }
+        }
+        sum
+    })
+    .into_iter()
+    .fold(0u32, u32::wrapping_add)
+}
+
+/// A run of whole blocks: cut only at multiples of the block length.
+struct WholeBlocks<'a, P, G, S>(RereadPiece<'a, P, G, S>);
+
+impl<P: Element, G: Element, S: Element> Piece for WholeBlocks<'_, P, G, S> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn align(&self) -> usize {
+        self.0.block_len
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (head, tail) = self.0.split_at(mid);
+        (WholeBlocks(head), WholeBlocks(tail))
+    }
+}
+
 /// STREAM triad `a = b + scalar*c` over the common length, split over `driver`'s threads.
 /// STREAM counts 12 bytes per element (it leaves out the write-allocate read of `a`).
 pub fn triad(driver: &Driver, a: &mut [f32], b: &[f32], c: &[f32], scalar: f32) {

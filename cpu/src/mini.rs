@@ -8,8 +8,10 @@
 //!   phases back to back while the block's gradient is in cache: the step reads `p, g, m` once
 //!   from memory and writes `p, m` (the per-block `exp_avg_sq` is tiny). Runs of such blocks
 //!   are cut only at block boundaries (and, where the block length allows, at multiples of 64
-//!   elements). Per-row blocks of a weight matrix and per-head blocks take this path.
-//! - A larger shared block (a whole big tensor, [`BlockLayout::Tensor`]) needs its statistic
+//!   elements). Per-row blocks of a weight matrix take this path, and so do per-head blocks
+//!   of small models (GPT-2 small: 768*768/12 = 49152 elements).
+//! - A larger shared block (a whole big tensor, [`BlockLayout::Tensor`], or a per-head block
+//!   of a large model: Llama-2-7B's are 4096*4096/32 = 524288 elements) needs its statistic
 //!   before any of its elements moves, so it takes two passes over memory: first its per-tile
 //!   partials, split over the threads at multiples of 4096 elements from the block's start;
 //!   then, on the calling thread, core's `combine` of the partials in tile order (the bits of

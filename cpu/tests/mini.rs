@@ -549,3 +549,33 @@ fn spec_reread_ceiling_reads_every_gradient_and_writes_each_element_once() {
         }
     }
 }
+
+#[test]
+fn spec_two_pass_ceiling_reads_every_gradient_and_writes_each_element_once() {
+    // The large-block ceiling returns the wrapping sum of every gradient's raw bits (its
+    // statistic pass) and, with a full mask, xors each element of `a, b` exactly once.
+    let mut r = Rng(16);
+    for block_len in [1usize, 777, 4096, 20_000] {
+        let n = block_len * (60_000 / block_len).clamp(1, 5);
+        let a0: Vec<f32> = (0..n).map(|_| gradient(&mut r, 0)).collect();
+        let b0: Vec<bf16> = (0..n).map(|_| raw(gradient(&mut r, 0))).collect();
+        let g: Vec<bf16> = (0..n).map(|_| raw(gradient(&mut r, 0))).collect();
+        let want = g.iter().fold(0u32, |s, x| s.wrapping_add(x.to_bits_u32()));
+        for d in drivers() {
+            let (mut a, mut b) = (a0.clone(), b0.clone());
+            let ceiling = adamant_cpu::ceiling::read1_rw3x2_blocks;
+            assert_eq!(ceiling(&d, &mut a, &g, &mut b, block_len, 0), want, "{d:?}");
+            assert_eq!(
+                (bits(&a), bits(&b)),
+                (bits(&a0), bits(&b0)),
+                "mask 0 writes"
+            );
+            ceiling(&d, &mut a, &g, &mut b, block_len, u32::MAX);
+            for i in 0..n {
+                let x = g[i].to_bits_u32();
+                assert_eq!(a[i].to_bits(), a0[i].to_bits() ^ x, "a[{i}] {d:?}");
+                assert_eq!(b[i].to_bits(), b0[i].to_bits() ^ x as u16, "b[{i}] {d:?}");
+            }
+        }
+    }
+}
