@@ -190,7 +190,8 @@ per_isa! {
 }
 
 per_isa! {
-    /// Core's `adam_mini_slice`: one block's element pass with its scale.
+    /// Core's `adam_mini_slice`: one block's element pass with its scale, prefetching ahead
+    /// ([`Ahead`]) like Lion's, whose streams it has.
     fn adam_mini<P: Element, G: Element, S: StateElement>(
         param: &mut [P],
         grad: &[G],
@@ -198,7 +199,15 @@ per_isa! {
         block_scale: f32,
         plan: &Plan<AdamMiniScalars>
     ) {
-        adam_mini_slice::<P, G, S>(param, grad, exp_avg, block_scale, plan)
+        let ahead = AHEAD_BYTES / size_of::<S>();
+        let mut hook = Ahead::<CHUNK_ADAM, 3> {
+            streams: [
+                Stream::of(param, ahead),
+                Stream::of(grad, ahead),
+                Stream::of(exp_avg, ahead),
+            ],
+        };
+        adam_mini_slice_hooked::<P, G, S, _>(param, grad, exp_avg, block_scale, plan, &mut hook)
     }
 }
 
@@ -342,13 +351,17 @@ per_isa! {
     /// into `out` (one per 4096 elements; the caller sizes `out`), core's canonical tile
     /// order.
     fn sq_partials<G: Element>(grad: &[G], prep: GradPrep, out: &mut [f32]) {
+        let ahead = AHEAD_BYTES / size_of::<G>();
+        let mut hook = Ahead::<LANES, 1> {
+            streams: [Stream::of(grad, ahead)],
+        };
         if prep.is_identity() {
-            for (o, t) in out.iter_mut().zip(grad.chunks(TILE)) {
-                *o = tile_sq::<G, false>(t, prep);
+            for (k, (o, t)) in out.iter_mut().zip(grad.chunks(TILE)).enumerate() {
+                *o = tile_sq_hooked::<G, false>(t, prep, &mut hook, k * TILE);
             }
         } else {
-            for (o, t) in out.iter_mut().zip(grad.chunks(TILE)) {
-                *o = tile_sq::<G, true>(t, prep);
+            for (k, (o, t)) in out.iter_mut().zip(grad.chunks(TILE)).enumerate() {
+                *o = tile_sq_hooked::<G, true>(t, prep, &mut hook, k * TILE);
             }
         }
     }
@@ -531,4 +544,40 @@ per_isa! {
             *a = *b + scalar * *c;
         }
     }
+}
+
+/// [`tile_sq`] calling `hook.before` with the global index of each row of 256 (`base` is the
+/// tile's first element in the hook's numbering).
+#[inline(always)]
+fn tile_sq_hooked<G: Element, const PREP: bool>(
+    x: &[G],
+    prep: GradPrep,
+    hook: &mut Ahead<LANES, 1>,
+    base: usize,
+) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut rows = x.chunks_exact(LANES);
+    let mut at = base;
+    for row in &mut rows {
+        hook.before(at);
+        at += LANES;
+        let row: &[G; LANES] = row.try_into().expect("chunks_exact gives whole rows");
+        for (a, v) in acc.iter_mut().zip(row) {
+            let g = if PREP {
+                prep.apply(v.widen())
+            } else {
+                v.widen()
+            };
+            *a += g * g;
+        }
+    }
+    for (a, v) in acc.iter_mut().zip(rows.remainder()) {
+        let g = if PREP {
+            prep.apply(v.widen())
+        } else {
+            v.widen()
+        };
+        *a += g * g;
+    }
+    canonicalize_f32(lane_tree(acc))
 }
