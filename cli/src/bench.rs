@@ -324,7 +324,7 @@ impl Row {
             format!("  ({} {:.3})", self.traffic_kernel, self.traffic_ratio)
         };
         format!(
-            "{:<9} {:<12} {:>5} {:>3} {:<7} {:>4} {:>9.3} {:>9.3} {:>8.1} {:<8} {:>8.1} {:>6.3}{}",
+            "{:<15} {:<12} {:>5} {:>3} {:<7} {:>4} {:>9.3} {:>9.3} {:>8.1} {:<8} {:>8.1} {:>6.3}{}",
             self.rule,
             self.dtype,
             human(self.n),
@@ -342,7 +342,7 @@ impl Row {
     }
 }
 
-const TABLE_HEADER: &str = "rule      dtype            n thr isa     B/p   ms/step   Gparam/s     GB/s ceil.    ceil GB/s  ratio";
+const TABLE_HEADER: &str = "rule            dtype            n thr isa     B/p   ms/step   Gparam/s     GB/s ceil.    ceil GB/s  ratio";
 
 fn human(n: usize) -> String {
     if n % (1 << 20) == 0 {
@@ -471,16 +471,6 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
     let mut exp_avg: Vec<S> = filled(n, |i| (i % 7) as f32 * 1e-4);
     let mut exp_avg_sq: Vec<S> = filled(n, |i| (i % 5) as f32 * 1e-6);
     let opts = StepOptions::new(1e-4);
-    let mini_row = if n % MINI_ROW == 0 { MINI_ROW } else { n };
-    let mini_layout = BlockLayout::Rows { row_len: mini_row };
-    let mut mini_v: Vec<S> = filled(mini_layout.state_len(n).expect("rows tile n"), |i| {
-        (i % 5) as f32 * 1e-6
-    });
-    let mini_head = if n % MINI_HEAD == 0 { MINI_HEAD } else { n };
-    let heads_layout = BlockLayout::Heads {
-        head_numel: mini_head,
-    };
-    let mut heads_v: Vec<S> = filled(n / mini_head, |i| (i % 5) as f32 * 1e-6);
     for &rule in &c.rules {
         let states = if rule.two_states() { 2 } else { 1 };
         let bytes_per_param = 2 * P::DTYPE.size()
@@ -529,44 +519,45 @@ fn bench_dtype<P: Element, G: Element, S: StateElement>(
                         }
                     })
                 }
-                Rule::AdamMini => {
+                Rule::AdamMini | Rule::AdamMiniHeads => {
+                    let heads = rule == Rule::AdamMiniHeads;
+                    let size = if heads { MINI_HEAD } else { MINI_ROW };
+                    let block_len = if n % size == 0 { size } else { n };
+                    let layout = if heads {
+                        BlockLayout::Heads {
+                            head_numel: block_len,
+                        }
+                    } else {
+                        BlockLayout::Rows { row_len: block_len }
+                    };
+                    let mut mini_v: Vec<S> = filled(n / block_len, |i| (i % 5) as f32 * 1e-6);
                     let config = AdamMiniConfig {
                         weight_decay: 1e-2,
                         ..AdamMiniConfig::default()
                     };
                     let mut opt = AdamMini::new(config).expect("valid config");
                     opt.state.step = c.from_step;
-                    let v = &mut mini_v;
                     interleaved(c.rounds, k, true, &mut |call| match call {
                         Call::Rule => {
                             driver
-                                .adam_mini_step(&mut opt, p, g, m, v, &mini_layout, true, &opts)
+                                .adam_mini_step(
+                                    &mut opt,
+                                    p,
+                                    g,
+                                    m,
+                                    &mut mini_v,
+                                    &layout,
+                                    true,
+                                    &opts,
+                                )
                                 .expect("valid step");
                         }
                         Call::Ceiling => {
-                            black_box(ceiling::rw3x2_reread(&driver, p, g, m, mini_row, mask));
-                        }
-                        Call::Traffic => ceiling::rw3x2(&driver, p, g, m, mask),
-                    })
-                }
-                Rule::AdamMiniHeads => {
-                    let config = AdamMiniConfig {
-                        weight_decay: 1e-2,
-                        ..AdamMiniConfig::default()
-                    };
-                    let mut opt = AdamMini::new(config).expect("valid config");
-                    opt.state.step = c.from_step;
-                    let v = &mut heads_v;
-                    interleaved(c.rounds, k, true, &mut |call| match call {
-                        Call::Rule => {
-                            driver
-                                .adam_mini_step(&mut opt, p, g, m, v, &heads_layout, true, &opts)
-                                .expect("valid step");
-                        }
-                        Call::Ceiling => {
-                            black_box(ceiling::read1_rw3x2_blocks(
-                                &driver, p, g, m, mini_head, mask,
-                            ));
+                            black_box(if heads {
+                                ceiling::read1_rw3x2_blocks(&driver, p, g, m, block_len, mask)
+                            } else {
+                                ceiling::rw3x2_reread(&driver, p, g, m, block_len, mask)
+                            });
                         }
                         Call::Traffic => ceiling::rw3x2(&driver, p, g, m, mask),
                     })

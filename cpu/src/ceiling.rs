@@ -9,7 +9,7 @@
 //! on the widest instruction set the CPU has ([`crate::detected_isa`]), whatever the
 //! driver's setting.
 
-use crate::driver::{partition, run_groups, Piece, TriplePiece};
+use crate::driver::{partition, run_groups, Piece};
 use crate::isa::detected_isa;
 use crate::kernels;
 use crate::mini::blocks_align;
@@ -29,16 +29,11 @@ pub fn rw4x3<P: Element, G: Element, S: Element>(
 ) {
     let n = a.len().min(g.len()).min(b.len()).min(c.len());
     let isa = detected_isa();
-    let piece = TriplePiece {
-        a: &mut a[..n],
-        g: &g[..n],
-        b: &mut b[..n],
-        c: &mut c[..n],
-    };
+    let piece = (&mut a[..n], &g[..n], &mut b[..n], &mut c[..n]);
     let groups = partition(vec![piece], driver.threads(), driver.grain());
-    run_groups(groups, &|group: Vec<TriplePiece<'_, P, G, S>>| {
-        for p in group {
-            kernels::rw4x3(isa, p.a, p.g, p.b, p.c, mask);
+    run_groups(groups, &|group| {
+        for (a, g, b, c) in group {
+            kernels::rw4x3(isa, a, g, b, c, mask);
         }
     });
 }
@@ -53,16 +48,11 @@ pub fn rw3x2<P: Element, G: Element, S: Element>(
 ) {
     let n = a.len().min(g.len()).min(b.len());
     let isa = detected_isa();
-    let piece = TriplePiece::<P, G, S> {
-        a: &mut a[..n],
-        g: &g[..n],
-        b: &mut b[..n],
-        c: &mut [],
-    };
+    let piece = (&mut a[..n], &g[..n], &mut b[..n]);
     let groups = partition(vec![piece], driver.threads(), driver.grain());
-    run_groups(groups, &|group: Vec<TriplePiece<'_, P, G, S>>| {
-        for p in group {
-            kernels::rw3x2(isa, p.a, p.g, p.b, mask);
+    run_groups(groups, &|group| {
+        for (a, g, b) in group {
+            kernels::rw3x2(isa, a, g, b, mask);
         }
     });
 }
@@ -86,56 +76,20 @@ pub fn rw3x2_reread<P: Element, G: Element, S: Element>(
 ) -> u32 {
     let n = a.len().min(g.len()).min(b.len());
     let isa = detected_isa();
-    let piece = RereadPiece {
-        a: &mut a[..n],
-        g: &g[..n],
-        b: &mut b[..n],
-        block_len: block_len.max(1),
+    let block_len = block_len.max(1);
+    let piece = Aligned {
+        bufs: (&mut a[..n], &g[..n], &mut b[..n]),
+        align: blocks_align(block_len),
     };
     let groups = partition(vec![piece], driver.threads(), driver.grain());
-    run_groups(groups, &|group: Vec<RereadPiece<'_, P, G, S>>| {
+    run_groups(groups, &|group| {
         group.into_iter().fold(0u32, |s, p| {
-            s | kernels::rw3x2_reread(isa, p.a, p.g, p.b, p.block_len, mask)
+            let (a, g, b) = p.bufs;
+            s | kernels::rw3x2_reread(isa, a, g, b, block_len, mask)
         })
     })
     .into_iter()
     .fold(0u32, |s, x| s | x)
-}
-
-struct RereadPiece<'a, P, G, S> {
-    a: &'a mut [P],
-    g: &'a [G],
-    b: &'a mut [S],
-    block_len: usize,
-}
-
-impl<P: Element, G: Element, S: Element> Piece for RereadPiece<'_, P, G, S> {
-    fn len(&self) -> usize {
-        self.a.len()
-    }
-    fn align(&self) -> usize {
-        blocks_align(self.block_len)
-    }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (a0, a1) = self.a.split_at_mut(mid);
-        let (g0, g1) = self.g.split_at(mid);
-        let (b0, b1) = self.b.split_at_mut(mid);
-        let block_len = self.block_len;
-        (
-            RereadPiece {
-                a: a0,
-                g: g0,
-                b: b0,
-                block_len,
-            },
-            RereadPiece {
-                a: a1,
-                g: g1,
-                b: b1,
-                block_len,
-            },
-        )
-    }
 }
 
 /// The traffic of Adam-mini over consecutive blocks of `block_len` elements too large for
@@ -155,18 +109,17 @@ pub fn read1_rw3x2_blocks<P: Element, G: Element, S: Element>(
     let n = a.len().min(g.len()).min(b.len());
     let isa = detected_isa();
     let block_len = block_len.max(1);
-    let piece = WholeBlocks(RereadPiece {
-        a: &mut a[..n],
-        g: &g[..n],
-        b: &mut b[..n],
-        block_len,
-    });
+    let piece = Aligned {
+        bufs: (&mut a[..n], &g[..n], &mut b[..n]),
+        align: block_len,
+    };
     let groups = partition(vec![piece], driver.threads(), driver.grain());
-    run_groups(groups, &|group: Vec<WholeBlocks<'_, P, G, S>>| {
+    run_groups(groups, &|group| {
         let mut sum = 0u32;
-        for WholeBlocks(p) in group {
-            let blocks = p.a.chunks_mut(block_len).zip(p.g.chunks(block_len));
-            for ((a, g), b) in blocks.zip(p.b.chunks_mut(block_len)) {
+        for p in group {
+            let (a, g, b) = p.bufs;
+            let blocks = a.chunks_mut(block_len).zip(g.chunks(block_len));
+            for ((a, g), b) in blocks.zip(b.chunks_mut(block_len)) {
                 sum = sum.wrapping_add(kernels::read1(isa, g));
                 kernels::rw3x2(isa, a, g, b, mask);
             }
@@ -177,19 +130,23 @@ pub fn read1_rw3x2_blocks<P: Element, G: Element, S: Element>(
     .fold(0u32, u32::wrapping_add)
 }
 
-/// A run of whole blocks: cut only at multiples of the block length.
-struct WholeBlocks<'a, P, G, S>(RereadPiece<'a, P, G, S>);
+/// Buffers cut only at multiples of `align` (a rule's block cuts).
+struct Aligned<B> {
+    bufs: B,
+    align: usize,
+}
 
-impl<P: Element, G: Element, S: Element> Piece for WholeBlocks<'_, P, G, S> {
+impl<B: Piece> Piece for Aligned<B> {
     fn len(&self) -> usize {
-        self.0.len()
+        self.bufs.len()
     }
     fn align(&self) -> usize {
-        self.0.block_len
+        self.align
     }
     fn split_at(self, mid: usize) -> (Self, Self) {
-        let (head, tail) = self.0.split_at(mid);
-        (WholeBlocks(head), WholeBlocks(tail))
+        let (head, tail) = self.bufs.split_at(mid);
+        let align = self.align;
+        (Aligned { bufs: head, align }, Aligned { bufs: tail, align })
     }
 }
 
@@ -198,46 +155,13 @@ impl<P: Element, G: Element, S: Element> Piece for WholeBlocks<'_, P, G, S> {
 pub fn triad(driver: &Driver, a: &mut [f32], b: &[f32], c: &[f32], scalar: f32) {
     let n = a.len().min(b.len()).min(c.len());
     let isa = detected_isa();
-    let piece = TriadPiece {
-        a: &mut a[..n],
-        b: &b[..n],
-        c: &c[..n],
-    };
+    let piece = (&mut a[..n], &b[..n], &c[..n]);
     let groups = partition(vec![piece], driver.threads(), driver.grain());
-    run_groups(groups, &|group: Vec<TriadPiece<'_>>| {
-        for p in group {
-            kernels::triad(isa, p.a, p.b, p.c, scalar);
+    run_groups(groups, &|group| {
+        for (a, b, c) in group {
+            kernels::triad(isa, a, b, c, scalar);
         }
     });
-}
-
-struct TriadPiece<'a> {
-    a: &'a mut [f32],
-    b: &'a [f32],
-    c: &'a [f32],
-}
-
-impl Piece for TriadPiece<'_> {
-    fn len(&self) -> usize {
-        self.a.len()
-    }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (a0, a1) = self.a.split_at_mut(mid);
-        let (b0, b1) = self.b.split_at(mid);
-        let (c0, c1) = self.c.split_at(mid);
-        (
-            TriadPiece {
-                a: a0,
-                b: b0,
-                c: c0,
-            },
-            TriadPiece {
-                a: a1,
-                b: b1,
-                c: c1,
-            },
-        )
-    }
 }
 
 /// Read `g` once and write nothing: the traffic of Adam-mini's separate statistics pass over a
@@ -246,24 +170,12 @@ impl Piece for TriadPiece<'_> {
 /// load can be left out. Split over `driver`'s threads.
 pub fn read1<G: Element>(driver: &Driver, g: &[G]) -> u32 {
     let isa = detected_isa();
-    let groups = partition(vec![ReadPiece(g)], driver.threads(), driver.grain());
-    run_groups(groups, &|group: Vec<ReadPiece<'_, G>>| {
+    let groups = partition(vec![g], driver.threads(), driver.grain());
+    run_groups(groups, &|group| {
         group
             .iter()
-            .fold(0u32, |s, p| s.wrapping_add(kernels::read1(isa, p.0)))
+            .fold(0u32, |s, g| s.wrapping_add(kernels::read1(isa, g)))
     })
     .into_iter()
     .fold(0u32, u32::wrapping_add)
-}
-
-struct ReadPiece<'a, G>(&'a [G]);
-
-impl<G: Element> Piece for ReadPiece<'_, G> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (a, b) = self.0.split_at(mid);
-        (ReadPiece(a), ReadPiece(b))
-    }
 }

@@ -344,40 +344,6 @@ impl<P: Element, G: Element, S: StateElement> RuleTensor for LionTensor<'_, P, G
     }
 }
 
-/// Four buffers cut together for the ceiling kernels (`c` may be empty).
-pub(crate) struct TriplePiece<'a, P, G, S> {
-    pub(crate) a: &'a mut [P],
-    pub(crate) g: &'a [G],
-    pub(crate) b: &'a mut [S],
-    pub(crate) c: &'a mut [S],
-}
-
-impl<P: Element, G: Element, S: Element> Piece for TriplePiece<'_, P, G, S> {
-    fn len(&self) -> usize {
-        self.a.len()
-    }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (a0, a1) = self.a.split_at_mut(mid);
-        let (g0, g1) = self.g.split_at(mid);
-        let (b0, b1) = self.b.split_at_mut(mid);
-        let (c0, c1) = split_opt(self.c, mid);
-        (
-            TriplePiece {
-                a: a0,
-                g: g0,
-                b: b0,
-                c: c0,
-            },
-            TriplePiece {
-                a: a1,
-                g: g1,
-                b: b1,
-                c: c1,
-            },
-        )
-    }
-}
-
 /// Deal `pieces` (in order) into at most `threads` groups of about equal element counts,
 /// cutting a piece only at a multiple of its [`Piece::align`] ([`SPLIT_ALIGN`] unless the
 /// piece says otherwise) from its start (pieces start at a tensor's start or at such a cut, so

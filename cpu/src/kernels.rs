@@ -15,7 +15,7 @@ use adamant_core::rules::adam_mini::{
 };
 use adamant_core::rules::lion::{lion_slice_hooked, LionScalars};
 use adamant_core::rules::sgd::{sgd_slice_hooked, SgdScalars};
-use adamant_core::rules::ChunkHook;
+use adamant_core::rules::{ChunkHook, NoHook};
 use adamant_core::step::GradPrep;
 use adamant_core::store::{canonicalize_f32, Element, StateElement};
 use adamant_core::Plan;
@@ -357,11 +357,11 @@ per_isa! {
         };
         if prep.is_identity() {
             for (k, (o, t)) in out.iter_mut().zip(grad.chunks(TILE)).enumerate() {
-                *o = tile_sq_hooked::<G, false>(t, prep, &mut hook, k * TILE);
+                *o = tile_sq::<G, false>(t, prep, &mut hook, k * TILE);
             }
         } else {
             for (k, (o, t)) in out.iter_mut().zip(grad.chunks(TILE)).enumerate() {
-                *o = tile_sq_hooked::<G, true>(t, prep, &mut hook, k * TILE);
+                *o = tile_sq::<G, true>(t, prep, &mut hook, k * TILE);
             }
         }
     }
@@ -378,18 +378,18 @@ pub(crate) const BLOCK_SUM_MAX: usize = 16 * TILE;
 fn block_sum_sq<G: Element>(grad: &[G], prep: GradPrep) -> f32 {
     if grad.len() <= TILE {
         return if prep.is_identity() {
-            tile_sq::<G, false>(grad, prep)
+            tile_sq::<G, false>(grad, prep, &mut NoHook, 0)
         } else {
-            tile_sq::<G, true>(grad, prep)
+            tile_sq::<G, true>(grad, prep, &mut NoHook, 0)
         };
     }
     let mut partials = [0.0f32; BLOCK_SUM_MAX / TILE];
     let k = adamant_core::reduce::tile_count(grad.len()).min(partials.len());
     for (o, t) in partials[..k].iter_mut().zip(grad.chunks(TILE)) {
         *o = if prep.is_identity() {
-            tile_sq::<G, false>(t, prep)
+            tile_sq::<G, false>(t, prep, &mut NoHook, 0)
         } else {
-            tile_sq::<G, true>(t, prep)
+            tile_sq::<G, true>(t, prep, &mut NoHook, 0)
         };
     }
     adamant_core::reduce::combine(&partials[..k])
@@ -400,11 +400,19 @@ fn block_sum_sq<G: Element>(grad: &[G], prep: GradPrep) -> f32 {
 /// result is stored canonical. Whole rows of 256 go through fixed-size arrays so the 256
 /// independent lane sums vectorize. Without `PREP` the preparation is the identity, which
 /// changes no bit of a non-NaN value (and any NaN sum becomes the canonical NaN).
+/// `hook.before(base + r*256)` runs before whole row `r` (the statistics pass prefetches
+/// through it; [`NoHook`] where the tile is already in cache).
 #[inline(always)]
-fn tile_sq<G: Element, const PREP: bool>(x: &[G], prep: GradPrep) -> f32 {
+fn tile_sq<G: Element, const PREP: bool>(
+    x: &[G],
+    prep: GradPrep,
+    hook: &mut impl ChunkHook,
+    base: usize,
+) -> f32 {
     let mut acc = [0.0f32; LANES];
     let mut rows = x.chunks_exact(LANES);
-    for row in &mut rows {
+    for (r, row) in (&mut rows).enumerate() {
+        hook.before(base + r * LANES);
         let row: &[G; LANES] = row.try_into().expect("chunks_exact gives whole rows");
         for (a, v) in acc.iter_mut().zip(row) {
             let g = if PREP {
@@ -544,40 +552,4 @@ per_isa! {
             *a = *b + scalar * *c;
         }
     }
-}
-
-/// [`tile_sq`] calling `hook.before` with the global index of each row of 256 (`base` is the
-/// tile's first element in the hook's numbering).
-#[inline(always)]
-fn tile_sq_hooked<G: Element, const PREP: bool>(
-    x: &[G],
-    prep: GradPrep,
-    hook: &mut Ahead<LANES, 1>,
-    base: usize,
-) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let mut rows = x.chunks_exact(LANES);
-    let mut at = base;
-    for row in &mut rows {
-        hook.before(at);
-        at += LANES;
-        let row: &[G; LANES] = row.try_into().expect("chunks_exact gives whole rows");
-        for (a, v) in acc.iter_mut().zip(row) {
-            let g = if PREP {
-                prep.apply(v.widen())
-            } else {
-                v.widen()
-            };
-            *a += g * g;
-        }
-    }
-    for (a, v) in acc.iter_mut().zip(rows.remainder()) {
-        let g = if PREP {
-            prep.apply(v.widen())
-        } else {
-            v.widen()
-        };
-        *a += g * g;
-    }
-    canonicalize_f32(lane_tree(acc))
 }

@@ -275,97 +275,41 @@ mod hook_tests {
                 (bits(&p2), bits(&m2), bits(&v2))
             );
 
+            // The one-state rules: `$rule(param, grad, state, $extra.., plan, hook)`, once with
+            // no hook and once recording, must give the same bits.
+            macro_rules! one_state_rule_matches {
+                ($rule:ident, $scalars:expr $(, $extra:expr)*) => {{
+                    let plan = Plan {
+                        step: 3,
+                        scalars: $scalars,
+                        prep,
+                        sr,
+                    };
+                    let (mut p1, mut m1, mut p2, mut m2) = (p0, m0, p0, m0);
+                    let mut rec = Record::<7> {
+                        starts: [0; 64],
+                        calls: 0,
+                    };
+                    let (g, plain) = (&g0[..n], &mut NoHook);
+                    $rule::<bf16, f32, f32, _>(&mut p1[..n], g, &mut m1[..n], $($extra,)* &plan, plain);
+                    $rule::<bf16, f32, f32, _>(&mut p2[..n], g, &mut m2[..n], $($extra,)* &plan, &mut rec);
+                    check(&rec);
+                    assert_eq!((bits(&p1), bits(&m1)), (bits(&p2), bits(&m2)));
+                }};
+            }
             let sgd = SgdConfig {
                 momentum: 0.9,
                 nesterov: true,
                 weight_decay: 1e-2,
                 ..SgdConfig::new(1e-2)
             };
-            let plan = Plan {
-                step: 3,
-                scalars: sgd.scalars(1e-2, 3),
-                prep,
-                sr,
-            };
-            let (mut p1, mut m1, mut p2, mut m2) = (p0, m0, p0, m0);
-            let mut rec = Record::<7> {
-                starts: [0; 64],
-                calls: 0,
-            };
-            sgd_slice_hooked::<bf16, f32, f32, _>(
-                &mut p1[..n],
-                &g0[..n],
-                &mut m1[..n],
-                &plan,
-                &mut NoHook,
+            one_state_rule_matches!(sgd_slice_hooked, sgd.scalars(1e-2, 3));
+            one_state_rule_matches!(lion_slice_hooked, LionConfig::official().scalars(1e-2));
+            one_state_rule_matches!(
+                adam_mini_slice_hooked,
+                AdamMiniConfig::default().scalars(1e-2, 3),
+                0.37
             );
-            sgd_slice_hooked::<bf16, f32, f32, _>(
-                &mut p2[..n],
-                &g0[..n],
-                &mut m2[..n],
-                &plan,
-                &mut rec,
-            );
-            check(&rec);
-            assert_eq!((bits(&p1), bits(&m1)), (bits(&p2), bits(&m2)));
-
-            let plan = Plan {
-                step: 3,
-                scalars: LionConfig::official().scalars(1e-2),
-                prep,
-                sr,
-            };
-            let (mut p1, mut m1, mut p2, mut m2) = (p0, m0, p0, m0);
-            let mut rec = Record::<7> {
-                starts: [0; 64],
-                calls: 0,
-            };
-            lion_slice_hooked::<bf16, f32, f32, _>(
-                &mut p1[..n],
-                &g0[..n],
-                &mut m1[..n],
-                &plan,
-                &mut NoHook,
-            );
-            lion_slice_hooked::<bf16, f32, f32, _>(
-                &mut p2[..n],
-                &g0[..n],
-                &mut m2[..n],
-                &plan,
-                &mut rec,
-            );
-            check(&rec);
-            assert_eq!((bits(&p1), bits(&m1)), (bits(&p2), bits(&m2)));
-
-            let plan = Plan {
-                step: 3,
-                scalars: AdamMiniConfig::default().scalars(1e-2, 3),
-                prep,
-                sr,
-            };
-            let (mut p1, mut m1, mut p2, mut m2) = (p0, m0, p0, m0);
-            let mut rec = Record::<7> {
-                starts: [0; 64],
-                calls: 0,
-            };
-            adam_mini_slice_hooked::<bf16, f32, f32, _>(
-                &mut p1[..n],
-                &g0[..n],
-                &mut m1[..n],
-                0.37,
-                &plan,
-                &mut NoHook,
-            );
-            adam_mini_slice_hooked::<bf16, f32, f32, _>(
-                &mut p2[..n],
-                &g0[..n],
-                &mut m2[..n],
-                0.37,
-                &plan,
-                &mut rec,
-            );
-            check(&rec);
-            assert_eq!((bits(&p1), bits(&m1)), (bits(&p2), bits(&m2)));
         }
     }
 }
